@@ -1,0 +1,5 @@
+import sys
+
+from vidcam.cli import main
+
+sys.exit(main())
