@@ -13,10 +13,10 @@ dir and imported from there (never pip-installed). Shim: under current flax the 
 ``batch_stats`` arrays are (1, 1, 1, 1, C) and must be (C,), so they are reshaped.
 
 Input: ``numpy.random.default_rng(SEED).uniform(-1, 1, SHAPE)`` as float32, channels-last
-(N, T, H, W, C) = (1, 16, 224, 224, 3); its sha256 is stored so the test can tell if numpy ever
+(N, T, H, W, C) = (1, 20, 224, 224, 3); its sha256 is stored so the test can tell if numpy ever
 generated a different stream. Saved to tests/data/i3d_reference.npz (plain arrays, no pickles):
 ``seed``, ``shape``, ``input_sha256`` (bytes of the float32 input), ``logits`` (1, 400) and
-``mixed_5c`` (1, 1024, 2, 7, 7) float32 (transposed to PyTorch's N, C, T, H, W).
+``mixed_5c`` (1, 1024, 3, 7, 7) float32 (transposed to PyTorch's N, C, T, H, W).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 
 SDIST_SHA256 = "2e8e4b796d6d54fcbd8fb2aae71687db1be0f6ba6c364c75c560e9731f842867"
 SEED = 20171
-SHAPE = (1, 16, 224, 224, 3)  # N, T, H, W, C (the JAX model is channels-last)
+SHAPE = (1, 20, 224, 224, 3)  # N, T, H, W, C (the JAX model is channels-last)
 
 
 def make_input(seed: int = SEED, shape: tuple[int, ...] = SHAPE) -> np.ndarray:

@@ -153,7 +153,10 @@ class Explainer:
                     tuple(self._volume(m, store[name].output, name) for m in mom)
                     for mom, name in zip(moments, names, strict=True)
                 ]
-        probs = output.detach().float().softmax(dim=1) if indices is not None else None
+        probs = None
+        if indices is not None:
+            logits = output.detach()
+            probs = logits.to(torch.promote_types(logits.dtype, torch.float32)).softmax(dim=1)
         raws, weights = [], []
         for i, (a, g) in enumerate(zip(acts, grads, strict=True)):
             probs_c = None
@@ -194,7 +197,7 @@ class Explainer:
                 f"layer {name!r} outputs shape {tuple(t.shape)}, not (N, C, T, H, W) or "
                 "(N, C, H, W); pick a convolutional layer or pass reshape=... for token layers"
             )
-        return t.float()
+        return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
     def _cam(
         self,

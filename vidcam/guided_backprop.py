@@ -1,0 +1,238 @@
+"""Guided backpropagation (Springenberg et al., 2015) through video models.
+
+At every rectifier the backward pass keeps only positive gradients where the forward input was
+positive::
+
+    grad_in = relu(grad_out) * (input > 0)
+
+How: for ONE forward, a :class:`torch.overrides.TorchFunctionMode` watches every torch call. When a
+rectifier runs (``nn.ReLU`` / ``F.relu`` / ``torch.relu`` / ``x.relu()``, their in-place forms,
+``ReLU6``, ``LeakyReLU``) a tensor hook is put on its output that rectifies the incoming
+gradient: ``grad -> relu(grad)``. The activation's own backward then multiplies by its local
+derivative, so the result is ``relu(grad_out) * f'(input)``: exactly the rule above for ReLU
+(``(input > 0)``), ``(0 < input < 6)`` for ReLU6, and ``1 | negative_slope`` for LeakyReLU.
+
+Because the mode sees *calls*, functional activations inside a ``forward`` (``F.relu(x)``, as
+in vidcam's I3D) are guided just like ``nn.ReLU`` modules; in-place ReLUs work too (the hook
+sits on the rectified tensor). What it can not see: ops run inside TorchScript / compiled
+graphs. A warning names the activations that ran but pass gradients through unchanged (GELU,
+SiLU/Swish, Sigmoid, Tanh, ELU, Hardswish, ...), and warns when no rectifier ran at all (the
+result is then the plain input gradient).
+
+The forward output is bit-identical (nothing in the forward changes), the model's train/eval
+flags are restored, parameters' ``.grad`` is untouched (``torch.autograd.grad`` w.r.t. an internal
+copy of the clip), and the mode is gone when the call returns or raises.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from vidcam.errors import VidcamError
+from vidcam.hooks import eval_mode
+from vidcam.targets import Target, resolve_targets
+
+__all__ = ["GuidedBackpropWarning", "guided_backprop"]
+
+
+class GuidedBackpropWarning(UserWarning):
+    """Guided backprop could not guide (part of) the model; the message says which part."""
+
+
+#: Rectifiers: their output gradient is rectified (guided).
+_GUIDED = frozenset(
+    {
+        F.relu,
+        F.relu_,  # is torch.relu_
+        torch.relu,
+        torch.Tensor.relu,
+        torch.Tensor.relu_,
+        F.relu6,
+        torch._C._nn.relu6,
+        torch._C._nn.relu6_,
+        F.leaky_relu,
+        F.leaky_relu_,
+    }
+)
+#: Guided when clipping below at >= 0 (ReLU6 is hardtanh(0, 6)); hardtanh(-1, 1) is no rectifier.
+_HARDTANH = frozenset({F.hardtanh, F.hardtanh_, torch._C._nn.hardtanh, torch._C._nn.hardtanh_})
+
+#: Elementwise activations that run unguided: their gradient passes through unchanged.
+_PASSED: dict[Any, str] = {}
+for _name in [
+    "gelu",
+    "silu",
+    "mish",
+    "hardswish",
+    "hardsigmoid",
+    "elu",
+    "elu_",
+    "celu",
+    "celu_",
+    "selu",
+    "selu_",
+    "softplus",
+    "prelu",
+    "rrelu",
+    "rrelu_",
+    "glu",
+    "logsigmoid",
+    "softsign",
+    "tanhshrink",
+    "threshold",
+    "threshold_",
+    "sigmoid",
+    "tanh",
+    "softshrink",
+    "hardshrink",
+]:
+    if hasattr(F, _name):
+        _PASSED[getattr(F, _name)] = _name.rstrip("_")
+for _name in ("sigmoid", "sigmoid_", "tanh", "tanh_", "prelu", "selu", "celu", "rrelu"):
+    for _owner in (torch, torch.Tensor):
+        if hasattr(_owner, _name):
+            _PASSED[getattr(_owner, _name)] = _name.rstrip("_")
+_PASSED[torch._C._nn.gelu] = "gelu"
+_PASSED[torch._C._nn.log_sigmoid] = "logsigmoid"
+
+_GUIDE = "guide"
+
+
+def _classify(func: Callable, args: tuple, kwargs: dict) -> str | None:
+    """``_GUIDE`` for a rectifier, the activation's name if it runs unguided, else None."""
+    if getattr(func, "__hash__", None) is None:  # unhashable callables are no activations
+        return None
+    if func in _HARDTANH:
+        low = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
+        return _GUIDE if float(low) >= 0.0 else "hardtanh"
+    if func in _GUIDED:
+        return _GUIDE
+    return _PASSED.get(func)
+
+
+def _rectify(grad: torch.Tensor) -> torch.Tensor:
+    return grad.clamp(min=0)
+
+
+class _GuidedMode(TorchFunctionMode):
+    """Active during one forward: hooks rectifiers' outputs, records unguided activations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.guided = 0
+        self.passed: set[str] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        kind = _classify(func, args, kwargs)
+        if kind == _GUIDE:
+            self.guided += 1
+            if isinstance(out, torch.Tensor) and out.requires_grad:
+                out.register_hook(_rectify)
+        elif kind is not None:
+            self.passed.add(kind)
+        return out
+
+
+def _check_clip(clip: Any) -> None:
+    if not isinstance(clip, torch.Tensor):
+        raise VidcamError(f"clip: expected a tensor (N, C, T, H, W), got {type(clip).__name__}")
+    if clip.dim() not in (4, 5):
+        raise VidcamError(
+            f"clip: expected (N, C, T, H, W) or (N, C, H, W), got shape {tuple(clip.shape)}"
+        )
+    if not clip.is_floating_point():
+        raise VidcamError(f"clip: expected a float tensor, got {clip.dtype}; convert with .float()")
+    if clip.numel() == 0:
+        raise VidcamError(f"clip: empty tensor of shape {tuple(clip.shape)}")
+
+
+def _warn(mode: _GuidedMode) -> None:
+    """Warn (at the caller of the public function) about unguided or missing activations."""
+    if mode.passed:
+        names = ", ".join(sorted(mode.passed))
+        warnings.warn(
+            f"guided backprop: these activations are not rectifiers and pass gradients through "
+            f"unguided: {names} (only ReLU, ReLU6 and LeakyReLU are guided)",
+            GuidedBackpropWarning,
+            stacklevel=4,
+        )
+    if mode.guided == 0:
+        warnings.warn(
+            "guided backprop: no ReLU/ReLU6/LeakyReLU ran in the forward (a TorchScript or "
+            "compiled model hides its ops), so the result is the plain input gradient",
+            GuidedBackpropWarning,
+            stacklevel=4,
+        )
+
+
+def _guided_gradients(
+    model: nn.Module, clip: torch.Tensor, target: Target = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Guided gradients plus what the forward decided (called by the public functions only).
+
+    Returns ``(guided, logits, indices)``: ``guided`` (N, K, C, T, H, W) (T = 1 for a 4D clip),
+    ``logits`` the detached model output, ``indices`` the (N, K) resolved class indices (None for
+    a callable target). One forward; the K targets share one batched backward.
+    """
+    if not isinstance(model, nn.Module):
+        raise VidcamError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    _check_clip(clip)
+    x = clip.detach().clone().requires_grad_(True)  # the user's tensor is never touched
+    mode = _GuidedMode()
+    with eval_mode(model), torch.enable_grad():
+        with mode:
+            output = model(x)
+        _warn(mode)
+        if isinstance(output, torch.Tensor) and not output.requires_grad:
+            raise VidcamError(
+                "the model output does not depend differentiably on the clip (is the forward "
+                "wrapped in torch.no_grad or does it detach?)"
+            )
+        scores, indices = resolve_targets(output, target)
+        if scores.shape[0] != clip.shape[0]:
+            raise VidcamError(
+                f"target: got scores for {scores.shape[0]} samples, the clip batch has "
+                f"{clip.shape[0]}"
+            )
+        k = scores.shape[1]
+        if k == 1:
+            (grad,) = torch.autograd.grad(scores.sum(), x, allow_unused=True)
+            grad = None if grad is None else grad[None]
+        else:
+            eye = torch.eye(k, dtype=scores.dtype, device=scores.device)
+            one_hot = eye[:, None, :].expand(k, scores.shape[0], k)  # (K, N, K)
+            (grad,) = torch.autograd.grad(
+                scores, x, grad_outputs=one_hot, is_grads_batched=True, allow_unused=True
+            )
+    if grad is None:
+        raise VidcamError("target: the scores do not depend on the clip; nothing to explain")
+    guided = grad.movedim(0, 1)  # (N, K, C, [T,] H, W)
+    if clip.dim() == 4:
+        guided = guided.unsqueeze(3)
+    logits = output.detach() if isinstance(output, torch.Tensor) else output
+    return guided.contiguous(), logits, indices
+
+
+def guided_backprop(model: nn.Module, clip: torch.Tensor, target: Target = None) -> torch.Tensor:
+    """Guided-backprop gradients of the target scores w.r.t. the clip.
+
+    Args:
+        model: takes one clip tensor, returns (N, num_classes) scores (any output for a
+            callable target).
+        clip: (N, C, T, H, W) float on the model's device, or (N, C, H, W) (T = 1).
+        target: as in :class:`vidcam.Explainer`: None/"top1" | int | sequence of ints |
+            (N, K) LongTensor | "topk:K" | callable(output) -> (N,) or (N, K) scores.
+
+    Returns:
+        (N, K, C, T, H, W) guided gradients, on the clip's device.
+    """
+    return _guided_gradients(model, clip, target)[0]
