@@ -15,8 +15,18 @@ from torch import nn
 import vidcam
 from vidcam import cam_math
 
-torch.set_default_dtype(torch.float64)  # exact comparisons on a tiny problem
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """Exact comparisons on a tiny problem; the default dtype is restored afterwards."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def make_head(seed: int, channels: int = 2, classes: int = 4) -> nn.Module:

@@ -112,8 +112,11 @@ def test_hardtanh_is_passed_through_with_a_warning() -> None:
     #   a0: dx0 += 2, dx1 += 2; a1: dx1 -= 1, dx2 -= 1; b0: dx0 += 1, dx1 -= 1; b1: dx1 += 3,
     #   dx2 -= 3  ->  dx = [3, 3, -4]
     x = torch.tensor([0.2, 0.1, -0.3]).view(1, 1, 1, 1, 3)
-    with pytest.warns(GuidedBackpropWarning, match="hardtanh"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         g = guided_backprop(Tiny("hardtanh"), x, target=0)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "unguided: hardtanh" in messages and "no ReLU" in messages
     torch.testing.assert_close(_flat(g)[0, 0], torch.tensor([3.0, 3.0, -4.0]))
 
 
@@ -321,11 +324,16 @@ def test_bad_inputs_raise_vidcam_errors() -> None:
         guided_backprop(Detached(), X, target=0)
 
 
+class Swish(nn.Module):  # a custom activation module (like pytorchvideo's)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x)
+
+
 class Mixed(nn.Module):
     def __init__(self, relu: bool = True) -> None:
         super().__init__()
         self.conv = nn.Conv3d(3, 4, 1)
-        self.acts = nn.Sequential(nn.GELU(), nn.SiLU(), nn.Sigmoid())
+        self.acts = nn.Sequential(nn.GELU(), nn.SiLU(), nn.Tanh(), Swish())
         self.relu = nn.ReLU() if relu else nn.Identity()
         self.fc = nn.Linear(4, 3)
 
@@ -340,7 +348,7 @@ def test_warning_lists_passed_through_activations() -> None:
         guided_backprop(Mixed(), x, target=0)
     messages = [str(w.message) for w in caught if issubclass(w.category, GuidedBackpropWarning)]
     assert len(messages) == 1  # once per call, not once per module
-    assert "gelu" in messages[0] and "silu" in messages[0] and "sigmoid" in messages[0]
+    assert "unguided: gelu, sigmoid, silu, Swish, tanh (only ReLU" in messages[0]
     assert caught[0].filename == __file__  # points at the caller
 
     with warnings.catch_warnings(record=True) as caught:
@@ -403,14 +411,14 @@ def test_normalize_per_clip_literal_and_one_scale_for_all_frames() -> None:
     out = normalize_per_clip(x)
     assert out.shape == (2, 1, 2, 1)
     expected = torch.tensor([[0.563246, 0.436754], [0.626491, 0.373509]])
-    torch.testing.assert_close(out[..., 0, 0], expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(out[:, 0, :, 0], expected, rtol=0, atol=1e-6)
     # per-frame normalisation would make both frames identical; per-clip keeps frame 1 twice
     # as far from grey
     torch.testing.assert_close(out[1] - 0.5, 2 * (out[0] - 0.5))
 
 
 def test_normalize_per_clip_properties() -> None:
-    g = torch.randn(3, 4, 5, 6, generator=torch.Generator().manual_seed(2))
+    g = torch.randn(3, 4, 5, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float32)
     out = normalize_per_clip(g)
     assert out.shape == (4, 5, 6, 3) and out.dtype == torch.float32
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0

@@ -45,6 +45,7 @@ class VideoInfo:
         rotation: degrees counter-clockwise applied to decoded frames (0, 90, 180, 270).
         has_audio: the file has an audio stream.
         time_base: the video stream's time base.
+        start: the first frame's presentation time in the file (frame times count from it).
     """
 
     path: Path
@@ -57,6 +58,7 @@ class VideoInfo:
     rotation: int
     has_audio: bool
     time_base: Fraction
+    start: Fraction = Fraction(0)
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ def probe(path: str | Path) -> VideoInfo:
             rotation=rotation,
             has_audio=bool(container.streams.audio),
             time_base=tb,
+            start=Fraction(first.pts * tb) if first.pts is not None else Fraction(0),
         )
     finally:
         container.close()

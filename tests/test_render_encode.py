@@ -1,0 +1,159 @@
+"""Renderer numerics and the encoder's round trips through real files (MP4/MKV/GIF, audio)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+from conftest import pattern_frames
+
+from vidcam.decode import iter_frames, probe
+from vidcam.encode import VideoEncoder, check_output_extension
+from vidcam.errors import VidcamError
+from vidcam.render import COLORMAPS, Panel, Renderer, colormap_lut, overlay
+
+
+def test_colormap_names_and_lut():
+    for name in ("jet", "turbo", "inferno", "viridis"):
+        assert name in COLORMAPS
+    lut = colormap_lut("Turbo")
+    bgr = cv2.applyColorMap(np.array([[0, 128, 255]], np.uint8), cv2.COLORMAP_TURBO)[0]
+    np.testing.assert_array_equal(lut[[0, 128, 255]], bgr[:, ::-1])
+    with pytest.raises(VidcamError, match="not one of: .*jet.*viridis"):
+        colormap_lut("rainbowz")
+
+
+def test_overlay_is_alpha_blend():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    heat = rng.random((5, 7)).astype(np.float32)
+    lut = colormap_lut("jet")
+    got = overlay(img, heat, lut, 0.3)
+    want = 0.3 * lut[np.rint(heat * 255).astype(int)] + 0.7 * img
+    assert np.abs(got.astype(float) - want).max() <= 0.5 + 1e-9
+
+
+def test_renderer_side_by_side_and_strip():
+    H, W = 60, 80
+    times = np.arange(10) / 10.0
+    imp = np.zeros(10)
+    imp[9] = 1.0
+    r = Renderer(H, W, colormap="jet", alpha=1.0, importance=imp, times=times)
+    img = np.full((H, W, 3), 100, np.uint8)
+    zero = np.zeros((H, W), np.float32)
+    out = r(img, [Panel("A", heat=zero), Panel("B", image=img)], time=0.0, frame=0)
+    assert out.shape == (H, 2 * W, 3)
+    sh = r._strip.height
+    strip = out[H - sh :, :W]
+    # frame 9 (importance 1) sits in the last column: a full bar; frame 0's column: playhead
+    assert (strip[:, W - 1] == (255, 190, 40)).all()
+    assert (strip[:, 0] == 255).all()
+    # above the strip, alpha 1 with heat 0 is jet's colour for 0 (outside the text)
+    assert tuple(out[H - sh - 20, W // 2]) == tuple(colormap_lut("jet")[0])
+    assert tuple(out[H - sh - 20, W + W // 2]) == (100, 100, 100)  # image panel as is
+    with pytest.raises(VidcamError, match="alpha"):
+        Renderer(H, W, alpha=1.5)
+
+
+def test_extension_check():
+    assert check_output_extension("a/B.MP4") == ".mp4"
+    with pytest.raises(VidcamError, match=r"\.mp4, \.mov, \.mkv, \.gif"):
+        check_output_extension("out.avi")
+
+
+def _encode(path, frames, times, **kw):
+    with VideoEncoder(path, width=frames.shape[2], height=frames.shape[1], **kw) as enc:
+        for f, t in zip(frames, times, strict=True):
+            enc.write(f, t)
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mov", ".mkv"])
+def test_h264_roundtrip(tmp_path, ext):
+    frames = pattern_frames(24, 48, 64)
+    out = tmp_path / f"o{ext}"
+    _encode(out, frames, [Fraction(i, 24) for i in range(24)], fps=24)
+    info = probe(out)
+    assert (info.width, info.height, info.fps) == (64, 48, 24)
+    got = list(iter_frames(out))
+    assert len(got) == 24
+    tol = 0.0005 if ext == ".mkv" else 0  # Matroska stores milliseconds
+    assert all(abs(g.time - Fraction(i, 24)) <= tol for i, g in enumerate(got))
+    assert info.duration == pytest.approx(1.0, abs=0.05)
+    err = np.abs(got[10].image.astype(int) - frames[10].astype(int)).mean()
+    assert err < 8
+    with av.open(str(out)) as c:
+        s = c.streams.video[0]
+        assert (s.codec_context.name, s.codec_context.pix_fmt) == ("h264", "yuv420p")
+    assert list(tmp_path.iterdir()) == [out]  # the temporary file is gone
+
+
+def test_odd_size_is_padded_not_cropped(tmp_path):
+    frames = pattern_frames(3, 61, 97)
+    frames[:, :, -1] = (250, 10, 10)  # last column red, last row blue
+    frames[:, -1, :] = (10, 10, 250)
+    out = tmp_path / "odd.mp4"
+    _encode(out, frames, [0, Fraction(1, 10), Fraction(2, 10)], fps=10)
+    got = next(iter(iter_frames(out))).image
+    assert got.shape == (62, 98, 3)
+    assert got[20, 97, 0] > 180 and got[20, 96, 0] > 180  # padding copies the red edge
+    assert got[61, 40, 2] > 180 and got[60, 40, 2] > 180
+
+
+def test_vfr_timestamps_survive(tmp_path):
+    frames = pattern_frames(6, 32, 48)
+    times = [Fraction(t, 1000) for t in (0, 40, 200, 240, 700, 740)]
+    for ext in (".mp4", ".mkv"):
+        out = tmp_path / f"vfr{ext}"
+        _encode(out, frames, times, fps=Fraction(25), time_base=Fraction(1, 1000))
+        assert [f.time for f in iter_frames(out)] == times
+
+
+def test_gif_output(tmp_path):
+    frames = pattern_frames(8, 40, 50)
+    out = tmp_path / "o.gif"
+    _encode(out, frames, [Fraction(i, 10) for i in range(8)], fps=10)
+    got = list(iter_frames(out))
+    assert len(got) == 8
+    assert [g.time for g in got] == [Fraction(i, 10) for i in range(8)]
+    assert got[0].image.shape == (40, 50, 3)
+    assert np.abs(got[3].image.astype(int) - frames[3].astype(int)).mean() < 12
+
+
+def test_audio_is_kept(tmp_path, videos):
+    src = videos["h264_audio"]
+    info = probe(src)
+    frames = [f for f in iter_frames(src)]
+    out = tmp_path / "with_audio.mp4"
+    with VideoEncoder(
+        out,
+        width=info.width,
+        height=info.height,
+        fps=info.fps,
+        time_base=info.time_base,
+        audio_from=src,
+    ) as enc:
+        for f in frames:
+            enc.write(f.image, f.time)
+    with av.open(str(out)) as c:
+        assert len(c.streams.audio) == 1
+        a = c.streams.audio[0]
+        assert a.codec_context.name == "aac"
+        n_samples = sum(fr.samples for fr in c.decode(a))
+    assert n_samples / 16000 == pytest.approx(2.0, abs=0.15)
+    assert len(list(iter_frames(out))) == 30
+
+
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_failure_leaves_no_file_and_keeps_old_output(tmp_path, exc):
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"previous")
+    frames = pattern_frames(3, 16, 16)
+    with pytest.raises(exc), VideoEncoder(out, width=16, height=16, fps=10) as enc:
+        enc.write(frames[0], 0)
+        assert any(p.name.startswith(".o.tmp-") for p in tmp_path.iterdir())
+        raise exc()
+    assert out.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["o.mp4"]

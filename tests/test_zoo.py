@@ -1,0 +1,354 @@
+"""Model zoo and registry: every architecture builds offline and is explained end to end.
+
+Nothing here downloads: ``torch.hub.load_state_dict_from_url`` is replaced by a function that
+fails the test, and ``VIDCAM_OFFLINE=1`` blocks the I3D fetch. Architectures whose published
+clip is large run on the smallest clip they accept (PyTorchVideo heads resized with
+``head_pool``, which changes no weight); torchvision's MViTs only take 16 x 224 x 224 and run
+only with ``VIDCAM_SLOW_TESTS=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from urllib.error import URLError
+
+import pytest
+import torch
+import torch.hub
+import torchvision.models.video as tvv
+
+import vidcam
+from vidcam.cli import main
+from vidcam.errors import VidcamError
+from vidcam.models import adapters, labels
+from vidcam.models.registry import (
+    MODELS,
+    get_spec,
+    list_models,
+    load_model,
+    weights_present,
+    weights_status,
+)
+
+EXPECTED = {
+    "r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v1_b", "mvit_v2_s", "swin3d_t",
+    "x3d_xs", "x3d_s", "x3d_m", "x3d_l", "slow_r50", "slowfast_r50", "i3d_r50", "c2d_r50",
+    "csn_r101", "r2plus1d_r50", "mvit_base_16x4", "i3d", "sample",
+}  # fmt: skip
+SLOW = {"mvit_v1_b", "mvit_v2_s"}  # fixed 16 x 224 x 224 input: ~10 s each on 2 cores
+RUN_SLOW = os.environ.get("VIDCAM_SLOW_TESTS", "") not in ("", "0")
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    def refuse(url, *args, **kwargs):
+        raise AssertionError(f"test tried to download {url}")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setenv("VIDCAM_OFFLINE", "1")
+
+
+def _clip(shape: tuple[int, int, int], seed: int = 0, n: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, *shape, generator=g)
+
+
+def _build_small(name: str) -> torch.nn.Module:
+    spec = get_spec(name)
+    torch.manual_seed(0)
+    return spec.build(pretrained=False, **spec.extra["test_arch"])
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            n,
+            marks=pytest.mark.skipif(n in SLOW and not RUN_SLOW, reason="VIDCAM_SLOW_TESTS=1"),
+        )
+        for n in sorted(EXPECTED)
+    ],
+)
+def test_every_model_is_explained_end_to_end(name):
+    spec = get_spec(name)
+    model = _build_small(name)
+    clip = _clip(spec.extra["test_input"])
+    res = vidcam.explain(
+        model, clip, target="topk:2", layer=list(spec.layers), reshape=spec.reshape
+    )
+    t, h, w = spec.extra["test_input"]
+    assert res.maps.shape == (1, 2, t, h, w)
+    assert torch.isfinite(res.maps).all()
+    flat = res.maps.flatten(2)
+    assert (flat.amax(2) - flat.amin(2) > 1e-3).all(), "a map is constant"
+    assert res.layers == spec.layers
+    for raw in res.raw_per_layer:
+        assert torch.isfinite(raw).all() and raw.dim() == 5
+    # the explanation's logits are the model's own, and cover the label set
+    with torch.no_grad():
+        expected = model(clip)
+    torch.testing.assert_close(res.logits, expected, rtol=1e-4, atol=1e-4)
+    assert res.logits.shape[1] == len(labels.load_labels(spec.labels))
+    assert res.targets[0].tolist() == expected[0].topk(2).indices.tolist()
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+def test_slowfast_adapter_picks_official_slow_frames():
+    net = torch.nn.Module()
+    ad = adapters.SlowFastAdapter(net, alpha=4)
+    clip = torch.arange(32.0).view(1, 1, 32, 1, 1).expand(2, 3, 32, 4, 5)
+    slow, fast = ad.pathways(clip)
+    assert slow[0, 0, :, 0, 0].tolist() == [0, 4, 8, 13, 17, 22, 26, 31]
+    assert fast is clip
+    with pytest.raises(VidcamError, match="at least alpha=4 frames"):
+        ad.pathways(clip[:, :, :3])
+
+
+def test_slowfast_adapter_runs_the_wrapped_model_on_both_pathways():
+    model = _build_small("slowfast_r50")
+    assert isinstance(model, adapters.SlowFastAdapter)
+    clip = _clip((8, 64, 64))
+    with torch.no_grad():
+        got = model(clip)
+        want = model.net([clip[:, :, [0, 7]], clip])  # T // alpha = 2 frames: linspace(0, 7, 2)
+    torch.testing.assert_close(got, want)
+
+
+def test_tokens_to_volume_places_each_token():
+    n, t, h, w, c = 2, 3, 4, 5, 6
+    # token i (after the class token) of channel j holds 1000*j + i
+    idx = torch.arange(t * h * w, dtype=torch.float32)
+    patches = idx.view(1, -1, 1) + 1000 * torch.arange(c, dtype=torch.float32).view(1, 1, -1)
+    tokens = torch.cat([torch.full((1, 1, c), -1.0), patches], dim=1).expand(n, -1, -1)
+    vol = adapters.TokensToVolume()(tokens, (tokens, [t, h, w]))
+    assert vol.shape == (n, c, t, h, w)
+    assert vol[1, 2, 1, 3, 4].item() == 2000 + (1 * h * w + 3 * w + 4)
+    assert (vol >= 0).all()  # the class token is dropped
+    fixed = adapters.TokensToVolume(thw=(t, h, w))(tokens, tokens)  # no thw in the output
+    torch.testing.assert_close(fixed, vol)
+    with pytest.raises(VidcamError, match="no thw"):
+        adapters.TokensToVolume()(tokens, tokens)
+    with pytest.raises(VidcamError, match="cannot hold"):
+        adapters.TokensToVolume()(tokens, (tokens, (4, 4, 4)))
+
+
+def test_channels_last_to_volume():
+    x = torch.randn(2, 3, 4, 5, 6)
+    v = adapters.channels_last_to_volume(x, x)
+    assert v.shape == (2, 6, 3, 4, 5)
+    assert v[1, 5, 2, 3, 4] == x[1, 2, 3, 4, 5]
+
+
+def test_torchvision_mvit_block_output_reshapes_to_its_grid():
+    model = tvv.mvit_v1_b().eval()
+    block = model.blocks[14]  # the registered layer: pools 14x14 -> 7x7
+    tokens = torch.randn(1, 1 + 8 * 14 * 14, 384)
+    with torch.no_grad():
+        out = block(tokens, (8, 14, 14))
+    vol = get_spec("mvit_v1_b").reshape(out[0], out)
+    assert vol.shape == (1, 768, 8, 7, 7)
+    torch.testing.assert_close(vol[0, :, 2, 3, 4], out[0][0, 1 + 2 * 49 + 3 * 7 + 4])
+
+
+def test_mvit_last_block_gets_no_gradient_so_the_second_to_last_is_registered():
+    model = _build_small("mvit_base_16x4")
+    acts = {}
+    hooks = [
+        model.blocks[i].register_forward_hook(lambda m, a, o, i=i: acts.__setitem__(i, o[0]))
+        for i in (14, 15)
+    ]
+    out = model(_clip((4, 64, 64)))
+    for hk in hooks:
+        hk.remove()
+    g14, g15 = torch.autograd.grad(out[0, 0], [acts[14], acts[15]])
+    assert g15[:, 1:].abs().max() == 0  # patch tokens of the last block never reach the head
+    assert g14[:, 1:].abs().max() > 0
+    assert get_spec("mvit_base_16x4").layers == ("blocks.14",)
+
+
+def test_x3d_returns_logits_instead_of_the_hub_softmax():
+    from pytorchvideo.models.hub import x3d_xs
+
+    ours = get_spec("x3d_xs").build(pretrained=False)
+    hub = x3d_xs(pretrained=False).eval()
+    hub.load_state_dict(ours.state_dict())  # same parameters: only the Softmax was removed
+    clip = _clip((4, 160, 160))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(clip).softmax(1), hub(clip), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["slow_r50", "csn_r101", "slowfast_r50"])
+def test_registered_build_has_the_hub_parameters(name):
+    import pytorchvideo.models.hub as hub
+
+    ours = get_spec(name).build(pretrained=False, **get_spec(name).extra["test_arch"])
+    ref = getattr(hub, name)(pretrained=False).state_dict()
+    mine = {k.removeprefix("net."): v.shape for k, v in ours.state_dict().items()}
+    assert mine == {k: v.shape for k, v in ref.items()}
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_lists_every_architecture():
+    assert set(MODELS) == EXPECTED
+    assert [s.name for s in list_models()] == list(MODELS)
+    for spec in list_models():
+        assert spec.layers and spec.labels in labels.LABEL_SETS
+        assert spec.description
+
+
+def test_input_specs_match_torchvision_metadata():
+    for name, enum in [("r3d_18", tvv.R3D_18_Weights), ("swin3d_t", tvv.Swin3D_T_Weights)]:
+        tf = enum.DEFAULT.transforms()
+        inp = get_spec(name).input
+        assert list(inp.crop) == list(tf.crop_size)
+        assert inp.resize_short == min(tf.resize_size)
+        assert list(inp.mean) == list(tf.mean) and list(inp.std) == list(tf.std)
+    assert get_spec("x3d_m").input.clip_len == 16 and get_spec("x3d_m").input.stride == 5
+    assert get_spec("slowfast_r50").input.clip_len == 32
+
+
+def test_get_spec_errors_and_aliases():
+    assert get_spec("R3D-18") is MODELS["r3d_18"]
+    with pytest.raises(VidcamError) as err:
+        get_spec("r3d_19")
+    msg = str(err.value)
+    assert "unknown model 'r3d_19'" in msg and "'r3d_18'" in msg and "mvit_base_16x4" in msg
+    with pytest.raises(VidcamError, match="unknown model 'zzz'. Valid names"):
+        get_spec("zzz")
+
+
+def test_load_model_random_weights_never_downloads():
+    lm = load_model("r3d_18", pretrained=False)
+    assert not lm.model.training
+    assert lm.weights_source.startswith("random")
+    assert lm.labels == list(tvv.R3D_18_Weights.DEFAULT.meta["categories"])
+
+
+def test_load_model_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(1)
+    src = get_spec("r3d_18").build(pretrained=False)
+    path = tmp_path / "r3d.pth"
+    # a training-style checkpoint: nested under 'state_dict', DataParallel 'module.' prefixes
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}},
+               path)  # fmt: skip
+    lm = load_model("r3d_18", weights=path, pretrained=False)
+    assert str(path) in lm.weights_source
+    clip = _clip((4, 32, 32))
+    with torch.no_grad():
+        torch.testing.assert_close(lm.model(clip), src(clip))
+
+
+def test_load_model_adds_the_adapter_prefix(tmp_path):
+    import pytorchvideo.models.hub as hub
+
+    torch.manual_seed(2)
+    net = hub.slowfast_r50(pretrained=False)
+    path = tmp_path / "SLOWFAST_8x8_R50.pyth"
+    torch.save({"model_state": net.state_dict(), "cfg": "yaml text"}, path)  # hub layout
+    lm = load_model("slowfast_r50", weights=path)
+    for k, v in net.state_dict().items():
+        assert torch.equal(lm.model.net.state_dict()[k], v), k
+
+
+def test_mismatched_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "mc3.pth"
+    torch.save(get_spec("mc3_18").build(pretrained=False).state_dict(), path)
+    with pytest.raises(VidcamError, match="do not fit model 'r3d_18'.*another shape"):
+        load_model("r3d_18", weights=path)
+    with pytest.raises(VidcamError, match="does not exist"):
+        load_model("r3d_18", weights=tmp_path / "missing.pth")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(VidcamError, match="could not read weights file"):
+        load_model("r3d_18", weights=bad)
+
+
+@pytest.mark.parametrize("name", ["r3d_18", "x3d_xs"])
+def test_pretrained_offline_is_a_clear_error(name, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    calls = []
+
+    def offline(url, *args, **kwargs):
+        calls.append(url)
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(VidcamError) as err:
+        load_model(name, pretrained=True, progress=False)
+    msg = str(err.value)
+    assert "could not download" in msg and "--weights PATH" in msg and "TORCH_HOME" in msg
+    assert str(tmp_path) in msg
+    assert isinstance(err.value.__cause__, URLError)
+    assert calls == [get_spec(name).extra["weights_url"]]
+
+
+def test_weights_present_reads_the_hub_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("VIDCAM_CACHE", str(tmp_path / "vidcam"))
+    monkeypatch.delenv("VIDCAM_I3D_WEIGHTS", raising=False)
+    spec = get_spec("x3d_xs")
+    assert not weights_present(spec)
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    (cache / "X3D_XS.pyth").write_bytes(b"x")
+    assert weights_present(spec) and weights_status(spec) == "yes"
+    assert weights_status(get_spec("i3d")) == "no"
+    assert weights_status(get_spec("sample")) == "bundled"
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def test_labels():
+    k400 = labels.load_labels("kinetics400")
+    assert k400 == list(tvv.R3D_18_Weights.DEFAULT.meta["categories"])
+    from vidcam.models.sample_net import SAMPLE_CLASSES
+
+    assert labels.load_labels("sample") == list(SAMPLE_CLASSES)
+    with pytest.raises(VidcamError, match="unknown label set 'imagenet'"):
+        labels.load_labels("imagenet")
+
+
+def test_missing_label_file_warns(monkeypatch):
+    monkeypatch.setitem(labels.LABEL_FILES, "nosuchset", 3)
+    with pytest.warns(UserWarning, match="nosuchset.txt is missing"):
+        assert labels.load_labels("nosuchset") == ["class_0", "class_1", "class_2"]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_models_table(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "SOURCE", "INPUT", "LAYERS", "WEIGHTS"]
+    rows = {line.split()[0]: line for line in lines[1 : 1 + len(EXPECTED)]}
+    assert set(rows) == EXPECTED
+    assert "16@15fps 112x112<128" in rows["r3d_18"] and "layer4" in rows["r3d_18"]
+    assert "32/2" in rows["slowfast_r50"] and "multipathway_blocks.1" in rows["slowfast_r50"]
+    assert rows["sample"].rstrip().endswith("bundled")
+
+
+def test_cli_models_json_and_errors(capsys):
+    assert main(["models", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    by_name = {r["name"]: r for r in records}
+    assert set(by_name) == EXPECTED
+    assert by_name["x3d_xs"]["input"] == {
+        "clip_len": 4, "fps": None, "stride": 12, "crop": [160, 160], "resize_short": 182,
+        "mean": [0.45] * 3, "std": [0.225] * 3,
+    }  # fmt: skip
+    assert main(["models", "i3d", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["layers"] == ["Mixed_5c"]
+    assert main(["models", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown model 'nope'" in err

@@ -1,0 +1,116 @@
+"""Explainer speed vs the floor (one forward + autograd.grad down to the layer), side by side.
+
+Prints, per model: the floor, vidcam Grad-CAM++ (maps upsampled to the input), K=5 targets,
+the softmax variant, and pytorch-grad-cam 1.5.7's GradCAMPlusPlus when installed
+(``pip install grad-cam==1.5.7``; a peer for comparison, not a dependency). Random weights.
+Targets: vidcam / floor ≤ 1.10, K=5 / K=1 ≤ 1.5. Runs on CUDA too when one is present.
+
+    python tools/bench_explainer.py [--device cpu|cuda] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import torch
+
+import vidcam
+
+
+def build(name: str):
+    if name == "r3d_18":
+        import torchvision
+
+        return torchvision.models.video.r3d_18(), "layer4", (1, 3, 16, 112, 112)
+    from pytorchvideo.models import hub
+
+    return hub.x3d_m(pretrained=False), "blocks.4", (1, 3, 16, 224, 224)
+
+
+def timed(fn, device: torch.device, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--models", default="r3d_18,x3d_m")
+    parser.add_argument("--batch", type=int, default=1)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    warnings.simplefilter("ignore")
+    print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()}")
+    header = f"{'model':8} {'what':34} {'ms':>9} {'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+    for name in args.models.split(","):
+        model, layer_name, shape = build(name)
+        model = model.to(device).eval()
+        shape = (args.batch, *shape[1:])
+        x = torch.randn(*shape, device=device)
+        layer = model.get_submodule(layer_name)
+
+        def floor() -> None:
+            store = {}
+            handle = layer.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+            try:
+                out = model(x)
+            finally:
+                handle.remove()
+            top = out.argmax(1)
+            torch.autograd.grad(out.gather(1, top[:, None]).sum(), store["a"])
+
+        explainer = vidcam.Explainer(model, layer_name)
+        soft = vidcam.Explainer(model, layer_name, softmax=True)
+        rows = [
+            ("floor: forward + grad to layer", floor),
+            ("vidcam Grad-CAM++ (upsampled)", lambda: explainer(x)),
+            ("vidcam Grad-CAM++ K=5 targets", lambda: explainer(x, "topk:5")),
+            ("vidcam Grad-CAM++ softmax variant", lambda: soft(x)),
+        ]
+        results = {label: timed(fn, device, args.repeats) for label, fn in rows}
+        try:
+            from pytorch_grad_cam import GradCAMPlusPlus
+            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+        except ImportError:
+            print("(pytorch-grad-cam not installed: pip install grad-cam==1.5.7 to compare)")
+        else:
+            # its hooks live from construction until release(): create it after vidcam's runs
+            peer = GradCAMPlusPlus(model=model, target_layers=[layer])
+
+            def run_peer() -> None:
+                with torch.no_grad():
+                    top = model(x).argmax(1).tolist()
+                peer(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in top])
+
+            try:
+                results["pytorch-grad-cam 1.5.7 GradCAM++"] = timed(run_peer, device, args.repeats)
+            finally:
+                peer.activations_and_grads.release()
+        base = results["floor: forward + grad to layer"]
+        one = results["vidcam Grad-CAM++ (upsampled)"]
+        for label, t in results.items():
+            print(f"{name:8} {label:34} {t * 1e3:9.1f} {t / base:7.2f}x floor")
+        print(
+            f"{name:8} {'K=5 / K=1':34} {'':9} {results['vidcam Grad-CAM++ K=5 targets'] / one:7.2f}x"
+        )
+        print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Pipeline benchmark: `vidcam explain` wall time vs the model's own work, and memory vs length.
+
+(1) Speed. A generated 640×360 clip (default 300 frames at 30 fps, H.264) is explained end to
+    end (decode → sample → preprocess → engine → project → render → encode, both passes) with
+    r3d_18 (random weights). The floor is the model's forward + ``autograd.grad`` down to the
+    explained layer for the same number of windows of the same shape (what any Grad-CAM must
+    do); "engine" adds vidcam's Explainer on those clips. Target: pipeline / floor <= 1.35.
+(2) Memory. Peak RSS (ru_maxrss of a child process) of the pipeline on the short clip and on
+    one 10× longer (bundled sample model, random weights, non-overlapping windows to keep it
+    quick). Target: long / short <= 1.2.
+
+    python tools/bench_pipeline.py [--frames 300] [--repeats 2] [--skip-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+
+def make_clip(path: Path, frames: int, width: int = 640, height: int = 360, fps: int = 30) -> Path:
+    """Textured background with moving discs and bars: encodes like real footage."""
+    if path.exists():
+        return path
+    rng = np.random.default_rng(0)
+    tex = rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8)
+    tex = np.kron(tex, np.ones((8, 8, 1), np.uint8))
+    yy, xx = np.mgrid[0:height, 0:width]
+    c = av.open(str(path), "w")
+    s = c.add_stream("libx264", rate=fps)
+    s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+    s.options = {"crf": "23", "preset": "veryfast"}
+    for i in range(frames):
+        img = (tex // 2).copy()
+        for k in range(3):
+            cx = (width * (0.2 + 0.3 * k) + 90 * np.sin(i / (12 + 5 * k))) % width
+            cy = height * 0.5 + 80 * np.cos(i / (9 + 4 * k))
+            disc = (xx - cx) ** 2 + (yy - cy) ** 2 < (30 + 10 * k) ** 2
+            img[disc] = (255 - 60 * k, 80 + 50 * k, 60)
+        img[:, (4 * i) % width : (4 * i) % width + 12] = 230
+        for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    return path
+
+
+def speed(clip: Path, out_dir: Path, repeats: int) -> None:
+    from vidcam import Explainer
+    from vidcam.models.registry import load_model
+    from vidcam.video import write_explained_video
+
+    lm = load_model("r3d_18", pretrained=False, progress=False)
+    model, spec, layer = lm.model, lm.spec.input, lm.spec.layers[0]
+    threads = torch.get_num_threads()
+    n_frames = av.open(str(clip)).streams.video[0].frames
+    print(
+        f"(1) speed: {clip.name} 640x360, {n_frames} frames; r3d_18 random weights, "
+        f"{spec.clip_len} x {spec.crop} @ {spec.fps} fps; CPU threads={threads}"
+    )
+
+    def pipeline() -> tuple[float, int]:
+        out = out_dir / "bench_out.mp4"
+        t0 = time.perf_counter()
+        res = write_explained_video(
+            clip,
+            out,
+            model="r3d_18",
+            pretrained=False,
+            device="cpu",
+            progress=False,
+            overwrite=True,
+        )
+        return time.perf_counter() - t0, len(res.windows)
+
+    x = torch.randn(1, 3, spec.clip_len, *spec.crop)
+    sub = model.get_submodule(layer)
+
+    def floor_once() -> None:
+        store = {}
+        h = sub.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+        try:
+            out = model(x)
+        finally:
+            h.remove()
+        torch.autograd.grad(out.gather(1, out.argmax(1)[:, None]).sum(), store["a"])
+
+    ex = Explainer(model, layer)
+
+    def engine_once() -> None:
+        ex(x, "top1")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline()  # warm-up (imports, first autograd call)
+        floor_once()
+        engine_once()
+        pipe_t, floor_t, eng_t = [], [], []
+        n_win = 0
+        for _ in range(repeats):  # interleaved, so load changes hit all three alike
+            t, n_win = pipeline()
+            pipe_t.append(t)
+            t0 = time.perf_counter()
+            for _ in range(n_win):
+                floor_once()
+            floor_t.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for _ in range(n_win):
+                engine_once()
+            eng_t.append(time.perf_counter() - t0)
+    p, f, e = min(pipe_t), min(floor_t), min(eng_t)
+    print(f"    windows: {n_win}")
+    print(f"    floor (forward + grad to {layer}) x {n_win}: {f:7.2f} s")
+    print(
+        f"    engine (vidcam.Explainer) x {n_win}:        {e:7.2f} s   engine/floor   {e / f:5.2f}"
+    )
+    print(
+        f"    pipeline (vidcam explain, both passes):  {p:7.2f} s   pipeline/floor "
+        f"{p / f:5.2f}  (target <= 1.35)   pipeline/engine {p / e:5.2f}"
+    )
+    print(
+        f"    throughput: {n_frames / p:6.1f} source frames/s end to end "
+        f"(all runs: pipeline {', '.join(f'{t:.1f}' for t in pipe_t)} s)"
+    )
+
+
+_CHILD = """
+import json, resource, sys, warnings
+warnings.simplefilter("ignore")
+from vidcam.video import write_explained_video
+res = write_explained_video(sys.argv[1], sys.argv[2], model="sample", pretrained=False,
+                            device="cpu", progress=False, overwrite=True, stride=16)
+print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "frames": res.frames, "windows": len(res.windows)}))
+"""
+
+
+def memory(short: Path, long: Path, out_dir: Path) -> None:
+    print(
+        "(2) memory: peak RSS of one `explain` process (sample model, random weights, "
+        "windows 16 apart)"
+    )
+    rows = []
+    for clip in (short, long):
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(clip), str(out_dir / f"mem_{clip.stem}.mp4")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        stats = json.loads(proc.stdout.strip().splitlines()[-1])
+        stats["s"] = time.perf_counter() - t0
+        rows.append(stats)
+        print(
+            f"    {clip.name:14} {stats['frames']:6d} frames {stats['windows']:4d} windows "
+            f"peak RSS {stats['rss_mb']:8.1f} MB  ({stats['s']:.1f} s)"
+        )
+    ratio = rows[1]["rss_mb"] / rows[0]["rss_mb"]
+    print(
+        f"    long / short peak RSS: {ratio:5.3f}  (target <= 1.2; length ratio "
+        f"{rows[1]['frames'] / rows[0]['frames']:.1f}x)"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--workdir", help="where to keep generated clips (default: a temp dir)")
+    args = ap.parse_args()
+    tmp = tempfile.TemporaryDirectory(prefix="vidcam-bench-")
+    work = Path(args.workdir or tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    print(
+        f"torch {torch.__version__}, PyAV {av.__version__}, "
+        f"load average {', '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}"
+    )
+    short = make_clip(work / f"clip_{args.frames}.mp4", args.frames)
+    if not args.skip_speed:
+        speed(short, work, args.repeats)
+    if not args.skip_memory:
+        long = make_clip(work / f"clip_{10 * args.frames}.mp4", 10 * args.frames)
+        memory(short, long, work)
+
+
+if __name__ == "__main__":
+    main()

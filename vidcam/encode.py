@@ -1,0 +1,319 @@
+"""Encoder: annotated RGB frames -> an H.264 MP4/MOV/MKV or a GIF (PyAV).
+
+Video: libx264, yuv420p (plays in browsers), ``crf`` 18, preset ``veryfast``. Odd sizes are
+padded by one pixel (edge copy) to even ones; content is never cropped. Every frame carries its
+own presentation time (``pts`` in a fine time base), so variable frame rates survive; the
+nominal rate is the source's average rate. (Matroska stores times in milliseconds.)
+
+Audio: when ``audio_from`` names a file with an audio stream, its packets are copied into the
+output (re-encoded to AAC when the container cannot hold the codec), shifted so the audio keeps
+its offset to the first video frame and cut at the end of the video.
+
+GIF (output ending in ``.gif``): per-frame palettes (FFmpeg ``palettegen``/``paletteuse``),
+times rounded to GIF's 1/100 s (frames that fall in the same 1/100 s are dropped); GIF has no
+audio.
+
+The file is written to a temporary name next to the output (``.NAME.tmp-XXXX.EXT``) and renamed
+over the output only when complete; on any error or interrupt the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.filter
+import cv2
+import numpy as np
+
+from vidcam.errors import VidcamError
+
+VALID_EXTENSIONS = (".mp4", ".mov", ".mkv", ".gif")
+_GIF_TB = Fraction(1, 100)
+
+
+def check_output_extension(path: str | Path) -> str:
+    """The lower-case extension of ``path``; VidcamError when it is not a supported one."""
+    ext = Path(path).suffix.lower()
+    if ext not in VALID_EXTENSIONS:
+        raise VidcamError(
+            f"output {str(path)!r}: unsupported extension {ext or '(none)'!r}; "
+            f"use one of {', '.join(VALID_EXTENSIONS)}"
+        )
+    return ext
+
+
+class VideoEncoder:
+    """Write frames (H, W, 3) uint8 RGB with their times (seconds from the first frame).
+
+    Use as a context manager: a clean exit commits (renames the temporary file over
+    ``output``), an exception or KeyboardInterrupt deletes the temporary file.
+
+    Args:
+        output: destination (.mp4, .mov, .mkv or .gif).
+        width, height: frame size (padded to even for H.264).
+        fps: nominal (average) frame rate.
+        time_base: timestamp unit of the output video stream (default 1/90000).
+        audio_from: a file whose audio stream to keep (None: no audio).
+        audio_offset: time of the first video frame in ``audio_from`` (seconds).
+    """
+
+    def __init__(
+        self,
+        output: str | Path,
+        *,
+        width: int,
+        height: int,
+        fps: Fraction | float,
+        time_base: Fraction | None = None,
+        audio_from: str | Path | None = None,
+        audio_offset: Fraction | float = 0,
+        crf: int = 18,
+        preset: str = "veryfast",
+    ) -> None:
+        self.output = Path(output)
+        self.ext = check_output_extension(self.output)
+        self.width, self.height = int(width), int(height)
+        self.fps = Fraction(fps).limit_denominator(100_000)
+        self.frames = 0
+        self._last_pts: int | None = None
+        self._last_time = Fraction(0)
+        self._closed = False
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.output.stem}.tmp-", suffix=self.output.suffix, dir=self.output.parent
+        )
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self._audio: _AudioCopy | None = None
+        try:
+            self._container = av.open(str(self.tmp), "w")
+            if self.ext == ".gif":
+                self._init_gif()
+                if audio_from is not None and _has_audio(audio_from):
+                    warnings.warn("GIF has no audio track; the audio is left out", stacklevel=2)
+            else:
+                self._init_h264(time_base or Fraction(1, 90_000), crf, preset)
+                if audio_from is not None and _has_audio(audio_from):
+                    self._audio = _AudioCopy(
+                        self._container, Path(audio_from), Fraction(audio_offset)
+                    )
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, av.FFmpegError):
+                raise VidcamError(f"cannot write {str(self.output)!r}: {exc}") from None
+            raise
+
+    # -- setup --------------------------------------------------------------------------------
+
+    def _init_h264(self, tb: Fraction, crf: int, preset: str) -> None:
+        s = self._container.add_stream("libx264", rate=self.fps)
+        s.width = self.width + self.width % 2
+        s.height = self.height + self.height % 2
+        s.pix_fmt = "yuv420p"
+        s.time_base = tb
+        s.codec_context.time_base = tb
+        s.options = {"crf": str(crf), "preset": preset}
+        self._stream = s
+        self._tb = tb
+
+    def _init_gif(self) -> None:
+        s = self._container.add_stream("gif", rate=self.fps)
+        s.width, s.height = self.width, self.height
+        s.pix_fmt = "pal8"
+        s.time_base = _GIF_TB
+        self._stream = s
+        self._tb = _GIF_TB
+        g = av.filter.Graph()
+        src = g.add_buffer(width=self.width, height=self.height, format="rgb24", time_base=_GIF_TB)
+        split = g.add("split")
+        gen = g.add("palettegen", "stats_mode=single:max_colors=256")
+        use = g.add("paletteuse", "new=1:dither=bayer:bayer_scale=3")
+        sink = g.add("buffersink")
+        src.link_to(split)
+        split.link_to(use, 0, 0)
+        split.link_to(gen, 1, 0)
+        gen.link_to(use, 0, 1)
+        use.link_to(sink)
+        g.configure()
+        self._graph = g
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write(self, image: np.ndarray, time: Fraction | float) -> None:
+        """Append one frame shown from ``time`` seconds (after the previous frame's time)."""
+        if image.shape != (self.height, self.width, 3) or image.dtype != np.uint8:
+            raise VidcamError(
+                f"frame of shape {image.shape} {image.dtype} does not match the output "
+                f"({self.height}, {self.width}, 3) uint8"
+            )
+        time = Fraction(time)
+        pts = round(time / self._tb)
+        if self._last_pts is not None and pts <= self._last_pts:
+            if self.ext == ".gif":
+                return  # two frames inside one 1/100 s: GIF cannot show both
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        self._last_time = time
+        if self.ext != ".gif" and (self.width % 2 or self.height % 2):
+            image = cv2.copyMakeBorder(
+                image, 0, self.height % 2, 0, self.width % 2, cv2.BORDER_REPLICATE
+            )
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts = pts
+        frame.time_base = self._tb
+        try:
+            if self.ext == ".gif":
+                self._graph.push(frame)
+                self._drain_gif()
+            else:
+                self._mux(self._stream.encode(frame))
+                if self._audio is not None:
+                    self._audio.copy_until(time + Fraction(1, 2))
+        except av.FFmpegError as exc:
+            raise VidcamError(f"writing {str(self.output)!r} failed: {exc}") from None
+        self.frames += 1
+
+    def _mux(self, packets) -> None:
+        for p in packets:
+            self._container.mux(p)
+
+    def _drain_gif(self) -> None:
+        while True:
+            try:
+                out = self._graph.pull()
+            except (av.BlockingIOError, av.EOFError):
+                return
+            self._mux(self._stream.encode(out))
+
+    # -- finishing ----------------------------------------------------------------------------
+
+    def close(self) -> Path:
+        """Flush, finish the file and move it over ``output``. Returns ``output``."""
+        if self._closed:
+            return self.output
+        try:
+            if self.frames == 0:
+                raise VidcamError(f"no frame was written to {str(self.output)!r}")
+            if self.ext == ".gif":
+                self._graph.push(None)
+                self._drain_gif()
+            self._mux(self._stream.encode())
+            if self._audio is not None:
+                end = self._last_time + 1 / self.fps
+                self._audio.copy_until(end, final=True)
+                self._audio.close()
+            self._container.close()
+            _match_umask(self.tmp)
+            os.replace(self.tmp, self.output)
+            self._closed = True
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, av.FFmpegError):
+                raise VidcamError(f"finishing {str(self.output)!r} failed: {exc}") from None
+            raise
+        return self.output
+
+    def abort(self) -> None:
+        """Drop everything written so far (the temporary file is deleted)."""
+        self._closed = True
+        for closer in (getattr(self, "_audio", None), getattr(self, "_container", None)):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception:  # the file is being discarded; its close errors don't matter
+                    pass
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoEncoder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class _AudioCopy:
+    """Copies (or re-encodes to AAC) the audio of ``source`` into ``container``."""
+
+    def __init__(self, container, source: Path, offset: Fraction) -> None:
+        self._out = container
+        self._in = av.open(str(source), "r")
+        self._src = self._in.streams.audio[0]
+        self._offset = offset
+        self._packets = self._in.demux(self._src)
+        self._pending = None
+        codec = self._src.codec_context.name
+        self._copy = codec in container.supported_codecs and self.ext_ok(container, codec)
+        if self._copy:
+            self._dst = container.add_stream_from_template(self._src)
+        else:
+            self._dst = container.add_stream("aac", rate=self._src.codec_context.sample_rate)
+            self._dst.layout = self._src.codec_context.layout
+        self._done = False
+
+    @staticmethod
+    def ext_ok(container, codec: str) -> bool:
+        # mp4/mov take PCM only as 'ipcm'/'lpcm' in some players; re-encode PCM there
+        return not (codec.startswith("pcm_") and container.format.name in ("mp4", "mov"))
+
+    def copy_until(self, t: Fraction, *, final: bool = False) -> None:
+        """Mux the source's audio up to ``t`` seconds of output time (all of it up to the video
+        end when ``final``)."""
+        if self._done:
+            return
+        tb = self._src.time_base
+        shift = round(self._offset / tb)
+        while True:
+            pkt = self._pending or next(self._packets, None)
+            self._pending = None
+            if pkt is None or pkt.pts is None and pkt.size == 0:
+                self._done = True
+                break
+            if pkt.pts is None:
+                continue
+            start = (pkt.pts - shift) * tb
+            if start >= t:
+                if not final:
+                    self._pending = pkt
+                self._done = final
+                break
+            if start < 0:
+                continue
+            if self._copy:
+                pkt.pts -= shift
+                if pkt.dts is not None:
+                    pkt.dts -= shift
+                pkt.stream = self._dst
+                self._out.mux(pkt)
+            else:
+                for frame in pkt.decode():
+                    frame.pts = None
+                    for p in self._dst.encode(frame):
+                        self._out.mux(p)
+        if final and not self._copy:
+            for p in self._dst.encode(None):
+                self._out.mux(p)
+
+    def close(self) -> None:
+        self._in.close()
+
+
+def _has_audio(path: str | Path) -> bool:
+    try:
+        with av.open(str(path), "r") as c:
+            return bool(c.streams.audio)
+    except av.FFmpegError:
+        return False
+
+
+def _match_umask(path: Path) -> None:
+    """mkstemp makes 0600 files; give the output the usual 0666 & ~umask mode."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

@@ -1,0 +1,112 @@
+"""Preprocess: source frames -> the model's clip tensor, remembering the geometry to undo.
+
+Per :class:`~vidcam.models.spec.InputSpec`: the short side is resized to ``resize_short``
+(bilinear, antialiased; the long side scales by the same factor, floored like pytorchvideo's
+``short_side_scale``), the centre ``crop`` is taken (zero-padded if the frame is smaller),
+pixels are scaled to [0, 1] and normalised per channel. :class:`Geometry` records the scale and
+the crop offset so that :mod:`vidcam.project` can put maps back on the source pixel grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidcam.errors import VidcamError
+from vidcam.models.spec import InputSpec
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Source frame (H, W) -> resized (H1, W1) -> crop (h, w) at ``offset`` (top, left) in the
+    resized frame (negative offsets: the crop reaches past the frame, zero-padded)."""
+
+    source: tuple[int, int]
+    resized: tuple[int, int]
+    crop: tuple[int, int]
+    offset: tuple[int, int]
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """(sy, sx): resized pixels per source pixel."""
+        return self.resized[0] / self.source[0], self.resized[1] / self.source[1]
+
+    def crop_box(self) -> tuple[float, float, float, float]:
+        """The crop in source pixel coordinates: (y0, x0, y1, x1), edges (not centres)."""
+        sy, sx = self.scale
+        top, left = self.offset
+        return top / sy, left / sx, (top + self.crop[0]) / sy, (left + self.crop[1]) / sx
+
+    def covers_source(self) -> bool:
+        """True when the crop shows the whole source frame."""
+        y0, x0, y1, x1 = self.crop_box()
+        h, w = self.source
+        return y0 <= 0 and x0 <= 0 and y1 >= h and x1 >= w
+
+
+def geometry_for(height: int, width: int, spec: InputSpec) -> Geometry:
+    """The resize/crop geometry for a ``height`` × ``width`` source under ``spec``."""
+    if height < 1 or width < 1:
+        raise VidcamError(f"frame size must be positive, got {width}x{height}")
+    short = spec.resize_short
+    if height <= width:
+        resized = (short, max(1, int(width * short / height)))
+    else:
+        resized = (max(1, int(height * short / width)), short)
+    ch, cw = spec.crop
+    offset = (int(round((resized[0] - ch) / 2.0)), int(round((resized[1] - cw) / 2.0)))
+    return Geometry(source=(height, width), resized=resized, crop=(ch, cw), offset=offset)
+
+
+class Preprocessor:
+    """Frames (H, W, 3) uint8 RGB -> crops (3, h, w) uint8 on ``device`` -> clips.
+
+    ``frame`` is applied to each decoded frame as it arrives; ``clip`` stacks T crops into the
+    normalised model input (1, 3, T, h, w) float32.
+    """
+
+    def __init__(self, spec: InputSpec, height: int, width: int, device: torch.device) -> None:
+        self.spec = spec
+        self.device = torch.device(device)
+        self.geometry = geometry_for(height, width, spec)
+        self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device)
+        self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device)
+
+    def frame(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB -> (3, h, w) uint8 crop on the device."""
+        g = self.geometry
+        x = torch.as_tensor(image).to(self.device, non_blocking=True)
+        if tuple(x.shape) != (*g.source, 3):
+            raise VidcamError(
+                f"frame of shape {tuple(x.shape)} does not match the video size "
+                f"{g.source[1]}x{g.source[0]}"
+            )
+        x = x.permute(2, 0, 1).unsqueeze(0).float()
+        if g.resized != g.source:
+            x = F.interpolate(
+                x, size=g.resized, mode="bilinear", antialias=True, align_corners=False
+            )
+        x = _crop(x[0], g.offset, g.crop)
+        return x.round_().clamp_(0, 255).to(torch.uint8)
+
+    def clip(self, crops: Sequence[torch.Tensor]) -> torch.Tensor:
+        """T crops (3, h, w) uint8 -> (1, 3, T, h, w) float32, (x / 255 - mean) / std."""
+        x = torch.stack(list(crops), dim=1).float().div_(255.0)  # (3, T, h, w)
+        x = (x - self._mean[:, None, None, None]) / self._std[:, None, None, None]
+        return x.unsqueeze(0)
+
+
+def _crop(x: torch.Tensor, offset: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """(C, H, W) -> (C, h, w) window at ``offset``; parts outside the frame are zeros."""
+    top, left = offset
+    h, w = size
+    H, W = x.shape[-2:]
+    pad = (max(0, -left), max(0, left + w - W), max(0, -top), max(0, top + h - H))
+    if any(pad):
+        x = F.pad(x, pad)
+        top, left = top + pad[2], left + pad[0]
+    return x[:, top : top + h, left : left + w]

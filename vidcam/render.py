@@ -1,0 +1,188 @@
+"""Renderer: heatmaps -> annotated RGB frames at the source resolution (OpenCV).
+
+Each panel is either a heatmap, colour-mapped (``--colormap``) and alpha-blended (``--alpha``)
+onto the original frame, or an image shown as is (a guided-backprop product). Panels sit side
+by side, each titled when there are several. Text: the prediction lines of the window covering
+the frame (top left) and the timestamp (bottom left). At the bottom, a strip shows the whole
+video's per-frame importance against time with a playhead at the current frame: rendering
+happens after the explanation pass, so the strip is complete from the first frame on.
+Where the model's centre crop leaves part of the frame unseen, a thin grey box marks the crop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vidcam.errors import VidcamError
+
+COLORMAPS: dict[str, int] = {
+    name[len("COLORMAP_") :].lower(): getattr(cv2, name)
+    for name in dir(cv2)
+    if name.startswith("COLORMAP_")
+}
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def colormap_lut(name: str) -> np.ndarray:
+    """(256, 3) uint8 RGB lookup table of the OpenCV colormap ``name`` (case-insensitive)."""
+    code = COLORMAPS.get(name.lower())
+    if code is None:
+        raise VidcamError(f"colormap {name!r} is not one of: {', '.join(sorted(COLORMAPS))}")
+    ramp = np.arange(256, dtype=np.uint8)[:, None]
+    return np.ascontiguousarray(cv2.applyColorMap(ramp, code)[:, 0, ::-1])
+
+
+def to_u8(heat: np.ndarray) -> np.ndarray:
+    """Heatmap in [0, 1] (float) or already uint8 -> uint8 (H, W)."""
+    if heat.dtype == np.uint8:
+        return heat
+    return np.clip(np.rint(heat * 255.0), 0, 255).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, lut: np.ndarray, alpha: float) -> np.ndarray:
+    """``alpha`` × colour(heat) + (1 − alpha) × image; image (H, W, 3) uint8 RGB."""
+    colored = lut[to_u8(heat)]
+    return cv2.addWeighted(colored, alpha, image, 1.0 - alpha, 0.0)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel: a ``heat`` map (H, W) in [0, 1] / uint8 to overlay, or an RGB ``image``."""
+
+    title: str
+    heat: np.ndarray | None = None
+    image: np.ndarray | None = None
+
+
+class Renderer:
+    """Composes annotated frames of ``len(panels)`` × width.
+
+    Args:
+        height, width: source frame size.
+        colormap, alpha: heatmap look (alpha in [0, 1]).
+        importance, times: the video's per-frame importance (F,) in [0, 1] and frame times (F,)
+            seconds, for the bottom strip (None: no strip).
+        crop_box: (y0, x0, y1, x1) of the model's crop in source pixels, drawn when it does not
+            cover the frame.
+    """
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        *,
+        colormap: str = "jet",
+        alpha: float = 0.5,
+        importance: np.ndarray | None = None,
+        times: np.ndarray | None = None,
+        crop_box: tuple[float, float, float, float] | None = None,
+    ) -> None:
+        if not 0.0 <= alpha <= 1.0:
+            raise VidcamError(f"alpha must be between 0 and 1, got {alpha}")
+        self.height, self.width = height, width
+        self.lut = colormap_lut(colormap)
+        self.alpha = alpha
+        self.scale = float(np.clip(min(height, width * 0.6) / 600.0, 0.3, 1.2))
+        self.thick = 1 if self.scale < 0.8 else 2
+        self.crop_box = crop_box
+        if crop_box is not None:
+            y0, x0, y1, x1 = crop_box
+            if y0 <= 0 and x0 <= 0 and y1 >= height and x1 >= width:
+                self.crop_box = None
+        self._strip = None
+        if importance is not None and times is not None and len(times):
+            self._strip = _Strip(importance, times, height)
+
+    def __call__(
+        self,
+        image: np.ndarray,
+        panels: Sequence[Panel],
+        *,
+        time: float,
+        frame: int,
+        lines: Sequence[str] = (),
+    ) -> np.ndarray:
+        """One output frame (H, W × len(panels), 3) uint8 RGB."""
+        if image.shape != (self.height, self.width, 3):
+            raise VidcamError(f"frame shape {image.shape} != ({self.height}, {self.width}, 3)")
+        tiles = []
+        for p in panels:
+            if p.heat is not None:
+                tile = overlay(image, p.heat, self.lut, self.alpha)
+            elif p.image is not None:
+                tile = np.ascontiguousarray(p.image)
+            else:
+                tile = image.copy()
+            if self.crop_box is not None:
+                y0, x0, y1, x1 = (int(round(v)) for v in self.crop_box)
+                cv2.rectangle(tile, (x0, y0), (x1 - 1, y1 - 1), (160, 160, 160), 1)
+            title = [p.title] if len(panels) > 1 else []
+            self._text(tile, [*title, *lines], top=True)
+            if self._strip is not None:
+                self._strip.draw(tile, frame)
+            self._text(tile, [f"t={time:.2f}s  frame {frame + 1}"], top=False)
+            tiles.append(tile)
+        return tiles[0] if len(tiles) == 1 else np.concatenate(tiles, axis=1)
+
+    def _text(self, img: np.ndarray, lines: Sequence[str], *, top: bool) -> None:
+        if not lines:
+            return
+        (_, th), base = cv2.getTextSize("Ag", _FONT, self.scale, self.thick)
+        step = th + base + 2
+        margin = max(2, int(4 * self.scale))
+        y = margin + th if top else self.height - margin - base - self._strip_height()
+        if not top:
+            y -= step * (len(lines) - 1)
+        for text in lines:
+            org = (margin, y)
+            cv2.putText(img, text, org, _FONT, self.scale, (0, 0, 0), self.thick + 2, cv2.LINE_AA)
+            cv2.putText(img, text, org, _FONT, self.scale, (255, 255, 255), self.thick, cv2.LINE_AA)
+            y += step
+
+    def _strip_height(self) -> int:
+        return self._strip.height if self._strip is not None else 0
+
+
+class _Strip:
+    """Importance against time, precomputed per column; the playhead is drawn per frame."""
+
+    def __init__(self, importance: np.ndarray, times: np.ndarray, frame_height: int) -> None:
+        self.importance = np.asarray(importance, dtype=np.float64)
+        self.times = np.asarray(times, dtype=np.float64)
+        if self.importance.shape != self.times.shape:
+            raise VidcamError("importance and times must have the same length")
+        self.height = int(np.clip(round(frame_height * 0.08), 6, 48))
+        self._cache: dict[int, np.ndarray] = {}
+
+    def _columns(self, width: int) -> np.ndarray:
+        """Bar height per column in [0, 1] (max of the frames that fall in the column)."""
+        if width not in self._cache:
+            t0, t1 = self.times[0], self.times[-1]
+            span = max(t1 - t0, 1e-9)
+            centres = t0 + (np.arange(width) + 0.5) / width * span
+            v = np.interp(centres, self.times, self.importance)
+            cols = np.clip(((self.times - t0) / span * width).astype(int), 0, width - 1)
+            np.maximum.at(v, cols, self.importance)
+            self._cache[width] = np.clip(v, 0.0, 1.0)
+        return self._cache[width]
+
+    def x_of(self, frame: int, width: int) -> int:
+        t0, t1 = self.times[0], self.times[-1]
+        span = max(t1 - t0, 1e-9)
+        return int(np.clip((self.times[frame] - t0) / span * width, 0, width - 1))
+
+    def draw(self, img: np.ndarray, frame: int) -> None:
+        h, w = img.shape[:2]
+        sh = min(self.height, h)
+        region = img[h - sh :]
+        region[:] = (region.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken to 40 %
+        bars = np.rint(self._columns(w) * sh).astype(int)
+        rows = np.arange(sh)[:, None]
+        filled = rows >= (sh - bars)[None, :]
+        region[filled] = (255, 190, 40)
+        x = self.x_of(frame, w)
+        region[:, max(0, x - 1) : x + 1] = (255, 255, 255)
