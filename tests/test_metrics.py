@@ -43,6 +43,8 @@ def test_average_drop_and_increase_in_confidence():
     assert increase_in_confidence(y, o) == pytest.approx(100 / 3)
     assert average_drop(y, y) == 0.0
     assert increase_in_confidence(y, y) == 0.0
+    # float round-off (the same clip scored in another batch) is no increase
+    assert increase_in_confidence(T([0.5]), T([0.5 + 1e-8])) == 0.0
 
 
 def test_win_percent_counts_ties_half():
@@ -56,6 +58,7 @@ def test_win_percent_counts_ties_half():
     # both maps raise the score: the larger rise wins (comparison is unclamped)
     a, b = win_percent(T([0.9]), T([0.7]), T([0.5]))
     assert (a, b) == (100.0, 0.0)
+    assert win_percent(T([0.3]), T([0.3 + 1e-9]), T([0.5])) == (50.0, 50.0)
 
 
 def test_faithfulness_rejects_mismatched_inputs():
@@ -235,7 +238,9 @@ def test_localization_constant_map_and_no_ground_truth():
 
 def test_map_gt_follows_frames_resize_and_crop():
     geometry = Geometry(source=(224, 448), resized=(112, 224), crop=(112, 112), offset=(0, 56))
-    clip = Clip(path=None, pixels=torch.zeros(1, 3, 3, 112, 112), frames=(0, 2, 4), geometry=geometry)
+    clip = Clip(
+        path=None, pixels=torch.zeros(1, 3, 3, 112, 112), frames=(0, 2, 4), geometry=geometry
+    )
     boxes = [[] for _ in range(6)]
     boxes[2] = [[200, 100, 240, 140]]
     boxes[4] = [[120, 0, 130, 10], [300, 20, 320, 40]]

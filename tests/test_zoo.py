@@ -54,10 +54,20 @@ def _clip(shape: tuple[int, int, int], seed: int = 0, n: int = 1) -> torch.Tenso
     return torch.randn(n, 3, *shape, generator=g)
 
 
+_CACHED = {"slowfast_r50", "mvit_base_16x4", "csn_r101"}  # used by several tests
+_cache: dict[str, torch.nn.Module] = {}
+
+
 def _build_small(name: str) -> torch.nn.Module:
+    """Random-weight model for the spec's ``test_input`` (built once for those in _CACHED)."""
+    if name in _cache:
+        return _cache[name]
     spec = get_spec(name)
     torch.manual_seed(0)
-    return spec.build(pretrained=False, **spec.extra["test_arch"])
+    model = spec.build(pretrained=False, **spec.extra["test_arch"])
+    if name in _CACHED:
+        _cache[name] = model
+    return model
 
 
 # --------------------------------------------------------------------------- end to end
@@ -148,7 +158,7 @@ def test_channels_last_to_volume():
 def test_torchvision_mvit_block_output_reshapes_to_its_grid():
     model = tvv.mvit_v1_b().eval()
     block = model.blocks[14]  # the registered layer: pools 14x14 -> 7x7
-    tokens = torch.randn(1, 1 + 8 * 14 * 14, 384)
+    tokens = torch.randn(1, 1 + 8 * 14 * 14, 768)
     with torch.no_grad():
         out = block(tokens, (8, 14, 14))
     vol = get_spec("mvit_v1_b").reshape(out[0], out)
@@ -187,7 +197,7 @@ def test_x3d_returns_logits_instead_of_the_hub_softmax():
 def test_registered_build_has_the_hub_parameters(name):
     import pytorchvideo.models.hub as hub
 
-    ours = get_spec(name).build(pretrained=False, **get_spec(name).extra["test_arch"])
+    ours = _build_small(name)
     ref = getattr(hub, name)(pretrained=False).state_dict()
     mine = {k.removeprefix("net."): v.shape for k, v in ours.state_dict().items()}
     assert mine == {k: v.shape for k, v in ref.items()}
@@ -247,10 +257,7 @@ def test_load_model_checkpoint_round_trip(tmp_path):
 
 
 def test_load_model_adds_the_adapter_prefix(tmp_path):
-    import pytorchvideo.models.hub as hub
-
-    torch.manual_seed(2)
-    net = hub.slowfast_r50(pretrained=False)
+    net = _build_small("slowfast_r50").net  # the bare PyTorchVideo model
     path = tmp_path / "SLOWFAST_8x8_R50.pyth"
     torch.save({"model_state": net.state_dict(), "cfg": "yaml text"}, path)  # hub layout
     lm = load_model("slowfast_r50", weights=path)
@@ -301,7 +308,14 @@ def test_weights_present_reads_the_hub_cache(monkeypatch, tmp_path):
     (cache / "X3D_XS.pyth").write_bytes(b"x")
     assert weights_present(spec) and weights_status(spec) == "yes"
     assert weights_status(get_spec("i3d")) == "no"
-    assert weights_status(get_spec("sample")) == "bundled"
+    (tmp_path / "vidcam").mkdir()
+    (tmp_path / "vidcam" / "i3d_kinetics400.pt").write_bytes(b"x")
+    assert weights_status(get_spec("i3d")) == "yes"
+    sample = get_spec("sample")
+    monkeypatch.setitem(sample.extra, "weights_check", lambda: True)
+    assert weights_status(sample) == "bundled"
+    monkeypatch.setitem(sample.extra, "weights_check", lambda: False)
+    assert weights_status(sample) == "no" and not weights_present(sample)
 
 
 # --------------------------------------------------------------------------- labels
@@ -326,7 +340,8 @@ def test_missing_label_file_warns(monkeypatch):
 # --------------------------------------------------------------------------- CLI
 
 
-def test_cli_models_table(capsys):
+def test_cli_models_table(capsys, monkeypatch):
+    monkeypatch.setitem(get_spec("sample").extra, "weights_check", lambda: True)
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()

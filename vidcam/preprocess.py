@@ -1,9 +1,10 @@
 """Preprocess: source frames -> the model's clip tensor, remembering the geometry to undo.
 
 Per :class:`~vidcam.models.spec.InputSpec`: the short side is resized to ``resize_short``
-(bilinear, antialiased; the long side scales by the same factor, floored like pytorchvideo's
-``short_side_scale``), the centre ``crop`` is taken (zero-padded if the frame is smaller),
-pixels are scaled to [0, 1] and normalised per channel. :class:`Geometry` records the scale and
+(OpenCV area averaging when shrinking — antialiased — bilinear when enlarging; the long side
+scales by the same factor, floored like pytorchvideo's ``short_side_scale``), the centre
+``crop`` is taken (zero-padded if the frame is smaller), the crop goes to the device as uint8,
+and clips are scaled to [0, 1] and normalised per channel there. :class:`Geometry` records the scale and
 the crop offset so that :mod:`vidcam.project` can put maps back on the source pixel grid.
 """
 
@@ -12,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vidcam.errors import VidcamError
 from vidcam.models.spec import InputSpec
@@ -76,22 +77,28 @@ class Preprocessor:
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device)
 
-    def frame(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB -> (3, h, w) uint8 crop on the device."""
+    def frame(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB -> (3, h, w) uint8 crop on the device.
+
+        Resizing happens on the CPU before the upload (the decoded frame is there already, and
+        only the small crop then crosses to an accelerator).
+        """
         g = self.geometry
-        x = torch.as_tensor(image).to(self.device, non_blocking=True)
-        if tuple(x.shape) != (*g.source, 3):
+        image = np.asarray(image)
+        if image.shape != (*g.source, 3) or image.dtype != np.uint8:
             raise VidcamError(
-                f"frame of shape {tuple(x.shape)} does not match the video size "
-                f"{g.source[1]}x{g.source[0]}"
+                f"frame of shape {image.shape} {image.dtype} does not match the video size "
+                f"{g.source[1]}x{g.source[0]} (uint8 RGB)"
             )
-        x = x.permute(2, 0, 1).unsqueeze(0).float()
         if g.resized != g.source:
-            x = F.interpolate(
-                x, size=g.resized, mode="bilinear", antialias=True, align_corners=False
+            shrink = g.resized[0] < g.source[0]
+            image = cv2.resize(
+                image,
+                (g.resized[1], g.resized[0]),
+                interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
             )
-        x = _crop(x[0], g.offset, g.crop)
-        return x.round_().clamp_(0, 255).to(torch.uint8)
+        crop = np.ascontiguousarray(_crop(image, g.offset, g.crop))
+        return torch.from_numpy(crop).to(self.device, non_blocking=True).permute(2, 0, 1)
 
     def clip(self, crops: Sequence[torch.Tensor]) -> torch.Tensor:
         """T crops (3, h, w) uint8 -> (1, 3, T, h, w) float32, (x / 255 - mean) / std."""
@@ -100,13 +107,13 @@ class Preprocessor:
         return x.unsqueeze(0)
 
 
-def _crop(x: torch.Tensor, offset: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """(C, H, W) -> (C, h, w) window at ``offset``; parts outside the frame are zeros."""
+def _crop(x: np.ndarray, offset: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """(H, W, C) -> (h, w, C) window at ``offset``; parts outside the frame are zeros."""
     top, left = offset
     h, w = size
-    H, W = x.shape[-2:]
-    pad = (max(0, -left), max(0, left + w - W), max(0, -top), max(0, top + h - H))
+    H, W = x.shape[:2]
+    pad = (max(0, -top), max(0, top + h - H), max(0, -left), max(0, left + w - W))
     if any(pad):
-        x = F.pad(x, pad)
-        top, left = top + pad[2], left + pad[0]
-    return x[:, top : top + h, left : left + w]
+        x = cv2.copyMakeBorder(x, *pad, cv2.BORDER_CONSTANT, value=0)
+        top, left = top + pad[0], left + pad[2]
+    return x[top : top + h, left : left + w]

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -144,6 +145,17 @@ class SourcePlacer:
         self._grid = grid[None].to(device)  # (1, H, W, 2) as (x, y)
         inside = (gy.abs() <= 1)[:, None] & (gx.abs() <= 1)[None, :]
         self._mask = inside.to(device=device, dtype=torch.float32)
+        rows = (gy.abs() <= 1).nonzero()
+        cols = (gx.abs() <= 1).nonzero()
+        self._rows = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
+        self._cols = (int(cols[0]), int(cols[-1]) + 1) if len(cols) else (0, 0)
+        # the same mapping as an affine map for OpenCV: source pixel -> map pixel index
+        h, w = map_size
+        ax, ay = sx * w / cw, sy * h / ch
+        self._affine = np.array(
+            [[ax, 0, (0.5 * sx - left) * w / cw - 0.5], [0, ay, (0.5 * sy - top) * h / ch - 0.5]],
+            dtype=np.float64,
+        )
 
     def __call__(self, maps: torch.Tensor) -> torch.Tensor:
         lead = maps.shape[:-2]
@@ -156,6 +168,29 @@ class SourcePlacer:
             if self.fill:
                 out = out + float(self.fill) * (1 - self._mask)
         return out.reshape(*lead, *self.geometry.source)
+
+    def place_u8(self, maps: np.ndarray) -> np.ndarray:
+        """Rendering path: (h, w) or (h, w, 3) uint8 map -> (H, W[, 3]) uint8 on the source grid.
+
+        The same mapping as ``__call__`` (OpenCV bilinear, 1/32-pixel fixed-point positions),
+        on the CPU where the frame is composed.
+        """
+        H, W = self.geometry.source
+        out = cv2.warpAffine(
+            np.ascontiguousarray(maps),
+            self._affine,
+            (W, H),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        if self.fill != "edge":
+            value = int(round(float(self.fill) * 255))
+            (r0, r1), (c0, c1) = self._rows, self._cols
+            out[:r0] = value
+            out[r1:] = value
+            out[:, :c0] = value
+            out[:, c1:] = value
+        return out
 
 
 class MapBlender:

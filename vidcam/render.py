@@ -45,7 +45,7 @@ def to_u8(heat: np.ndarray) -> np.ndarray:
 
 def overlay(image: np.ndarray, heat: np.ndarray, lut: np.ndarray, alpha: float) -> np.ndarray:
     """``alpha`` × colour(heat) + (1 − alpha) × image; image (H, W, 3) uint8 RGB."""
-    colored = lut[to_u8(heat)]
+    colored = cv2.applyColorMap(to_u8(heat), lut.reshape(256, 1, 3))  # the LUT is RGB already
     return cv2.addWeighted(colored, alpha, image, 1.0 - alpha, 0.0)
 
 
@@ -157,6 +157,7 @@ class _Strip:
             raise VidcamError("importance and times must have the same length")
         self.height = int(np.clip(round(frame_height * 0.08), 6, 48))
         self._cache: dict[int, np.ndarray] = {}
+        self._masks: dict[tuple[int, int], np.ndarray] = {}
 
     def _columns(self, width: int) -> np.ndarray:
         """Bar height per column in [0, 1] (max of the frames that fall in the column)."""
@@ -170,6 +171,13 @@ class _Strip:
             self._cache[width] = np.clip(v, 0.0, 1.0)
         return self._cache[width]
 
+    def _bars(self, width: int, sh: int) -> np.ndarray:
+        key = (width, sh)
+        if key not in self._masks:
+            bars = np.rint(self._columns(width) * sh).astype(int)
+            self._masks[key] = np.arange(sh)[:, None] >= (sh - bars)[None, :]
+        return self._masks[key]
+
     def x_of(self, frame: int, width: int) -> int:
         t0, t1 = self.times[0], self.times[-1]
         span = max(t1 - t0, 1e-9)
@@ -179,10 +187,7 @@ class _Strip:
         h, w = img.shape[:2]
         sh = min(self.height, h)
         region = img[h - sh :]
-        region[:] = (region.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken to 40 %
-        bars = np.rint(self._columns(w) * sh).astype(int)
-        rows = np.arange(sh)[:, None]
-        filled = rows >= (sh - bars)[None, :]
-        region[filled] = (255, 190, 40)
+        cv2.convertScaleAbs(region, dst=region, alpha=0.4)  # darken to 40 %
+        region[self._bars(w, sh)] = (255, 190, 40)
         x = self.x_of(frame, w)
         region[:, max(0, x - 1) : x + 1] = (255, 255, 255)

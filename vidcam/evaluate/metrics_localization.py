@@ -39,7 +39,9 @@ def box_masks(
     return out
 
 
-def energy_pointing(heat: torch.Tensor, union: torch.Tensor, gt_frames: torch.Tensor) -> float | None:
+def energy_pointing(
+    heat: torch.Tensor, union: torch.Tensor, gt_frames: torch.Tensor
+) -> float | None:
     """Mean over frames with boxes of (map energy inside the boxes) / (map energy in the frame).
 
     A frame whose map is all zero scores 0.

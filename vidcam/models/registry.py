@@ -60,11 +60,13 @@ def get_spec(name: str) -> ModelSpec:
 
 def weights_status(spec: ModelSpec) -> str:
     """``"bundled"`` (ships with vidcam), ``"yes"`` (cached locally, loads offline) or ``"no"``."""
-    if spec.extra.get("bundled"):
-        return "bundled"
     check = spec.extra.get("weights_check")
     if check is not None:
-        return "yes" if check() else "no"
+        if not check():
+            return "no"
+        return "bundled" if spec.extra.get("bundled") else "yes"
+    if spec.extra.get("bundled"):
+        return "bundled"
     url = spec.extra.get("weights_url")
     if url:
         return "yes" if cached_file(url).is_file() else "no"

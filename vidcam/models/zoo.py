@@ -6,6 +6,7 @@ the registry is assembled), so the registry imports even while they are absent.
 
 from __future__ import annotations
 
+import importlib.resources
 import importlib.util
 import os
 from pathlib import Path
@@ -82,6 +83,12 @@ def _sample_spec() -> ModelSpec | None:
         _no_arch("sample", arch)
         return sample_net.load_sample_model(weights, pretrained=pretrained)
 
+    def bundled_file_present() -> bool:
+        res = importlib.resources.files("vidcam.models").joinpath(
+            "weights", sample_net.WEIGHTS_FILE
+        )
+        return res.is_file()
+
     inp = sample_net.SAMPLE_INPUT
     return ModelSpec(
         name="sample",
@@ -98,6 +105,7 @@ def _sample_spec() -> ModelSpec | None:
         weights_note="bundled with vidcam (vidcam/models/weights/sample_net.pt)",
         extra={
             "bundled": True,
+            "weights_check": bundled_file_present,
             "test_input": (inp.clip_len, *inp.crop),
             "test_arch": {},
         },

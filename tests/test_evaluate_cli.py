@@ -1,0 +1,130 @@
+"""`vidcam evaluate` end to end on the bundled sample clips, and the bundled sample model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from vidcam.cli import main
+from vidcam.errors import VidcamError
+from vidcam.models.sample_net import (
+    SAMPLE_CLASSES,
+    SAMPLE_INPUT,
+    SAMPLE_LAYER,
+    SampleNet,
+    load_sample_model,
+)
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+CLIPS = ("moving_right_2x", "growing_1x")
+METHODS = ("gradcam", "gradcam++", "random", "ones")
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """One CLI run on two sample clips copied away from their JSON (found through --gt)."""
+    tmp = tmp_path_factory.mktemp("evaluate")
+    videos = tmp / "videos"
+    videos.mkdir()
+    for name in CLIPS:
+        shutil.copy(SAMPLES / f"{name}.mp4", videos / f"{name}.mp4")
+    out_json, out_png, out_md = tmp / "r.json", tmp / "curves.png", tmp / "table.md"
+    argv = ["evaluate", str(videos), "--model", "sample", "--device", "cpu", "--gt", str(SAMPLES)]
+    argv += ["--steps", "4", "--json", str(out_json), "--plot", str(out_png)]
+    argv += ["--markdown", str(out_md), "--quiet"]
+    assert main(argv) == 0
+    return json.loads(out_json.read_text()), out_png, out_md.read_text()
+
+
+def test_json_records_every_method_and_metric(evaluated):
+    data, _, _ = evaluated
+    assert [Path(c["video"]).stem for c in data["clips"]] == sorted(CLIPS)
+    assert data["options"]["baseline"] == "black"
+    assert "softmax" in data["options"]["score"]
+    for clip in data["clips"]:
+        assert clip["gt_label"] in SAMPLE_CLASSES
+        assert set(clip["methods"]) == set(METHODS)
+        for m in METHODS:
+            rec = clip["methods"][m]
+            for key in ("energy_pg", "pointing", "coverage", "temporal", "iou"):
+                assert 0.0 <= rec[key] <= 1.0
+        # the all-ones map's explanation map is the clip itself: O == Y
+        assert clip["methods"]["ones"]["O"] == pytest.approx(clip["Y"], abs=1e-5)
+    # the summary is the mean of the per-clip numbers
+    for m in METHODS:
+        ys = [c["Y"] for c in data["clips"]]
+        os_ = [c["methods"][m]["O"] for c in data["clips"]]
+        drop = sum(max(0.0, y - o) / y for y, o in zip(ys, os_, strict=True)) / len(ys) * 100
+        assert data["summary"]["methods"][m]["average_drop"] == pytest.approx(drop)
+    assert data["summary"]["methods"]["ones"]["average_drop"] == pytest.approx(0.0, abs=1e-3)
+    wins = data["summary"]["win_percent"]
+    assert wins["gradcam++"]["gradcam"] + wins["gradcam"]["gradcam++"] == pytest.approx(100.0)
+    # mean curves: 4 voxel steps -> 5 points; frame curves: min(4, 16) steps; deletion starts at
+    # the clip's mean score and insertion ends there
+    mean_y = sum(c["Y"] for c in data["clips"]) / 2
+    for m in METHODS:
+        curves = data["mean_curves"][m]
+        assert len(curves["deletion_voxel"]) == 5 and len(curves["insertion_frame"]) == 5
+        assert curves["deletion_voxel"][0] == pytest.approx(mean_y, abs=1e-5)
+        assert curves["insertion_voxel"][-1] == pytest.approx(mean_y, abs=1e-5)
+
+
+def test_sample_model_recognises_the_sample_clips(evaluated):
+    data, _, _ = evaluated
+    assert all(c["correct"] for c in data["clips"])
+    assert data["summary"]["accuracy"] == 1.0
+
+
+def test_plot_and_table_written(evaluated):
+    _, png, table = evaluated
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape == (640, 900, 3)
+    assert (img < 250).any(axis=2).mean() > 0.02  # something was drawn
+    for title in ("Grad-CAM", "Grad-CAM++", "random", "all-ones", "baseline: black"):
+        assert title in table
+    assert "Energy PG" in table
+
+
+def test_user_errors_exit_2(tmp_path, capsys):
+    clip = str(SAMPLES / f"{CLIPS[0]}.mp4")
+    assert main(["evaluate", clip, "--plot", str(tmp_path / "x.jpg")]) == 2
+    assert "png" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "missing.mp4")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+# -- the bundled sample model -------------------------------------------------------------------
+
+
+def test_sample_model_loads_and_names_match():
+    model = load_sample_model()
+    assert not model.training
+    assert isinstance(dict(model.named_modules())[SAMPLE_LAYER], torch.nn.Module)
+    assert SAMPLE_INPUT.clip_len == 16 and SAMPLE_INPUT.crop == (112, 112)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params < 500_000
+    x = torch.zeros(1, 3, 16, 112, 112)
+    assert model(x).shape == (1, len(SAMPLE_CLASSES))
+    random = load_sample_model(pretrained=False)
+    assert not torch.equal(random.fc.weight, model.fc.weight)
+
+
+def test_sample_model_bad_weights(tmp_path):
+    with pytest.raises(VidcamError, match="does not exist"):
+        load_sample_model(tmp_path / "none.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(VidcamError, match="could not read"):
+        load_sample_model(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"w": torch.zeros(3)}, other)
+    with pytest.raises(VidcamError, match="do not fit"):
+        load_sample_model(other)
+    ok = tmp_path / "ok.pt"
+    torch.save(SampleNet().state_dict(), ok)
+    assert isinstance(load_sample_model(ok), SampleNet)
