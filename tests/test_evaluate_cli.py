@@ -83,7 +83,7 @@ def test_sample_model_recognises_the_sample_clips(evaluated):
 def test_plot_and_table_written(evaluated):
     _, png, table = evaluated
     img = cv2.imread(str(png))
-    assert img is not None and img.shape == (640, 900, 3)
+    assert img is not None and img.shape == (720, 900, 3)
     assert (img < 250).any(axis=2).mean() > 0.02  # something was drawn
     for title in ("Grad-CAM", "Grad-CAM++", "random", "all-ones", "baseline: black"):
         assert title in table

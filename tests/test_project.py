@@ -150,3 +150,21 @@ def test_spool_roundtrip():
     assert torch.equal(got["heat"], a) and torch.equal(got["img"], b)
     assert torch.equal(spool.get(1)["heat"], a * 0)
     spool.close()
+
+
+def test_opencv_placement_matches_torch_placement():
+    """The renderer's OpenCV path and the API's grid_sample path put maps in the same place."""
+    rng = np.random.default_rng(1)
+    g = geometry_for(61, 97, InputSpec(clip_len=1, crop=(40, 40), resize_short=45, stride=1))
+    small = torch.from_numpy(rng.random((10, 10))).float()
+    placer = SourcePlacer(g, (10, 10))
+    ref = placer(small).numpy() * 255
+    got = placer.place_u8(np.rint(small.numpy() * 255).astype(np.uint8)).astype(float)
+    assert np.abs(got - ref).max() <= 3.0  # uint8 rounding + 1/32-pixel fixed point
+    assert np.abs(got - ref).mean() <= 0.6
+    img = (rng.random((10, 10, 3)) * 255).astype(np.uint8)
+    grey = SourcePlacer(g, (10, 10), fill=0.5)
+    out = grey.place_u8(img)
+    assert out.shape == (61, 97, 3)
+    y0, x0, y1, x1 = g.crop_box()
+    assert (out[:, : int(x0) - 1] == 128).all() and (out[:, int(np.ceil(x1)) + 1 :] == 128).all()

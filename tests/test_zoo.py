@@ -38,6 +38,7 @@ EXPECTED = {
 }  # fmt: skip
 SLOW = {"mvit_v1_b", "mvit_v2_s"}  # fixed 16 x 224 x 224 input: ~10 s each on 2 cores
 RUN_SLOW = os.environ.get("VIDCAM_SLOW_TESTS", "") not in ("", "0")
+_REAL_FETCH = torch.hub.load_state_dict_from_url
 
 
 @pytest.fixture(autouse=True)
@@ -295,6 +296,20 @@ def test_pretrained_offline_is_a_clear_error(name, monkeypatch, tmp_path):
     assert str(tmp_path) in msg
     assert isinstance(err.value.__cause__, URLError)
     assert calls == [get_spec(name).extra["weights_url"]]
+
+
+def test_pretrained_loads_from_the_hub_cache_without_network(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", _REAL_FETCH)  # cache hit only
+    torch.manual_seed(3)
+    ref = get_spec("x3d_xs").build(pretrained=False)
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save({"model_state": ref.state_dict()}, cache / "X3D_XS.pyth")  # the hub's layout
+    lm = load_model("x3d_xs", pretrained=True, progress=False)
+    assert get_spec("x3d_xs").extra["weights_url"] in lm.weights_source
+    for k, v in ref.state_dict().items():
+        assert torch.equal(lm.model.state_dict()[k], v), k
 
 
 def test_weights_present_reads_the_hub_cache(monkeypatch, tmp_path):

@@ -161,11 +161,14 @@ def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=rotation // 90))
 
 
-def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[DecodedFrame]:
+def iter_frames(
+    path: str | Path, info: VideoInfo | None = None, *, warn: bool = True
+) -> Iterator[DecodedFrame]:
     """Yield every decodable frame in presentation order, upright RGB, with its time.
 
     Missing or non-increasing timestamps are replaced by ``previous + 1/fps`` (one
     DecodeWarning). A decode error after the first frame ends the stream with a DecodeWarning.
+    ``warn=False`` skips the warnings (for a second pass over a file already reported on).
     """
     info = info or probe(path)
     container = _open(info.path)
@@ -189,6 +192,9 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[Dec
                     raise VidcamError(
                         f"input {str(info.path)!r}: no frame could be decoded ({exc})"
                     ) from None
+                stopped = True
+                if not warn:
+                    break
                 warnings.warn(
                     f"{info.path.name}: decoding stopped after {index} frames "
                     f"(t={float(prev or 0):.2f}s of ~{info.duration:.2f}s): {exc}; "
@@ -196,7 +202,6 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[Dec
                     DecodeWarning,
                     stacklevel=2,
                 )
-                stopped = True
                 break
             if frame.pts is not None and first_pts is None:
                 first_pts = frame.pts
@@ -212,14 +217,14 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[Dec
             raise VidcamError(
                 f"input {str(info.path)!r}: the video stream holds no decodable frame"
             )
-        if not stopped and info.frames_exact and index < info.frames - 2:
+        if warn and not stopped and info.frames_exact and index < info.frames - 2:
             warnings.warn(
                 f"{info.path.name}: decoded {index} frames but the header announces "
                 f"{info.frames}; the file may be truncated",
                 DecodeWarning,
                 stacklevel=2,
             )
-        if fixed:
+        if warn and fixed:
             warnings.warn(
                 f"{info.path.name}: {fixed} frame(s) had missing or non-increasing timestamps; "
                 f"timed at 1/{float(info.fps):g} s after the previous frame",

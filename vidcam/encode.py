@@ -19,6 +19,7 @@ over the output only when complete; on any error or interrupt the temporary file
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
@@ -222,10 +223,8 @@ class VideoEncoder:
         self._closed = True
         for closer in (getattr(self, "_audio", None), getattr(self, "_container", None)):
             if closer is not None:
-                try:
+                with contextlib.suppress(Exception):  # the file is discarded: close errors moot
                     closer.close()
-                except Exception:  # the file is being discarded; its close errors don't matter
-                    pass
         self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoEncoder:

@@ -257,7 +257,7 @@ class MapSpool:
     """
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="vidcam-maps-")
+        self._file = tempfile.TemporaryFile(prefix="vidcam-maps-")  # noqa: SIM115 (lives with us)
         self._index: list[dict[str, tuple[int, tuple[int, ...], np.dtype]]] = []
         self._end = 0
 

@@ -26,7 +26,9 @@ import difflib
 import json
 import math
 import os
+import queue
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidcam.decode import DecodeWarning, VideoInfo, check_input, iter_frames, probe
+from vidcam.decode import DecodedFrame, VideoInfo, check_input, iter_frames, probe
 from vidcam.encode import VideoEncoder, check_output_extension
 from vidcam.errors import VidcamError
 from vidcam.explainer import Explainer
@@ -365,48 +367,55 @@ class VideoAnalysis:
             warnings=list(self.warnings),
         )
 
-    def frames(self, *, progress: bool = False) -> Iterator[ExplainedFrame]:
-        """Pass 2: decode again and yield every frame with its maps on the source grid."""
-        sups = self.supports
+    def blended(
+        self, *, progress: bool = False
+    ) -> Iterator[tuple[DecodedFrame, dict[str, torch.Tensor], WindowResult]]:
+        """Pass 2 core: decode again; per frame, the windows' maps blended in crop space
+        ({title: (h, w) heat | (h, w, 3) image}) and the window weighing most on it."""
         dev = self.device
-        heat_placer = img_placer = None
         blender = MapBlender(
-            sups, lambda i: {k: _as_float(v.to(dev)) for k, v in self.spool.get(i).items()}
+            self.supports,
+            lambda i: {k: _as_float(v.to(dev)) for k, v in self.spool.get(i).items()},
         )
         n = len(self.times)
         bar = Progress(n, unit="frames", desc="rendering", enabled=progress)
-        decoded = _quiet_decode(self.info)
+        decoded = _Prefetch(iter_frames(self.info.path, self.info, warn=False))
         try:
             for frame in decoded:
                 if frame.index >= n:
                     break
                 maps, weights = blender.at(float(frame.time))
-                panels: dict[str, torch.Tensor] = {}
-                for title in self.titles:
-                    m = maps[title]
-                    if m.dim() == 2:  # heatmap (h, w)
-                        if heat_placer is None:
-                            heat_placer = SourcePlacer(self.geometry, tuple(m.shape), device=dev)
-                        panels[title] = heat_placer(m).clamp_(0, 1)
-                    else:  # guided image (h, w, 3), mid grey outside the crop
-                        if img_placer is None:
-                            img_placer = SourcePlacer(
-                                self.geometry, tuple(m.shape[:2]), fill=0.5, device=dev
-                            )
-                        panels[title] = img_placer(m.permute(2, 0, 1)).permute(1, 2, 0)
-                main = max(weights, key=weights.get)
-                yield ExplainedFrame(
-                    index=frame.index,
-                    time=frame.time,
-                    image=frame.image,
-                    panels=panels,
-                    importance=float(self.importance[frame.index]),
-                    window=self.windows[main],
-                )
+                yield frame, maps, self.windows[max(weights, key=weights.get)]
                 bar.update(1)
         finally:
             decoded.close()
             bar.close()
+
+    def frames(self, *, progress: bool = False) -> Iterator[ExplainedFrame]:
+        """Pass 2 for the API: every frame with its maps on the source grid (torch)."""
+        placers: dict[str, SourcePlacer] = {}
+        for frame, maps, window in self.blended(progress=progress):
+            panels: dict[str, torch.Tensor] = {}
+            for title in self.titles:
+                m = maps[title]
+                image = m.dim() == 3
+                if title not in placers:
+                    size = tuple(m.shape[:2])
+                    placers[title] = SourcePlacer(
+                        self.geometry, size, fill=0.5 if image else 0.0, device=self.device
+                    )
+                if image:  # guided product (h, w, 3), mid grey outside the crop
+                    panels[title] = placers[title](m.permute(2, 0, 1)).permute(1, 2, 0)
+                else:
+                    panels[title] = placers[title](m).clamp_(0, 1)
+            yield ExplainedFrame(
+                index=frame.index,
+                time=frame.time,
+                image=frame.image,
+                panels=panels,
+                importance=float(self.importance[frame.index]),
+                window=window,
+            )
 
     def close(self) -> None:
         self.spool.close()
@@ -422,19 +431,53 @@ def _as_float(v: torch.Tensor) -> torch.Tensor:
     return v.float().div_(255.0) if v.dtype == torch.uint8 else v.float()
 
 
-def _quiet_decode(info: VideoInfo):
-    """Pass 2's decoder: pass 1 already reported its DecodeWarnings."""
-    it = iter_frames(info.path, info)
-    try:
+class _Prefetch:
+    """Runs an iterator in a background thread, up to ``depth`` items ahead (decoding overlaps
+    the model and the renderer). Errors re-raise in the consumer; ``close`` stops the thread."""
+
+    _END = object()
+
+    def __init__(self, it: Iterator[Any], depth: int = 8) -> None:
+        self._it = it
+        self._q: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vidcam-decode", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._it:
+                if not self._put((item, None)):
+                    return
+            self._put((self._END, None))
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            self._put((self._END, exc))
+        finally:
+            close = getattr(self._it, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Iterator[Any]:
         while True:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DecodeWarning)
-                frame = next(it, None)
-            if frame is None:
+            item, exc = self._q.get()
+            if exc is not None:
+                raise exc
+            if item is self._END:
                 return
-            yield frame
-    finally:
-        it.close()
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def analyze(
@@ -515,8 +558,9 @@ def _explain_pass(info, pre, sampler, run, batch_size: int, progress: bool) -> N
     times: list[float] = []
     pending = []
     bar = Progress(info.frames, unit="frames", desc="explaining", enabled=progress)
+    decoded = _Prefetch(iter_frames(info.path, info))
     try:
-        for frame in iter_frames(info.path, info):
+        for frame in decoded:
             crops[frame.index] = pre.frame(frame.image)
             times.append(float(frame.time))
             pending.extend(sched.push(frame.time))
@@ -533,6 +577,7 @@ def _explain_pass(info, pre, sampler, run, batch_size: int, progress: bool) -> N
             run(pending[:batch_size], crops, pre)
             pending = pending[batch_size:]
     finally:
+        decoded.close()
         bar.close()
     run.analysis.finish(times)
 
@@ -782,25 +827,30 @@ def write_explained_video(
             audio_from=src if info.has_audio else None,
             audio_offset=info.start,
         ) as enc:
-            for fr in analysis.frames(progress=progress):
-                panels = [_panel(t, v) for t, v in fr.panels.items()]
+            placers: dict[str, SourcePlacer] = {}
+            for frame, maps, window in analysis.blended(progress=progress):
+                panels = []
+                for title in analysis.titles:
+                    m = maps[title].mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+                    if title not in placers:
+                        fill = 0.5 if m.ndim == 3 else 0.0
+                        placers[title] = SourcePlacer(analysis.geometry, m.shape[:2], fill=fill)
+                    placed = placers[title].place_u8(m)
+                    panels.append(
+                        Panel(title, image=placed) if m.ndim == 3 else Panel(title, heat=placed)
+                    )
                 image = renderer(
-                    fr.image,
+                    frame.image,
                     panels,
-                    time=float(fr.time),
-                    frame=fr.index,
-                    lines=_caption(fr.window, name),
+                    time=float(frame.time),
+                    frame=frame.index,
+                    lines=_caption(window, name),
                 )
-                enc.write(image, fr.time)
+                enc.write(image, frame.time)
         result = analysis.summary()
     if json_path:
         _write_json(Path(json_path), result.to_json())
     return result
-
-
-def _panel(title: str, v: torch.Tensor) -> Panel:
-    u8 = v.mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
-    return Panel(title, heat=u8) if u8.ndim == 2 else Panel(title, image=u8)
 
 
 def _caption(w: WindowResult, name) -> list[str]:

@@ -116,7 +116,7 @@ PANELS = (
 
 def _panel(curves: dict[str, dict[str, list[float]]], key: str, title: str, w: int, h: int):
     img = np.full((h, w, 3), 255, np.uint8)
-    x0, y0, x1, y1 = 50, 30, w - 15, h - 40  # plot area
+    x0, y0, x1, y1 = 50, 30, w - 15, h - 75  # plot area; axis label and legend below
     font = cv2.FONT_HERSHEY_SIMPLEX
     cv2.putText(img, title, (x0, 20), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     top = max((max(c[key]) for c in curves.values() if key in c), default=1.0)
@@ -133,9 +133,8 @@ def _panel(curves: dict[str, dict[str, list[float]]], key: str, title: str, w: i
         cv2.putText(img, f"{v:.1f}", (x - 8, y1 + 15), font, 0.35, (60, 60, 60), 1, cv2.LINE_AA)
     cv2.rectangle(img, (x0, y0), (x1, y1), (0, 0, 0), 1)
     cv2.putText(
-        img, "fraction removed/revealed", (x0 + 60, h - 8), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA
+        img, "fraction removed/revealed", (x0 + 120, y1 + 32), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA
     )
-    drawn = [m for m in METHODS if m in curves and key in curves[m]]
     legend = []
     for m in METHODS:
         if m not in curves or key not in curves[m]:
@@ -146,17 +145,15 @@ def _panel(curves: dict[str, dict[str, list[float]]], key: str, title: str, w: i
         pts = np.stack([xs, ys], 1).round().astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(img, [pts], False, COLORS_BGR[m], 2, cv2.LINE_AA)
         legend.append((m, float((c[1:] + c[:-1]).sum() / (2 * (len(c) - 1)))))
-    if drawn:  # legend on a white box, top right
-        cv2.rectangle(img, (x1 - 155, y0 + 3), (x1 - 3, y0 + 8 + 15 * len(drawn)), (255,) * 3, -1)
-    for li, (m, area) in enumerate(legend):
-        ly = y0 + 16 + 15 * li
-        cv2.line(img, (x1 - 150, ly - 4), (x1 - 130, ly - 4), COLORS_BGR[m], 2)
-        label = f"{METHOD_TITLES[m]} {area:.3f}"
-        cv2.putText(img, label, (x1 - 125, ly), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    for li, (m, area) in enumerate(legend):  # two rows of two entries under the axis label
+        lx, ly = x0 + 10 + 190 * (li % 2), y1 + 52 + 17 * (li // 2)
+        cv2.line(img, (lx, ly - 4), (lx + 20, ly - 4), COLORS_BGR[m], 2)
+        label = f"{METHOD_TITLES[m]}: AUC {area:.3f}"
+        cv2.putText(img, label, (lx + 25, ly), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return img
 
 
-def plot_curves(result: EvalResult, path: str | Path, *, width: int = 900, height: int = 640):
+def plot_curves(result: EvalResult, path: str | Path, *, width: int = 900, height: int = 720):
     """Write a 2×2 PNG of the mean deletion/insertion curves (AUC in each legend)."""
     p = Path(path)
     if p.suffix.lower() != ".png":
@@ -167,7 +164,7 @@ def plot_curves(result: EvalResult, path: str | Path, *, width: int = 900, heigh
     head = np.full((30, grid.shape[1], 3), 255, np.uint8)
     text = (
         f"{result.model['name']}: mean curves over {result.summary['clips']} clips, "
-        f"baseline {result.options['baseline']}, score = softmax probability (legend: AUC)"
+        f"baseline {result.options['baseline']}, score = softmax probability "
     )
     cv2.putText(head, text, (10, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     img = np.concatenate([head, grid], 0)
