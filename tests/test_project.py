@@ -33,7 +33,7 @@ def test_preprocess_values():
     img[..., 0] = 255
     img[..., 1] = 128
     crop = pre.frame(img)
-    assert crop.dtype == torch.uint8 and crop.shape == (3, 48, 48)
+    assert crop.dtype == torch.uint8 and crop.shape == (48, 48, 3)
     clip = pre.clip([crop, crop])
     assert clip.shape == (1, 3, 2, 48, 48)
     assert clip[0, 0, 0, 0, 0].item() == pytest.approx((1.0 - 0.5) / 0.25)
@@ -70,7 +70,7 @@ def test_preprocess_then_place_recovers_source():
     yy, xx = np.mgrid[0:H, 0:W]
     img = np.stack([xx * 2, yy * 3, xx + yy], -1).astype(np.uint8)
     pre = Preprocessor(spec, H, W, torch.device("cpu"))
-    crop = pre.frame(img).float()  # (3, 40, 40)
+    crop = pre.frame(img).float().permute(2, 0, 1)  # (3, 40, 40)
     back = SourcePlacer(pre.geometry, (40, 40))(crop).permute(1, 2, 0).numpy()
     y0, x0, y1, x1 = pre.geometry.crop_box()
     ys = slice(int(np.ceil(y0)) + 2, int(y1) - 2)

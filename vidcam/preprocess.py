@@ -64,7 +64,7 @@ def geometry_for(height: int, width: int, spec: InputSpec) -> Geometry:
 
 
 class Preprocessor:
-    """Frames (H, W, 3) uint8 RGB -> crops (3, h, w) uint8 on ``device`` -> clips.
+    """Frames (H, W, 3) uint8 RGB -> crops (h, w, 3) uint8 on ``device`` -> clips.
 
     ``frame`` is applied to each decoded frame as it arrives; ``clip`` stacks T crops into the
     normalised model input (1, 3, T, h, w) float32.
@@ -78,7 +78,7 @@ class Preprocessor:
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device)
 
     def frame(self, image: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB -> (3, h, w) uint8 crop on the device.
+        """(H, W, 3) uint8 RGB -> (h, w, 3) uint8 crop on the device.
 
         Resizing happens on the CPU before the upload (the decoded frame is there already, and
         only the small crop then crosses to an accelerator).
@@ -98,13 +98,13 @@ class Preprocessor:
                 interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
             )
         crop = np.ascontiguousarray(_crop(image, g.offset, g.crop))
-        return torch.from_numpy(crop).to(self.device, non_blocking=True).permute(2, 0, 1)
+        return torch.from_numpy(crop).to(self.device, non_blocking=True)
 
     def clip(self, crops: Sequence[torch.Tensor]) -> torch.Tensor:
-        """T crops (3, h, w) uint8 -> (1, 3, T, h, w) float32, (x / 255 - mean) / std."""
-        x = torch.stack(list(crops), dim=1).float().div_(255.0)  # (3, T, h, w)
-        x = (x - self._mean[:, None, None, None]) / self._std[:, None, None, None]
-        return x.unsqueeze(0)
+        """T crops (h, w, 3) uint8 -> (1, 3, T, h, w) float32, (x / 255 - mean) / std."""
+        x = torch.stack(list(crops)).float()  # (T, h, w, 3), channels last: contiguous math
+        x = x.mul_(1 / 255.0).sub_(self._mean).div_(self._std)
+        return x.permute(3, 0, 1, 2).unsqueeze(0).contiguous()
 
 
 def _crop(x: np.ndarray, offset: tuple[int, int], size: tuple[int, int]) -> np.ndarray:

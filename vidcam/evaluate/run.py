@@ -116,16 +116,14 @@ def _channel(values: Sequence[float], device: torch.device) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)
 
 
-def _class_index(label: str, labels: Sequence[str] | None, path: Path) -> int:
+def _class_index(label: str, labels: Sequence[str] | None) -> int | None:
+    """Index of ``label`` among the model's class names (case-insensitive), or None."""
     if labels:
         norm = [str(x).strip().lower() for x in labels]
         key = label.strip().lower()
         if key in norm:
             return norm.index(key)
-    raise VidcamError(
-        f"{path.name}: ground-truth label {label!r} is not a class of the model; "
-        "use --target pred or ground truth written for this model"
-    )
+    return None
 
 
 def evaluate(videos: Sequence[Path], em: EvalModel, opts: EvalOptions) -> EvalResult:
@@ -187,10 +185,15 @@ def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums) -> dict[str, 
     pred = int(probs.argmax())
     target = pred
     gt_index = None
-    if gt is not None and em.labels:
-        gt_index = _class_index(str(gt["label"]), em.labels, clip.path)
-        if opts.target == "gt":
-            target = gt_index
+    if gt is not None:
+        gt_index = _class_index(str(gt["label"]), em.labels)
+    if opts.target == "gt" and gt is not None:
+        if gt_index is None:
+            raise VidcamError(
+                f"{clip.path.name}: ground-truth label {gt['label']!r} is not a class of the "
+                "model; use --target pred (localization then explains the prediction)"
+            )
+        target = gt_index
     norm = (pixels - _channel(em.spec.mean, device)) / _channel(em.spec.std, device)
     heats: dict[str, torch.Tensor] = {}
     raw_shape = None
