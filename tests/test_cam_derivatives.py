@@ -122,11 +122,11 @@ def test_softmax_closed_form_equals_true_derivatives(seed):
 
 def test_softmax_moments_with_many_classes_chunked(monkeypatch):
     """Chunked class batches give the same weights as one batch."""
-    from vidcam import explainer as ex
+    from vidcam import backward
 
     head = make_head(5, classes=7)
     acts = torch.rand(2, 2, 2, 2, 2) + 0.1
     full = vidcam.explain(Split(head), acts, target="topk:2", layer="feat", softmax=True)
-    monkeypatch.setattr(ex, "_CLASS_CHUNK_ELEMENTS", 40)  # forces chunks of 1 class
+    monkeypatch.setattr(backward, "CLASS_CHUNK_ELEMENTS", 40)  # forces chunks of 1 class
     chunked = vidcam.explain(Split(head), acts, target="topk:2", layer="feat", softmax=True)
     torch.testing.assert_close(chunked.weights_per_layer[0], full.weights_per_layer[0])

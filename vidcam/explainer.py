@@ -7,27 +7,24 @@ all classes). Everything stays on the model's device.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vidcam import cam_math
+from vidcam.backward import class_moments, grads_per_target
 from vidcam.errors import VidcamError
 from vidcam.hooks import capture_layers, eval_mode
 from vidcam.layers import LayerArg, resolve_layers
+from vidcam.maps import fuse, upsample
 from vidcam.models.spec import Reshape
 from vidcam.targets import Target, resolve_targets
 
 Method = Literal["gradcam", "gradcam++"]
 METHODS = ("gradcam", "gradcam++")
-
-#: element budget for one batched backward over classes (softmax variant)
-_CLASS_CHUNK_ELEMENTS = 1 << 25
 
 
 @dataclass(frozen=True)
@@ -141,8 +138,8 @@ class Explainer:
                     "that the forward pass runs"
                 )
             tensors = [store[name].tensor for name in names]
-            grads = _grads_per_target(scores, tensors, names)
-            moments = _class_moments(output, tensors) if self.softmax else None
+            grads = grads_per_target(scores, tensors, names)
+            moments = class_moments(output, tensors) if self.softmax else None
             acts = [self._volume(store[name].tensor, store[name].output, name) for name in names]
             grads = [
                 torch.stack([self._volume(gk, store[name].output, name) for gk in g])
@@ -166,7 +163,7 @@ class Explainer:
             raws.append(raw)
             weights.append(w)
         size = tuple(clip.shape[2:]) if clip.dim() == 5 else (1, *clip.shape[2:])
-        maps = _fuse([_upsample(r, size) for r in raws], names)
+        maps = fuse([upsample(r, size) for r in raws], names)
         return Explanation(
             maps=maps,
             raw_per_layer=tuple(raws),
@@ -262,140 +259,3 @@ def _check_clip(clip: torch.Tensor) -> torch.Tensor:
     if clip.numel() == 0:
         raise VidcamError(f"clip: empty tensor of shape {tuple(clip.shape)}")
     return clip
-
-
-def _grads_per_target(
-    scores: torch.Tensor, tensors: list[torch.Tensor], names: list[str]
-) -> list[torch.Tensor]:
-    """∂scores[:, k]/∂tensor for every target k: one backward batched over K. (K, N, ...)."""
-    if not scores.requires_grad:
-        raise VidcamError("target: the scores are not differentiable w.r.t. the explained layer")
-    k = scores.shape[1]
-    eye = torch.eye(k, dtype=scores.dtype, device=scores.device)
-    grad_outputs = eye[:, None, :].expand(k, *scores.shape).contiguous()
-    grads = _batched_grad(scores, tensors, grad_outputs)
-    out = []
-    for g, t, name in zip(grads, tensors, names, strict=True):
-        if g is None:
-            raise VidcamError(f"layer {name!r} does not influence the target score; pick another")
-        out.append(g.expand(k, *t.shape) if g.dim() == t.dim() else g)
-    return out
-
-
-def _batched_grad(
-    outputs: torch.Tensor, inputs: list[torch.Tensor], grad_outputs: torch.Tensor
-) -> tuple[torch.Tensor | None, ...]:
-    """autograd.grad batched over the first axis of ``grad_outputs`` (B, *outputs.shape)."""
-    if grad_outputs.shape[0] == 1:
-        grads = torch.autograd.grad(
-            outputs, inputs, grad_outputs=grad_outputs[0], retain_graph=True, allow_unused=True
-        )
-        return tuple(None if g is None else g.unsqueeze(0) for g in grads)
-    try:
-        return torch.autograd.grad(
-            outputs,
-            inputs,
-            grad_outputs=grad_outputs,
-            retain_graph=True,
-            allow_unused=True,
-            is_grads_batched=True,
-        )
-    except RuntimeError as exc:
-        if "atching rule" not in str(exc) and "vmap" not in str(exc):
-            raise
-        # an op (or a user's tensor hook) without a vmap rule: one backward per batch entry
-        warnings.warn(
-            f"batched backward unavailable ({str(exc).splitlines()[0]}); "
-            "falling back to one backward per target",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    per_entry = [
-        torch.autograd.grad(outputs, inputs, grad_outputs=go, retain_graph=True, allow_unused=True)
-        for go in grad_outputs
-    ]
-    return tuple(
-        None if parts[0] is None else torch.stack(parts) for parts in zip(*per_entry, strict=True)
-    )
-
-
-def _class_moments(
-    output: torch.Tensor, tensors: list[torch.Tensor]
-) -> list[tuple[torch.Tensor, ...]]:
-    """Ḡ, V, M3 of the per-class gradients ∂S^k/∂A, weighted by p = softmax(S).
-
-    Gradients of all M classes come from chunked backward passes batched over classes.
-    Returns, per tensor, (mean, variance, third central moment), each shaped like the tensor.
-    """
-    n, m = output.shape
-    probs = output.detach().double().softmax(dim=1)  # (N, M)
-    per_class = sum(t.numel() for t in tensors)
-    chunk = max(1, min(m, _CLASS_CHUNK_ELEMENTS // max(per_class, 1)))
-    acc_dtype = torch.float32 if output.device.type == "mps" else torch.float64
-    sums = [
-        [torch.zeros(t.shape, dtype=acc_dtype, device=t.device) for _ in range(3)] for t in tensors
-    ]
-    eye = torch.eye(m, dtype=output.dtype, device=output.device)
-    for start in range(0, m, chunk):
-        stop = min(m, start + chunk)
-        grad_outputs = eye[start:stop, None, :].expand(stop - start, n, m).contiguous()
-        grads = _batched_grad(output, tensors, grad_outputs)
-        p = probs[:, start:stop].transpose(0, 1).to(acc_dtype)  # (B, N)
-        for acc, g, t in zip(sums, grads, tensors, strict=True):
-            if g is None:
-                continue
-            g = g.to(acc_dtype)
-            pw = p.reshape(*p.shape, *([1] * (t.dim() - 1)))
-            g2 = g * g
-            acc[0] += (pw * g).sum(0)
-            acc[1] += (pw * g2).sum(0)
-            acc[2] += (pw * g2 * g).sum(0)
-    out = []
-    for (m1, m2, m3), t in zip(sums, tensors, strict=True):
-        var = m2 - m1 * m1
-        third = m3 - 3 * m1 * m2 + 2 * m1 * m1 * m1
-        out.append(tuple(x.to(t.dtype) for x in (m1, var, third)))
-    return out
-
-
-def _upsample(raw: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """(N, K, t, h, w) -> (N, K, T, H, W) by trilinear interpolation."""
-    n, k = raw.shape[:2]
-    if tuple(raw.shape[2:]) == tuple(size):
-        return raw
-    up = F.interpolate(
-        raw.reshape(n * k, 1, *raw.shape[2:]), size=size, mode="trilinear", align_corners=False
-    )
-    return up.reshape(n, k, *size)
-
-
-def normalize_maps(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Min-max normalise (N, K, ...) per (n, k); constant maps become zeros.
-
-    Returns ``(normalised, constant)`` with ``constant`` a (N, K) bool mask.
-    """
-    flat = maps.flatten(2)
-    lo = flat.amin(dim=2, keepdim=True)
-    hi = flat.amax(dim=2, keepdim=True)
-    span = hi - lo
-    constant = span <= 1e-6 * torch.maximum(hi.abs(), lo.abs()).clamp_min(1e-30)
-    out = torch.where(
-        constant, torch.zeros_like(flat), (flat - lo) / torch.where(constant, 1.0, span)
-    )
-    return out.reshape(maps.shape), constant[..., 0]
-
-
-def _fuse(maps: list[torch.Tensor], names: list[str]) -> torch.Tensor:
-    """Normalise each layer's upsampled map, average them, normalise again; warn on constants."""
-    normed = [normalize_maps(m)[0] for m in maps]
-    fused = normed[0] if len(normed) == 1 else torch.stack(normed).mean(0)
-    out, constant = normalize_maps(fused)
-    if bool(constant.any()):
-        bad = [tuple(i) for i in constant.nonzero().tolist()][:5]
-        warnings.warn(
-            f"the map at layer(s) {', '.join(names)} is constant (e.g. zero gradients) for "
-            f"(sample, target) {bad}; returned as zeros",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return out

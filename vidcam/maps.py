@@ -1,0 +1,51 @@
+"""Feature-level maps to clip-sized, normalised maps: trilinear upsampling, min-max, fusion."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+
+def upsample(raw: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """(N, K, t, h, w) -> (N, K, T, H, W) by trilinear interpolation."""
+    n, k = raw.shape[:2]
+    if tuple(raw.shape[2:]) == tuple(size):
+        return raw
+    up = F.interpolate(
+        raw.reshape(n * k, 1, *raw.shape[2:]), size=size, mode="trilinear", align_corners=False
+    )
+    return up.reshape(n, k, *size)
+
+
+def normalize_maps(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Min-max normalise (N, K, ...) per (n, k); constant maps become zeros.
+
+    Returns ``(normalised, constant)`` with ``constant`` a (N, K) bool mask.
+    """
+    flat = maps.flatten(2)
+    lo = flat.amin(dim=2, keepdim=True)
+    hi = flat.amax(dim=2, keepdim=True)
+    span = hi - lo
+    constant = span <= 1e-6 * torch.maximum(hi.abs(), lo.abs()).clamp_min(1e-30)
+    out = torch.where(
+        constant, torch.zeros_like(flat), (flat - lo) / torch.where(constant, 1.0, span)
+    )
+    return out.reshape(maps.shape), constant[..., 0]
+
+
+def fuse(maps: list[torch.Tensor], names: list[str]) -> torch.Tensor:
+    """Normalise each layer's upsampled map, average them, normalise again; warn on constants."""
+    normed = [normalize_maps(m)[0] for m in maps]
+    fused = normed[0] if len(normed) == 1 else torch.stack(normed).mean(0)
+    out, constant = normalize_maps(fused)
+    if bool(constant.any()):
+        bad = [tuple(i) for i in constant.nonzero().tolist()][:5]
+        warnings.warn(
+            f"the map at layer(s) {', '.join(names)} is constant (e.g. zero gradients) for "
+            f"(sample, target) {bad}; returned as zeros",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return out
