@@ -480,6 +480,45 @@ class _Prefetch:
         self._thread.join()
 
 
+class _Behind:
+    """Calls ``fn(*args)`` in a background thread, in order, up to ``depth`` calls behind (the
+    encoder works while the next frame renders). An error in ``fn`` re-raises in the caller."""
+
+    def __init__(self, fn, depth: int = 8) -> None:
+        self._fn = fn
+        self._q: queue.Queue = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="vidcam-encode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            args = self._q.get()
+            if args is None:
+                return
+            if self._error is None:
+                try:
+                    self._fn(*args)
+                except BaseException as exc:  # re-raised in the caller
+                    self._error = exc
+
+    def __call__(self, *args: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put(args)
+
+    def __enter__(self) -> _Behind:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._error = self._error or exc  # drop what is queued
+        self._q.put(None)
+        self._thread.join()
+        if exc_type is None and self._error is not None:
+            raise self._error
+
+
 def analyze(
     path: str | Path,
     *,
@@ -818,15 +857,18 @@ def write_explained_video(
             crop_box=analysis.geometry.crop_box(),
         )
         n_panels = len(analysis.titles)
-        with VideoEncoder(
-            out,
-            width=info.width * n_panels,
-            height=info.height,
-            fps=info.fps,
-            time_base=info.time_base,
-            audio_from=src if info.has_audio else None,
-            audio_offset=info.start,
-        ) as enc:
+        with (
+            VideoEncoder(
+                out,
+                width=info.width * n_panels,
+                height=info.height,
+                fps=info.fps,
+                time_base=info.time_base,
+                audio_from=src if info.has_audio else None,
+                audio_offset=info.start,
+            ) as enc,
+            _Behind(enc.write) as write,
+        ):
             placers: dict[str, SourcePlacer] = {}
             for frame, maps, window in analysis.blended(progress=progress):
                 panels = []
@@ -846,7 +888,7 @@ def write_explained_video(
                     frame=frame.index,
                     lines=_caption(window, name),
                 )
-                enc.write(image, frame.time)
+                write(image, frame.time)
         result = analysis.summary()
     if json_path:
         _write_json(Path(json_path), result.to_json())

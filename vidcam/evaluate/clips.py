@@ -65,7 +65,10 @@ def read_clip(path: str | Path, spec: InputSpec, device: torch.device | str) -> 
         times.append(f.time)
     windows = plan_windows(times, ClipSampler.from_spec(spec, hop=spec.clip_len))
     w = windows[(len(windows) - 1) // 2]
-    pixels = torch.stack([crops[i] for i in w.frames], dim=1).unsqueeze(0).float().div_(255.0)
+    x = pre.clip([crops[i] for i in w.frames])  # (1, 3, T, h, w), normalised
+    mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1, 1)
+    std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1, 1)
+    pixels = (x * std + mean).clamp_(0.0, 1.0)  # back to [0, 1] pixels (masking happens there)
     return Clip(info.path, pixels, tuple(w.frames), pre.geometry)
 
 
