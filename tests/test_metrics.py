@@ -100,6 +100,14 @@ def test_keep_masks_voxels_and_frames():
         [True, False, False],
         [False, False, False],
     ]
+    four = torch.stack([torch.full((1, 1), v) for v in (0.1, 0.7, 0.3, 0.9)])
+    keep, s = keep_masks(four, "frame", 2)  # two frames per step
+    assert s == 2
+    assert keep[:, 0, :, 0, 0].tolist() == [
+        [True, True, True, True],
+        [True, False, True, False],
+        [False, False, False, False],
+    ]
 
 
 class _MeanScore:

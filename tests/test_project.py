@@ -82,7 +82,7 @@ def test_preprocess_then_place_recovers_source():
 
 def test_slice_weights_hand_values():
     s = TimeSupport([0.0, 0.1, 0.2, 0.2, 0.3], margin=0.05)
-    w = s.slice_weights(torch.tensor([0.05, 0.2, 0.25, -1.0, 0.5], dtype=torch.float64))
+    w = s.slice_weights(np.array([0.05, 0.2, 0.25, -1.0, 0.5]))
     expected = [
         [0.5, 0.5, 0, 0, 0],
         [0, 0, 0.5, 0.5, 0],
@@ -90,9 +90,9 @@ def test_slice_weights_hand_values():
         [1, 0, 0, 0, 0],
         [0, 0, 0, 0, 1],
     ]
-    np.testing.assert_allclose(w.numpy(), expected, atol=1e-12)
-    bw = s.weight(torch.tensor([0.15, 0.05, 0.4, 0.35, -0.05], dtype=torch.float64))
-    np.testing.assert_allclose(bw.numpy(), [1.0, 0.5, 0.0, 1e-3, 1e-3], atol=1e-9)
+    np.testing.assert_allclose(w, expected, atol=1e-12)
+    bw = s.weight(np.array([0.15, 0.05, 0.4, 0.35, -0.05]))
+    np.testing.assert_allclose(bw, [1.0, 0.5, 0.0, 1e-3, 1e-3], atol=1e-9)
 
 
 def test_frame_importance_hand_blend():
@@ -100,12 +100,12 @@ def test_frame_importance_hand_blend():
     b = TimeSupport([1.0, 2.0], margin=0.5)  # support [0.5, 2.5], peak at 1.5
     ea = torch.tensor([2.0, 4.0], dtype=torch.float64)
     eb = torch.tensor([10.0, 10.0], dtype=torch.float64)
-    times = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0], dtype=torch.float64)
+    times = np.array([0.0, 0.5, 1.0, 1.5, 2.0])
     got = frame_importance([a, b], [ea, eb], times)
     # t=0: only a (value 2); t=.5: a weight 1 (value 3), b floor 1e-3 (10)
     # t=1: both weight .5, values 4 and 10 -> 7; t=1.5: b weight 1, a floor -> ~10; t=2: b
     want = [2.0, (3 + 1e-3 * 10) / (1 + 1e-3), 7.0, (10 + 1e-3 * 4) / (1 + 1e-3), 10.0]
-    np.testing.assert_allclose(got.numpy(), want, rtol=1e-9)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
 
 
 def test_blender_streams_and_matches_direct_blend():
@@ -127,11 +127,11 @@ def test_blender_streams_and_matches_direct_blend():
     for t in frame_times:
         got, weights = blender.at(float(t))
         assert len(blender.active) <= 3
-        tt = torch.tensor([t], dtype=torch.float64)
-        ws = torch.stack([s.weight(tt)[0] for s in supports])
+        ws = np.array([s.weight(t)[0] for s in supports])
         ws = ws / ws.sum()
         direct = sum(
-            ws[i].float() * torch.tensordot(supports[i].slice_weights(tt)[0].float(), maps[i], 1)
+            float(ws[i])
+            * torch.tensordot(torch.from_numpy(supports[i].slice_weights(t)[0]).float(), maps[i], 1)
             for i in range(n_win)
             if ws[i] > 0
         )

@@ -12,7 +12,7 @@ import time
 import warnings
 
 from vidcam.encode import VALID_EXTENSIONS
-from vidcam.video import METHODS, check_paths, resolve_device, write_explained_video
+from vidcam.video import METHODS, resolve_device, write_explained_video
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,8 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_paths(args.input, args.output, overwrite=args.overwrite, json_path=args.json)
-    resolve_device(args.device)
+    resolve_device(args.device)  # paths, colormap and alpha are checked first thing below
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("default")

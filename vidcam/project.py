@@ -40,76 +40,74 @@ _FLOOR = 1e-3  # smallest blend weight of a window covering the frame
 @dataclass
 class TimeSupport:
     """Where a window sits in time: sampled frame ``times`` (T,) seconds and the ``margin`` by
-    which its influence reaches past its first and last sample (half a sample period)."""
+    which its influence reaches past its first and last sample (half a sample period).
+
+    The weights are scalars per (frame, slice), computed in float64 NumPy (cheap, exact); the
+    maps they weigh stay torch tensors.
+    """
 
     times: Sequence[float]
     margin: float
-    _unique: torch.Tensor = field(init=False, repr=False)
-    _avg: torch.Tensor = field(init=False, repr=False)
+    _unique: np.ndarray = field(init=False, repr=False)
+    _avg: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        t = torch.as_tensor([float(x) for x in self.times], dtype=torch.float64)
-        if t.numel() == 0:
+        t = np.asarray([float(x) for x in self.times], dtype=np.float64)
+        if t.size == 0:
             raise VidcamError("a window needs at least one sampled time")
-        self._unique, inverse = torch.unique(t, sorted=True, return_inverse=True)
-        avg = torch.zeros(self._unique.numel(), t.numel(), dtype=torch.float64)
-        avg[inverse, torch.arange(t.numel())] = 1.0
-        self._avg = avg / avg.sum(1, keepdim=True)  # (U, T): mean of slices sharing a time
+        self._unique, inverse = np.unique(t, return_inverse=True)
+        avg = np.zeros((self._unique.size, t.size))
+        avg[inverse, np.arange(t.size)] = 1.0
+        self._avg = avg / avg.sum(1, keepdims=True)  # (U, T): mean of slices sharing a time
+        self.start = float(self._unique[0]) - self.margin
+        self.end = float(self._unique[-1]) + self.margin
 
-    @property
-    def start(self) -> float:
-        return float(self._unique[0]) - self.margin
-
-    @property
-    def end(self) -> float:
-        return float(self._unique[-1]) + self.margin
-
-    def slice_weights(self, t: torch.Tensor) -> torch.Tensor:
+    def slice_weights(self, t: np.ndarray | float) -> np.ndarray:
         """(F,) times -> (F, T) weights over the window's slices (rows sum to 1)."""
         u = self._unique
-        t = t.to(torch.float64).clamp(u[0], u[-1])
-        hi = torch.searchsorted(u, t, right=True).clamp(max=u.numel() - 1)
-        lo = (hi - 1).clamp(min=0)
-        gap = (u[hi] - u[lo]).clamp_min(1e-12)
-        lam = torch.where(hi == lo, torch.zeros_like(t), (t - u[lo]) / gap).clamp(0, 1)
-        w = torch.zeros(t.numel(), u.numel(), dtype=torch.float64)
-        w.scatter_add_(1, lo[:, None], (1 - lam)[:, None])
-        w.scatter_add_(1, hi[:, None], lam[:, None])
+        t = np.clip(np.atleast_1d(np.asarray(t, dtype=np.float64)), u[0], u[-1])
+        hi = np.minimum(np.searchsorted(u, t, side="right"), u.size - 1)
+        lo = np.maximum(hi - 1, 0)
+        gap = np.maximum(u[hi] - u[lo], 1e-12)
+        lam = np.where(hi == lo, 0.0, np.clip((t - u[lo]) / gap, 0.0, 1.0))
+        w = np.zeros((t.size, u.size))
+        rows = np.arange(t.size)
+        np.add.at(w, (rows, lo), 1 - lam)
+        np.add.at(w, (rows, hi), lam)
         return w @ self._avg
 
-    def weight(self, t: torch.Tensor) -> torch.Tensor:
+    def weight(self, t: np.ndarray | float) -> np.ndarray:
         """(F,) times -> (F,) blend weight: triangular over [start, end], >= _FLOOR inside."""
-        t = t.to(torch.float64)
+        t = np.atleast_1d(np.asarray(t, dtype=np.float64))
         mid = (self.start + self.end) / 2
         half = max((self.end - self.start) / 2, 1e-12)
-        tri = (1 - (t - mid).abs() / half).clamp_min(_FLOOR)
-        inside = (t >= self.start) & (t <= self.end)
-        return torch.where(inside, tri, torch.zeros_like(tri))
+        tri = np.maximum(1 - np.abs(t - mid) / half, _FLOOR)
+        return np.where((t >= self.start) & (t <= self.end), tri, 0.0)
 
 
 def frame_importance(
-    supports: Sequence[TimeSupport], energies: Sequence[torch.Tensor], frame_times: torch.Tensor
-) -> torch.Tensor:
+    supports: Sequence[TimeSupport],
+    energies: Sequence[torch.Tensor | np.ndarray],
+    frame_times: np.ndarray,
+) -> np.ndarray:
     """Blend per-slice energies (T,) of every window onto each frame time: (F,) float64."""
-    ft = frame_times.to(torch.float64).cpu()
-    num = torch.zeros_like(ft)
-    den = torch.zeros_like(ft)
-    for sup, e in zip(supports, energies, strict=True):
-        lo = int(torch.searchsorted(ft, torch.tensor(sup.start, dtype=torch.float64)))
-        hi = int(torch.searchsorted(ft, torch.tensor(sup.end, dtype=torch.float64), right=True))
+    ft = np.asarray(frame_times, dtype=np.float64)
+    num = np.zeros_like(ft)
+    den = np.zeros_like(ft)
+    es = [np.asarray(torch.as_tensor(e).detach().cpu(), dtype=np.float64) for e in energies]
+    for sup, e in zip(supports, es, strict=True):
+        lo = int(np.searchsorted(ft, sup.start, side="left"))
+        hi = int(np.searchsorted(ft, sup.end, side="right"))
         if hi <= lo:
             continue
         t = ft[lo:hi]
         w = sup.weight(t)
-        num[lo:hi] += w * (sup.slice_weights(t) @ e.detach().to("cpu", torch.float64))
+        num[lo:hi] += w * (sup.slice_weights(t) @ e)
         den[lo:hi] += w
-    missing = den == 0
-    if bool(missing.any()):  # frames no window reaches: the nearest window's edge value
-        for i in missing.nonzero()[:, 0].tolist():
-            j = _nearest(supports, float(ft[i]))
-            t = ft[i : i + 1]
-            num[i] = (supports[j].slice_weights(t) @ energies[j].to("cpu", torch.float64))[0]
-            den[i] = 1.0
+    for i in np.flatnonzero(den == 0):  # frames no window reaches: the nearest window's edge
+        j = _nearest(supports, float(ft[i]))
+        num[i] = (supports[j].slice_weights(ft[i]) @ es[j])[0]
+        den[i] = 1.0
     return num / den
 
 
@@ -199,6 +197,7 @@ class MapBlender:
     ``supports`` are the windows' time supports (in window order, starts increasing);
     ``load(i)`` returns window i's named maps {name: (T, ...)} (e.g. read from a spool). Call
     :meth:`at` with increasing times; windows whose support ended before it are released.
+    Per frame, each map name costs one ``tensordot`` over the active windows' stacked slices.
     """
 
     def __init__(
@@ -211,6 +210,7 @@ class MapBlender:
         self.supports = supports
         self._load = load
         self._active: dict[int, dict[str, torch.Tensor]] = {}
+        self._stack: dict[str, torch.Tensor] = {}  # active windows' slices, concatenated
         self._next = 0
         self._last_t = float("-inf")
 
@@ -218,34 +218,43 @@ class MapBlender:
     def active(self) -> list[int]:
         return sorted(self._active)
 
+    def _set_active(self, keep: list[int], new: list[int]) -> None:
+        self._active = {i: self._active[i] for i in keep}
+        for i in new:
+            self._active[i] = self._load(i)
+        order = sorted(self._active)
+        names = self._active[order[0]].keys()
+        self._stack = {n: torch.cat([self._active[i][n] for i in order]) for n in names}
+
     def at(self, t: float) -> tuple[dict[str, torch.Tensor], dict[int, float]]:
         """({name: blended map (...)}, {window index: normalised weight}) for time ``t``."""
         if t < self._last_t:
             raise VidcamError(f"MapBlender.at needs increasing times: {t} after {self._last_t}")
         self._last_t = t
         sups = self.supports
+        new = []
         while self._next < len(sups) and sups[self._next].start <= t:
-            self._active[self._next] = self._load(self._next)
+            new.append(self._next)
             self._next += 1
-        for i in [i for i in self._active if sups[i].end < t]:
-            if len(self._active) > 1 or self._next < len(sups):
-                del self._active[i]
-        if not self._active:  # t before the first window's reach
-            self._active[0] = self._load(0)
-        tt = torch.tensor([t], dtype=torch.float64)
-        weights = {i: float(sups[i].weight(tt)[0]) for i in self._active}
+        keep = [i for i in self._active if sups[i].end >= t]
+        if not keep and not new:  # hold the last window (or, before any, the first)
+            keep = list(self._active)
+            if not keep:
+                new, self._next = [0], max(self._next, 1)
+        if new or len(keep) != len(self._active):
+            self._set_active(keep, new)
+        order = sorted(self._active)
+        weights = {i: float(sups[i].weight(t)[0]) for i in order}
         if sum(weights.values()) <= 0:
-            j = min(self._active, key=lambda i: max(sups[i].start - t, t - sups[i].end, 0.0))
-            weights = {j: 1.0}
+            j = min(order, key=lambda i: max(sups[i].start - t, t - sups[i].end, 0.0))
+            weights = {i: float(i == j) for i in order}
         total = sum(weights.values())
-        weights = {i: w / total for i, w in weights.items() if w > 0}
-        out: dict[str, torch.Tensor] = {}
-        for i, w in weights.items():
-            sw = sups[i].slice_weights(tt)[0]
-            for name, maps in self._active[i].items():
-                part = torch.tensordot(sw.to(maps.device, maps.dtype), maps, dims=1) * w
-                out[name] = part if name not in out else out[name] + part
-        return out, weights
+        vec = np.concatenate([sups[i].slice_weights(t)[0] * (weights[i] / total) for i in order])
+        out = {}
+        for name, stack in self._stack.items():
+            w = torch.from_numpy(vec).to(stack.device, stack.dtype)
+            out[name] = torch.tensordot(w, stack, dims=1)
+        return out, {i: w / total for i, w in weights.items() if w > 0}
 
 
 class MapSpool:

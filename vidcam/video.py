@@ -17,7 +17,19 @@ Two passes over the file, both streaming:
 
 Because the per-frame importance of the whole video is known after pass 1, the importance
 strip in the rendered video is complete from the first frame. Memory does not grow with the
-video's length (the spool is on disk), and frames are never all held at once.
+video's length (the spool is on disk), and frames are never all held at once. Decoding runs
+in a background thread in both passes, and encoding in another, so they overlap the model
+and the renderer.
+
+Choices worth knowing:
+
+- Per-frame importance = the spatial mean of the un-normalised CAM of the first explained
+  layer (``Explanation.raw``), interpolated and blended over windows like the maps, then
+  divided by the video's maximum; so windows are comparable (the displayed maps are min-max
+  normalised per window, as Grad-CAM maps usually are).
+- ``target="topk:K"`` explains K classes per window; the displayed map is their per-pixel
+  maximum (the union of their evidence). Guided methods show the first target's product.
+- Heatmaps outside the model's centre crop are 0 (the model never saw those pixels).
 """
 
 from __future__ import annotations
@@ -49,7 +61,7 @@ from vidcam.models.spec import InputSpec, Reshape
 from vidcam.preprocess import Geometry, Preprocessor
 from vidcam.progress import Progress
 from vidcam.project import MapBlender, MapSpool, SourcePlacer, TimeSupport, frame_importance
-from vidcam.render import Panel, Renderer, colormap_lut
+from vidcam.render import Panel, Renderer, colormap_lut, to_u8
 from vidcam.sample import ClipSampler, WindowScheduler
 
 METHODS = ("gradcam", "gradcam++", "guided-gradcam", "guided-gradcam++")
@@ -347,9 +359,9 @@ class VideoAnalysis:
 
     def finish(self, times: list[float]) -> None:
         self.times = np.asarray(times, dtype=np.float64)
-        raw = frame_importance(self.supports, self.energies, torch.from_numpy(self.times))
-        peak = float(raw.max()) if raw.numel() else 0.0
-        self.importance = (raw / peak if peak > 0 else raw).numpy().astype(np.float32)
+        raw = frame_importance(self.supports, self.energies, self.times)
+        peak = float(raw.max()) if raw.size else 0.0
+        self.importance = (raw / peak if peak > 0 else raw).astype(np.float32)
 
     def summary(self) -> VideoExplanation:
         return VideoExplanation(
@@ -873,7 +885,7 @@ def write_explained_video(
             for frame, maps, window in analysis.blended(progress=progress):
                 panels = []
                 for title in analysis.titles:
-                    m = maps[title].mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+                    m = to_u8(maps[title].cpu().numpy())
                     if title not in placers:
                         fill = 0.5 if m.ndim == 3 else 0.0
                         placers[title] = SourcePlacer(analysis.geometry, m.shape[:2], fill=fill)
