@@ -231,7 +231,7 @@ def test_truncated_input_gives_output_and_a_warning(videos, tmp_path, capsys):
     )
     assert rc == 0
     err = capsys.readouterr().err
-    assert "warning:" in err and "truncated" in err or "stopped" in err
+    assert "warning:" in err and ("truncated" in err or "stopped" in err)
     n = len(list(iter_frames(out)))
     assert 0 < n < 60
 
@@ -250,3 +250,33 @@ def test_target_by_class_index(motion_video):
         )
     assert all(w.targets == (1,) for w in res.windows) and len(res.windows) == 9
     assert res.heatmaps.max() == 0
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
+def test_interrupted_render_leaves_nothing(videos, tmp_path, monkeypatch, exc):
+    """An interrupt or error mid-render (encoder thread running) leaves no output, no temporary
+    file, and an existing output untouched."""
+    import vidcam.video as pipeline
+
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"old")
+    calls = []
+
+    def boom(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise exc()
+        return args[1][0].heat[..., None].repeat(3, 2)
+
+    monkeypatch.setattr(pipeline.Renderer, "__call__", lambda self, *a, **k: boom(*a, **k))
+    with pytest.raises(exc):
+        write_explained_video(
+            videos["lossless"],
+            out,
+            model=MotionNet(),
+            spec=MOTION_SPEC,
+            progress=False,
+            overwrite=True,
+        )
+    assert out.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["o.mp4"]
