@@ -44,6 +44,61 @@ def timed(fn, device: torch.device, repeats: int) -> float:
     return statistics.median(times)
 
 
+def bench_model(name: str, device: torch.device, repeats: int, batch: int) -> None:
+    """Time the floor, vidcam's variants and the peer on one model; print the ratios."""
+    model, layer_name, shape = build(name)
+    model = model.to(device).eval()
+    shape = (batch, *shape[1:])
+    x = torch.randn(*shape, device=device)
+    layer = model.get_submodule(layer_name)
+
+    def floor() -> None:
+        store = {}
+        handle = layer.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+        try:
+            out = model(x)
+        finally:
+            handle.remove()
+        top = out.argmax(1)
+        torch.autograd.grad(out.gather(1, top[:, None]).sum(), store["a"])
+
+    explainer = vidcam.Explainer(model, layer_name)
+    soft = vidcam.Explainer(model, layer_name, softmax=True)
+    rows = [
+        ("floor: forward + grad to layer", floor),
+        ("vidcam Grad-CAM++ (upsampled)", lambda: explainer(x)),
+        ("vidcam Grad-CAM++ K=5 targets", lambda: explainer(x, "topk:5")),
+        ("vidcam Grad-CAM++ softmax variant", lambda: soft(x)),
+    ]
+    results = {label: timed(fn, device, repeats) for label, fn in rows}
+    try:
+        from pytorch_grad_cam import GradCAMPlusPlus
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    except ImportError:
+        print("(pytorch-grad-cam not installed: pip install grad-cam==1.5.7 to compare)")
+    else:
+        # its hooks live from construction until release(): create it after vidcam's runs
+        peer = GradCAMPlusPlus(model=model, target_layers=[layer])
+
+        def run_peer() -> None:
+            with torch.no_grad():
+                top = model(x).argmax(1).tolist()
+            peer(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in top])
+
+        try:
+            results["pytorch-grad-cam 1.5.7 GradCAM++"] = timed(run_peer, device, repeats)
+        finally:
+            peer.activations_and_grads.release()
+    base = results["floor: forward + grad to layer"]
+    one = results["vidcam Grad-CAM++ (upsampled)"]
+    for label, t in results.items():
+        print(f"{name:8} {label:34} {t * 1e3:9.1f} {t / base:7.2f}x floor")
+    print(
+        f"{name:8} {'K=5 / K=1':34} {'':9} {results['vidcam Grad-CAM++ K=5 targets'] / one:7.2f}x"
+    )
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -59,57 +114,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for name in args.models.split(","):
-        model, layer_name, shape = build(name)
-        model = model.to(device).eval()
-        shape = (args.batch, *shape[1:])
-        x = torch.randn(*shape, device=device)
-        layer = model.get_submodule(layer_name)
-
-        def floor() -> None:
-            store = {}
-            handle = layer.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
-            try:
-                out = model(x)
-            finally:
-                handle.remove()
-            top = out.argmax(1)
-            torch.autograd.grad(out.gather(1, top[:, None]).sum(), store["a"])
-
-        explainer = vidcam.Explainer(model, layer_name)
-        soft = vidcam.Explainer(model, layer_name, softmax=True)
-        rows = [
-            ("floor: forward + grad to layer", floor),
-            ("vidcam Grad-CAM++ (upsampled)", lambda: explainer(x)),
-            ("vidcam Grad-CAM++ K=5 targets", lambda: explainer(x, "topk:5")),
-            ("vidcam Grad-CAM++ softmax variant", lambda: soft(x)),
-        ]
-        results = {label: timed(fn, device, args.repeats) for label, fn in rows}
-        try:
-            from pytorch_grad_cam import GradCAMPlusPlus
-            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-        except ImportError:
-            print("(pytorch-grad-cam not installed: pip install grad-cam==1.5.7 to compare)")
-        else:
-            # its hooks live from construction until release(): create it after vidcam's runs
-            peer = GradCAMPlusPlus(model=model, target_layers=[layer])
-
-            def run_peer() -> None:
-                with torch.no_grad():
-                    top = model(x).argmax(1).tolist()
-                peer(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in top])
-
-            try:
-                results["pytorch-grad-cam 1.5.7 GradCAM++"] = timed(run_peer, device, args.repeats)
-            finally:
-                peer.activations_and_grads.release()
-        base = results["floor: forward + grad to layer"]
-        one = results["vidcam Grad-CAM++ (upsampled)"]
-        for label, t in results.items():
-            print(f"{name:8} {label:34} {t * 1e3:9.1f} {t / base:7.2f}x floor")
-        print(
-            f"{name:8} {'K=5 / K=1':34} {'':9} {results['vidcam Grad-CAM++ K=5 targets'] / one:7.2f}x"
-        )
-        print()
+        bench_model(name, device, args.repeats, args.batch)
 
 
 if __name__ == "__main__":

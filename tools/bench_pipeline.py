@@ -1,7 +1,7 @@
 """Pipeline benchmark: `vidcam explain` wall time vs the model's own work, and memory vs length.
 
 (1) Speed. A generated 640×360 clip (default 300 frames at 30 fps, H.264) is explained end to
-    end (decode → sample → preprocess → engine → project → render → encode, both passes) with
+    end (decode → sample → preprocess → engine → to_source → render → encode, both passes) with
     r3d_18 (random weights). The floor is the model's forward + ``autograd.grad`` down to the
     explained layer for the same number of windows of the same shape (what any Grad-CAM must
     do); "engine" adds vidcam's Explainer on those clips. Target: pipeline / floor <= 1.35.

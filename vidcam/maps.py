@@ -37,9 +37,11 @@ def normalize_maps(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def fuse(maps: list[torch.Tensor], names: list[str]) -> torch.Tensor:
     """Normalise each layer's upsampled map, average them, normalise again; warn on constants."""
-    normed = [normalize_maps(m)[0] for m in maps]
-    fused = normed[0] if len(normed) == 1 else torch.stack(normed).mean(0)
-    out, constant = normalize_maps(fused)
+    if len(maps) == 1:
+        out, constant = normalize_maps(maps[0])
+    else:
+        fused = torch.stack([normalize_maps(m)[0] for m in maps]).mean(0)
+        out, constant = normalize_maps(fused)
     if bool(constant.any()):
         bad = [tuple(i) for i in constant.nonzero().tolist()][:5]
         warnings.warn(

@@ -10,7 +10,9 @@ from typing import TextIO
 class Progress:
     """Report progress of ``total`` units of work; silent when ``enabled`` is False.
 
-    Updates are throttled to ``min_interval`` seconds; a final line is written by :meth:`close`.
+    Updates are throttled to ``min_interval`` seconds. :meth:`close` ends the line: it rewrites
+    it only if the last update was not shown, so the final state appears once; closing twice
+    writes nothing more.
     """
 
     def __init__(
@@ -32,6 +34,8 @@ class Progress:
         self.done = 0
         self._start = time.perf_counter()
         self._last = 0.0
+        self._shown: int | None = None  # ``done`` when the line was last written
+        self._closed = False
 
     def update(self, n: int = 1) -> None:
         self.done += n
@@ -41,7 +45,15 @@ class Progress:
             self._write(final=False)
 
     def close(self) -> None:
-        if self.enabled:
+        if self._closed:
+            return
+        self._closed = True
+        if not self.enabled:
+            return
+        if self._shown == self.done:
+            self.stream.write("\n")
+            self.stream.flush()
+        else:
             self._write(final=True)
 
     def line(self) -> str:
@@ -59,6 +71,7 @@ class Progress:
         return f"{head}{self.done} {self.unit} {rate:6.1f} {self.unit}/s"
 
     def _write(self, *, final: bool) -> None:
+        self._shown = self.done
         end = "\n" if final else ""
         self.stream.write("\r" + self.line() + end)
         self.stream.flush()

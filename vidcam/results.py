@@ -1,0 +1,169 @@
+"""What the video pipeline returns: per-window predictions, per-frame maps, the whole video.
+
+:class:`WindowResult` (one explained window), :class:`ExplainedFrame` (one source frame with its
+maps), :class:`VideoExplanation` (the whole video) and their JSON form (``--json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidcam.errors import VidcamError
+
+
+def class_namer(labels: Sequence[str] | None) -> Callable[[int], str]:
+    """Class index -> its label, or ``"class N"`` when there is none."""
+
+    def name(c: int) -> str:
+        return labels[c] if labels and 0 <= c < len(labels) else f"class {c}"
+
+    return name
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """One explained window.
+
+    Attributes:
+        index: window number.
+        frames: source frame index of each of the clip's samples.
+        times: their times (seconds from the first frame).
+        padded: the video was shorter than the clip; the last frame fills the rest.
+        top: the model's top predictions ``(class index, probability, logit)``.
+        targets: the explained class indices (empty when the model output has no classes).
+    """
+
+    index: int
+    frames: tuple[int, ...]
+    times: tuple[float, ...]
+    padded: bool
+    top: tuple[tuple[int, float, float], ...]
+    targets: tuple[int, ...]
+
+    def to_json(self, labels: Sequence[str] | None) -> dict[str, Any]:
+        name = class_namer(labels)
+        return {
+            "index": self.index,
+            "start": round(self.times[0], 6),
+            "end": round(self.times[-1], 6),
+            "frames": list(self.frames),
+            "padded": self.padded,
+            "top": [
+                {"index": c, "label": name(c), "prob": round(p, 6), "logit": round(s, 6)}
+                for c, p, s in self.top
+            ],
+            "targets": [{"index": c, "label": name(c)} for c in self.targets],
+        }
+
+    def caption(self, labels: Sequence[str] | None) -> list[str]:
+        """Text lines for the rendered frame: the top class, then the other explained ones."""
+        if not self.top:
+            return []
+        name = class_namer(labels)
+        c, p, _ = self.top[0]
+        lines = [f"{name(c)} {p:.0%}"]
+        probs = {ci: pi for ci, pi, _ in self.top}
+        others = [t for t in self.targets if t != c]
+        if others:
+            shown = ", ".join(
+                f"{name(t)}" + (f" {probs[t]:.0%}" if t in probs else "") for t in others[:3]
+            )
+            lines.append(f"explaining: {shown}")
+        return lines
+
+
+@dataclass(frozen=True)
+class ExplainedFrame:
+    """One source frame with its explanation.
+
+    Attributes:
+        index, time: frame number and time (seconds from the first frame).
+        image: (H, W, 3) uint8 RGB source frame (upright).
+        panels: title -> (H, W) heatmap in [0, 1] or (H, W, 3) image in [0, 1] (guided),
+            float32 on the pipeline's device. The first is the requested method's.
+        importance: the frame's importance in [0, 1] (1 = the video's most important frame).
+        window: the window weighing most on this frame (its predictions label the frame).
+    """
+
+    index: int
+    time: Fraction
+    image: np.ndarray
+    panels: dict[str, torch.Tensor]
+    importance: float
+    window: WindowResult
+
+    @property
+    def heatmap(self) -> torch.Tensor:
+        """(H, W) the first heatmap panel."""
+        for v in self.panels.values():
+            if v.dim() == 2:
+                return v
+        raise VidcamError("this explanation has no heatmap panel (guided method only)")
+
+
+@dataclass
+class VideoExplanation:
+    """A whole video's explanation.
+
+    Attributes:
+        heatmaps: (F, H, W) uint8 (value × 255) of the first heatmap panel, or None when not
+            collected (``write_explained_video``).
+        panels: title -> (F, H, W) uint8 heatmaps / (F, H, W, 3) uint8 images (all panels).
+        times: (F,) frame times in seconds; importance: (F,) in [0, 1].
+        windows: per-window predictions and sampled frames.
+    """
+
+    path: Path
+    model: str
+    method: str
+    layers: tuple[str, ...]
+    labels: Sequence[str] | None
+    fps: float
+    width: int
+    height: int
+    times: np.ndarray
+    importance: np.ndarray
+    windows: list[WindowResult]
+    warnings: list[str] = field(default_factory=list)
+    heatmaps: torch.Tensor | None = None
+    panels: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> int:
+        return int(self.times.shape[0])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input": str(self.path),
+            "model": self.model,
+            "method": self.method,
+            "layers": list(self.layers),
+            "fps": self.fps,
+            "width": self.width,
+            "height": self.height,
+            "frames": self.frames,
+            "duration": float(self.times[-1]) if self.frames else 0.0,
+            "windows": [w.to_json(self.labels) for w in self.windows],
+            "times": [round(float(t), 6) for t in self.times],
+            "importance": [round(float(v), 6) for v in self.importance],
+            "warnings": list(self.warnings),
+        }
+
+    def write_json(self, path: Path) -> None:
+        """Write :meth:`to_json` to ``path`` atomically (a temporary file, then a rename)."""
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(self.to_json(), indent=1))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
