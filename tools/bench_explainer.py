@@ -14,6 +14,7 @@ import argparse
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -30,18 +31,21 @@ def build(name: str):
     return hub.x3d_m(pretrained=False), "blocks.4", (1, 3, 16, 224, 224)
 
 
-def timed(fn, device: torch.device, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+def timed(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int) -> dict:
+    """Median seconds per function, measured round-robin so drift hits every row alike."""
+    for fn in fns.values():  # warm-up
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {label: [] for label in fns}
+    for _ in range(repeats):
+        for label, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[label].append(time.perf_counter() - t0)
+    return {label: statistics.median(t) for label, t in times.items()}
 
 
 def bench_model(name: str, device: torch.device, repeats: int, batch: int) -> None:
@@ -70,7 +74,7 @@ def bench_model(name: str, device: torch.device, repeats: int, batch: int) -> No
         ("vidcam Grad-CAM++ K=5 targets", lambda: explainer(x, "topk:5")),
         ("vidcam Grad-CAM++ softmax variant", lambda: soft(x)),
     ]
-    results = {label: timed(fn, device, repeats) for label, fn in rows}
+    results = timed(dict(rows), device, repeats)
     try:
         from pytorch_grad_cam import GradCAMPlusPlus
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -86,7 +90,7 @@ def bench_model(name: str, device: torch.device, repeats: int, batch: int) -> No
             peer(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in top])
 
         try:
-            results["pytorch-grad-cam 1.5.7 GradCAM++"] = timed(run_peer, device, repeats)
+            results.update(timed({"pytorch-grad-cam 1.5.7 GradCAM++": run_peer}, device, repeats))
         finally:
             peer.activations_and_grads.release()
     base = results["floor: forward + grad to layer"]

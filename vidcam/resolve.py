@@ -16,31 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from vidcam.device import resolve_device
 from vidcam.errors import VidcamError
 from vidcam.models.spec import InputSpec, Reshape
 
 _TOPK = re.compile(r"^topk:(\d+)$")
-
-
-def resolve_device(device: str | torch.device, model: nn.Module | None = None) -> torch.device:
-    """ "auto" -> the module's device (if given) or cuda when available, else cpu."""
-    if isinstance(device, torch.device):
-        return device
-    name = str(device).lower()
-    if name == "auto":
-        if model is not None:
-            p = next(model.parameters(), None)
-            if p is not None:
-                return p.device
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise VidcamError(
-            f"device {device!r} requested but CUDA is not available here; use --device cpu"
-        )
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise VidcamError(f"device {device!r} is not one of auto, cpu, cuda") from None
 
 
 def resolve_target(target: str | int | None, labels: Sequence[str] | None) -> str | int:

@@ -16,6 +16,7 @@ from urllib.error import URLError
 import torch
 from torch import nn
 
+from vidcam.device import resolve_device
 from vidcam.errors import VidcamError
 from vidcam.models.checkpoint import cached_file, hub_checkpoint_dir
 from vidcam.models.labels import load_labels
@@ -89,18 +90,6 @@ def _pretrained_source(spec: ModelSpec) -> str:
     return f"pretrained: {spec.weights_note}"
 
 
-def _device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise VidcamError(
-            f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda:0')"
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VidcamError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
-    return dev
-
-
 def load_model(
     name: str,
     *,
@@ -118,7 +107,7 @@ def load_model(
     pass ``weights``. ``pretrained=False``: random weights, never a download.
     """
     spec = get_spec(name)
-    dev = _device(device)
+    dev = resolve_device(device)
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
