@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import av
 import pytest
@@ -13,6 +14,7 @@ from conftest import MOTION_SPEC, MotionNet, moving_square, pattern_frames, writ
 
 from vidcam.cli import main
 from vidcam.decode import iter_frames, probe
+from vidcam.errors import VidcamError
 from vidcam.video import explain_video, write_explained_video
 
 H, W = 72, 128  # non-square: resize 48 x 85, centre crop 48 x 48 = source x 27.1 .. 99.4
@@ -280,3 +282,18 @@ def test_interrupted_render_leaves_nothing(videos, tmp_path, monkeypatch, exc):
         )
     assert out.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["o.mp4"]
+
+
+def test_normalize_frame_gives_every_frame_its_own_scale():
+    """--normalize frame: each frame's heatmap reaches ~1 (one window, no blending)."""
+    sample = Path(__file__).resolve().parents[1] / "samples" / "moving_right_2x.mp4"
+    per_clip = explain_video(sample, model="sample", progress=False)
+    per_frame = explain_video(sample, model="sample", progress=False, normalize="frame")
+    title = next(iter(per_frame.panels))
+    clip_max = per_clip.panels[title].flatten(1).amax(1).float() / 255
+    frame_max = per_frame.panels[title].flatten(1).amax(1).float() / 255
+    assert bool((frame_max >= 0.9).all()), frame_max
+    assert bool((frame_max >= clip_max - 1e-6).all())
+    assert float(clip_max.min()) < 0.9  # the clip scale really differs on this clip
+    with pytest.raises(VidcamError, match="normalize"):
+        explain_video(sample, model="sample", progress=False, normalize="pixel")

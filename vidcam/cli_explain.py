@@ -79,6 +79,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="two panels: Grad-CAM | Grad-CAM++ (or CAM | guided product)",
     )
+    parser.add_argument(
+        "--normalize",
+        choices=("clip", "frame"),
+        default="clip",
+        help="heatmap scale: one per window volume (default; shows WHEN the model looks) or "
+        "one per frame (shows WHERE in every frame, also when the map peaks in time)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--quiet", action="store_true", help="no progress or summary output")
 
@@ -109,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             side_by_side=args.side_by_side,
             batch_size=args.batch_size,
+            normalize=args.normalize,
         )
     if not args.quiet:
         took = time.perf_counter() - started

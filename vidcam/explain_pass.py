@@ -53,8 +53,11 @@ class ExplainOptions:
     progress: bool = True
     side_by_side: bool = False
     batch_size: int = 1
+    normalize: str = "clip"
 
     def __post_init__(self) -> None:
+        if self.normalize not in ("clip", "frame"):
+            raise VidcamError(f"normalize {self.normalize!r} must be 'clip' or 'frame'")
         if self.method not in METHODS:
             raise VidcamError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
         if self.batch_size < 1:
@@ -95,7 +98,7 @@ def analyze(path: str | Path, **options: Any) -> VideoAnalysis:
     f = max(1, min(ch, cw) // _STORE_SIDE)
     store = (math.ceil(ch / f), math.ceil(cw / f))
     analysis = VideoAnalysis(info, pre.geometry, dev, m, o.method, (), titles, margin)
-    run = WindowExplainer(analysis, explainers, tgt, o.method, o.softmax, store)
+    run = WindowExplainer(analysis, explainers, tgt, o.method, o.softmax, store, o.normalize)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

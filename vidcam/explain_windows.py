@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from vidcam.analysis import VideoAnalysis
 from vidcam.explainer import Explainer
+from vidcam.maps import normalize_maps
 from vidcam.preprocess import Preprocessor
 from vidcam.results import WindowResult
 from vidcam.sample import Window
@@ -44,6 +45,7 @@ class WindowExplainer:
         method: str,
         softmax: bool,
         store: tuple[int, int],
+        normalize: str = "clip",
     ) -> None:
         self.analysis = analysis
         self.m = analysis.model
@@ -53,6 +55,7 @@ class WindowExplainer:
         self.cam_method = method.removeprefix("guided-")
         self.softmax = softmax
         self.store = store
+        self.per_frame = normalize == "frame"
 
     def __call__(
         self, batch: Sequence[Window], crops: dict[int, torch.Tensor], pre: Preprocessor
@@ -113,8 +116,14 @@ class WindowExplainer:
             self.analysis.spool.put({k: v[n] for k, v in out.items() if k in self.analysis.titles})
 
     def _heat(self, maps: torch.Tensor) -> torch.Tensor:
-        """(B, K, T, h, w) -> (B, T, h', w') float16 at the spool size (max over targets)."""
+        """(B, K, T, h, w) -> (B, T, h', w') float16 at the spool size (max over targets).
+
+        With ``normalize="frame"`` each frame is min-max normalised on its own (a frame whose
+        map is constant shows no heat); by default the window's volume normalisation is kept.
+        """
         m = maps.amax(1)
+        if self.per_frame:  # display choice: every frame's own min-max (for peaked maps)
+            m = normalize_maps(m)[0]
         if tuple(m.shape[-2:]) != self.store:
             m = F.adaptive_avg_pool2d(m, self.store)
         return m.half()

@@ -55,6 +55,8 @@ def explain_video(path: str | Path, **kwargs: Any) -> VideoExplanation:
         side_by_side: also compute the companion panel (Grad-CAM | Grad-CAM++, or the CAM next
             to the guided product).
         batch_size: windows per engine call (default 1).
+        normalize: "clip" (default: one heatmap scale per window volume) or "frame" (every
+            frame's map min-max normalised on its own).
 
     All but ``path`` are keyword-only (:class:`~vidcam.explain_pass.ExplainOptions`). The
     heatmaps of all frames are collected as uint8 (F, H, W): for long videos use
