@@ -297,3 +297,21 @@ def test_normalize_frame_gives_every_frame_its_own_scale():
     assert float(clip_max.min()) < 0.9  # the clip scale really differs on this clip
     with pytest.raises(VidcamError, match="normalize"):
         explain_video(sample, model="sample", progress=False, normalize="pixel")
+
+
+def test_clip_too_short_for_the_model_is_a_one_line_error(tmp_path, capsys):
+    sample = Path(__file__).resolve().parents[1] / "samples" / "moving_right_2x.mp4"
+    out = tmp_path / "o.mp4"
+    args = ["explain", str(sample), "-o", str(out), "--model", "i3d", "--random-weights"]
+    rc = main([*args, "--clip-len", "4", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and "--clip-len" in err and "Traceback" not in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_accepts_the_engines_topk_spelling(tmp_path):
+    sample = Path(__file__).resolve().parents[1] / "samples" / "moving_right_2x.mp4"
+    out = tmp_path / "o.mp4"
+    rc = main(["explain", str(sample), "-o", str(out), "--model", "sample", "--target", "top2"])
+    assert rc == 0 and out.is_file()

@@ -19,7 +19,7 @@ from vidcam.prefetch import Prefetch
 from vidcam.preprocess import Geometry
 from vidcam.progress import Progress
 from vidcam.resolve import PipelineModel
-from vidcam.results import ExplainedFrame, VideoExplanation, WindowResult
+from vidcam.results import TITLES, ExplainedFrame, VideoExplanation, WindowResult
 from vidcam.to_source import MapBlender, MapSpool, SourcePlacer, TimeSupport, frame_importance
 
 
@@ -134,6 +134,7 @@ class VideoAnalysis:
                 panels=panels,
                 importance=float(self.importance[frame.index]),
                 window=window,
+                method_title=TITLES[self.method.removeprefix("guided-")],
             )
 
     def close(self) -> None:

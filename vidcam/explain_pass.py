@@ -22,13 +22,14 @@ from torch import nn
 from vidcam.analysis import VideoAnalysis
 from vidcam.decode import VideoInfo, iter_frames, probe
 from vidcam.errors import VidcamError
-from vidcam.explain_windows import METHODS, TITLES, WindowExplainer
+from vidcam.explain_windows import WindowExplainer
 from vidcam.explainer import Explainer
 from vidcam.models.spec import InputSpec
 from vidcam.prefetch import Prefetch
 from vidcam.preprocess import Preprocessor
 from vidcam.progress import Progress
 from vidcam.resolve import load_pipeline_model, resolve_target
+from vidcam.results import METHODS, TITLES
 from vidcam.sample import ClipSampler, WindowScheduler
 
 _STORE_SIDE = 56  # heatmaps are spooled at about this many pixels on the short side

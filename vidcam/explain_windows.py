@@ -14,19 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from vidcam.analysis import VideoAnalysis
+from vidcam.errors import VidcamError
 from vidcam.explainer import Explainer
 from vidcam.maps import normalize_maps
 from vidcam.preprocess import Preprocessor
-from vidcam.results import WindowResult
+from vidcam.results import TITLES, WindowResult
 from vidcam.sample import Window
 
-METHODS = ("gradcam", "gradcam++", "guided-gradcam", "guided-gradcam++")
-TITLES = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "guided-gradcam": "Guided Grad-CAM",
-    "guided-gradcam++": "Guided Grad-CAM++",
-}
 _TOP = 5  # predictions kept per window
 
 
@@ -61,6 +55,16 @@ class WindowExplainer:
         self, batch: Sequence[Window], crops: dict[int, torch.Tensor], pre: Preprocessor
     ) -> None:
         clip = torch.cat([pre.clip([crops[i] for i in w.frames]) for w in batch])
+        try:
+            self._explain(batch, clip)
+        except RuntimeError as exc:  # e.g. a clip too short for the model's pooling
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise VidcamError(
+                f"the model failed on a clip of shape {tuple(clip.shape)}: {first}; check "
+                "--clip-len against the model's input spec (`vidcam models NAME`)"
+            ) from exc
+
+    def _explain(self, batch: Sequence[Window], clip: torch.Tensor) -> None:
         out: dict[str, torch.Tensor] = {}
         first = TITLES[self.cam_method]
         if self.guided:

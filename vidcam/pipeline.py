@@ -21,7 +21,7 @@ from vidcam.errors import VidcamError
 from vidcam.explain_pass import analyze
 from vidcam.prefetch import WriteBehind
 from vidcam.render import Panel, Renderer, colormap_lut, to_u8
-from vidcam.results import ExplainedFrame, VideoExplanation
+from vidcam.results import TITLES, ExplainedFrame, VideoExplanation
 
 
 def iter_explained_frames(path: str | Path, **kwargs: Any) -> Iterator[ExplainedFrame]:
@@ -70,7 +70,8 @@ def explain_video(path: str | Path, **kwargs: Any) -> VideoExplanation:
         result = analysis.summary()
     result.panels = {t: torch.stack(v) for t, v in collected.items() if v}
     heat = [t for t, v in result.panels.items() if v.dim() == 3]
-    result.heatmaps = result.panels[heat[0]] if heat else None
+    requested = TITLES[result.method.removeprefix("guided-")]
+    result.heatmaps = result.panels.get(requested, result.panels[heat[0]] if heat else None)
     return result
 
 

@@ -29,6 +29,15 @@ def class_namer(labels: Sequence[str] | None) -> Callable[[int], str]:
     return name
 
 
+METHODS = ("gradcam", "gradcam++", "guided-gradcam", "guided-gradcam++")
+TITLES = {
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "guided-gradcam": "Guided Grad-CAM",
+    "guided-gradcam++": "Guided Grad-CAM++",
+}
+
+
 @dataclass(frozen=True)
 class WindowResult:
     """One explained window.
@@ -89,7 +98,7 @@ class ExplainedFrame:
         index, time: frame number and time (seconds from the first frame).
         image: (H, W, 3) uint8 RGB source frame (upright).
         panels: title -> (H, W) heatmap in [0, 1] or (H, W, 3) image in [0, 1] (guided),
-            float32 on the pipeline's device. The first is the requested method's.
+            float32 on the pipeline's device (side by side: Grad-CAM, then Grad-CAM++).
         importance: the frame's importance in [0, 1] (1 = the video's most important frame).
         window: the window weighing most on this frame (its predictions label the frame).
     """
@@ -100,10 +109,14 @@ class ExplainedFrame:
     panels: dict[str, torch.Tensor]
     importance: float
     window: WindowResult
+    method_title: str = ""
 
     @property
     def heatmap(self) -> torch.Tensor:
-        """(H, W) the first heatmap panel."""
+        """(H, W) the heatmap of the requested method (the first heatmap panel otherwise)."""
+        requested = self.panels.get(self.method_title) if self.method_title else None
+        if requested is not None and requested.dim() == 2:
+            return requested
         for v in self.panels.values():
             if v.dim() == 2:
                 return v
@@ -151,7 +164,7 @@ class VideoExplanation:
             "width": self.width,
             "height": self.height,
             "frames": self.frames,
-            "duration": float(self.times[-1]) if self.frames else 0.0,
+            "duration": float(self.times[-1]) + 1 / self.fps if self.frames else 0.0,
             "windows": [w.to_json(self.labels) for w in self.windows],
             "times": [round(float(t), 6) for t in self.times],
             "importance": [round(float(v), 6) for v in self.importance],

@@ -40,12 +40,11 @@ from __future__ import annotations
 
 from vidcam.analysis import VideoAnalysis
 from vidcam.explain_pass import ExplainOptions, analyze
-from vidcam.explain_windows import METHODS, TITLES
 from vidcam.explainer import Explainer
 from vidcam.pipeline import check_paths, explain_video, iter_explained_frames, write_explained_video
 from vidcam.render import Renderer
 from vidcam.resolve import resolve_device, resolve_target
-from vidcam.results import ExplainedFrame, VideoExplanation, WindowResult
+from vidcam.results import METHODS, TITLES, ExplainedFrame, VideoExplanation, WindowResult
 
 __all__ = [
     "METHODS",
