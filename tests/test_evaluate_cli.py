@@ -128,3 +128,12 @@ def test_sample_model_bad_weights(tmp_path):
     ok = tmp_path / "ok.pt"
     torch.save(SampleNet().state_dict(), ok)
     assert isinstance(load_sample_model(ok), SampleNet)
+
+
+def test_unwritable_outputs_are_refused_before_the_run(tmp_path, capsys):
+    clip = Path(__file__).resolve().parents[1] / "samples" / "growing_1x.mp4"
+    missing = tmp_path / "no_such_dir" / "r.json"
+    rc = main(["evaluate", str(clip), "--model", "sample", "--json", str(missing), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--json directory" in err and "does not exist" in err
+    assert not missing.parent.exists()

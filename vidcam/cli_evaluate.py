@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from vidcam.evaluate.report import format_table, plot_curves, write_json
     from vidcam.evaluate.run import EvalModel, EvalOptions, evaluate
     from vidcam.models.registry import load_model
+    from vidcam.pipeline import check_writable
     from vidcam.video import resolve_device
 
     if args.limit is not None and args.limit < 1:
@@ -64,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
         raise VidcamError(f"--plot {args.plot!r}: the plot is a PNG; give a path ending in .png")
     if args.gt and not Path(args.gt).is_dir():
         raise VidcamError(f"--gt {args.gt!r} is not a folder")
+    for flag, value in (
+        ("--json", args.json),
+        ("--markdown", args.markdown),
+        ("--plot", args.plot),
+    ):
+        if value:  # checked before the (long) run, not after it
+            check_writable(flag, Path(value))
     videos = list_videos(args.inputs)[: args.limit]
     device = resolve_device(args.device)
     loaded = load_model(
@@ -92,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
     table = format_table(result)
     sys.stdout.write(table)
     if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(table)
     if args.json:
         write_json(result, args.json)

@@ -118,7 +118,7 @@ class Explainer:
         ``target``: None/"top1", "topk:K", an int, a sequence of ints (the same K classes for
         every sample), an (N, K) LongTensor, or a callable ``output -> (N,) | (N, K)`` scores.
         """
-        clip = _check_clip(clip)
+        clip = check_clip(clip)
         if self.softmax and callable(target) and not isinstance(target, torch.Tensor):
             raise VidcamError("target: the softmax variant needs class indices, not a callable")
         layers = self._layers(clip)
@@ -241,7 +241,7 @@ def explain(
     return explainer(clip, target)
 
 
-def _check_clip(clip: torch.Tensor) -> torch.Tensor:
+def check_clip(clip: torch.Tensor) -> torch.Tensor:
     if not isinstance(clip, torch.Tensor):
         raise VidcamError(
             f"clip: expected a torch.Tensor (N, C, T, H, W), got {type(clip).__name__}"

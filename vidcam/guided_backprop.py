@@ -37,7 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from vidcam.backward import batched_grad
 from vidcam.errors import VidcamError
+from vidcam.explainer import check_clip
 from vidcam.hooks import eval_mode
 from vidcam.targets import Target, resolve_targets
 
@@ -144,19 +146,6 @@ class _GuidedMode(TorchFunctionMode):
         return out
 
 
-def _check_clip(clip: Any) -> None:
-    if not isinstance(clip, torch.Tensor):
-        raise VidcamError(f"clip: expected a tensor (N, C, T, H, W), got {type(clip).__name__}")
-    if clip.dim() not in (4, 5):
-        raise VidcamError(
-            f"clip: expected (N, C, T, H, W) or (N, C, H, W), got shape {tuple(clip.shape)}"
-        )
-    if not clip.is_floating_point():
-        raise VidcamError(f"clip: expected a float tensor, got {clip.dtype}; convert with .float()")
-    if clip.numel() == 0:
-        raise VidcamError(f"clip: empty tensor of shape {tuple(clip.shape)}")
-
-
 #: Class-name fragments of activation modules (custom ones too, e.g. pytorchvideo's Swish).
 _ACTIVATION_NAME = re.compile(r"swish|gelu|silu|mish|sigmoid|tanh|elu|softplus|glu", re.I)
 _GUIDED_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU)
@@ -208,7 +197,7 @@ def _guided_gradients(
     """
     if not isinstance(model, nn.Module):
         raise VidcamError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    _check_clip(clip)
+    check_clip(clip)
     x = clip.detach().clone().requires_grad_(True)  # the user's tensor is never touched
     mode = _GuidedMode()
     with eval_mode(model), torch.enable_grad():
@@ -227,15 +216,9 @@ def _guided_gradients(
                 f"{clip.shape[0]}"
             )
         k = scores.shape[1]
-        if k == 1:
-            (grad,) = torch.autograd.grad(scores.sum(), x, allow_unused=True)
-            grad = None if grad is None else grad[None]
-        else:
-            eye = torch.eye(k, dtype=scores.dtype, device=scores.device)
-            one_hot = eye[:, None, :].expand(k, scores.shape[0], k)  # (K, N, K)
-            (grad,) = torch.autograd.grad(
-                scores, x, grad_outputs=one_hot, is_grads_batched=True, allow_unused=True
-            )
+        eye = torch.eye(k, dtype=scores.dtype, device=scores.device)
+        one_hot = eye[:, None, :].expand(k, scores.shape[0], k).contiguous()  # (K, N, K)
+        (grad,) = batched_grad(scores, [x], one_hot)
     if grad is None:
         raise VidcamError("target: the scores do not depend on the clip; nothing to explain")
     guided = grad.movedim(0, 1)  # (N, K, C, [T,] H, W)

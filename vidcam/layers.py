@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from vidcam.errors import VidcamError
+from vidcam.hooks import eval_mode
 
 LayerArg = str | nn.Module
 
@@ -99,16 +100,12 @@ def _traced_default(model: nn.Module, example: torch.Tensor) -> str:
             finished.append((name_of[module], output))
 
     handles = [m.register_forward_hook(hook) for n, m in model.named_modules() if n]
-    training = {m: m.training for m in model.modules()}
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(example[:1])
     finally:
         for h in handles:
             h.remove()
-        for m, flag in training.items():
-            m.train(flag)
 
     def is_volume(t: torch.Tensor) -> bool:
         return t.dim() == rank and t.shape[-1] * t.shape[-2] > 1

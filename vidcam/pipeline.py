@@ -75,6 +75,17 @@ def explain_video(path: str | Path, **kwargs: Any) -> VideoExplanation:
     return result
 
 
+def check_writable(what: str, p: Path) -> None:
+    """``p`` can be written: not a directory, its directory exists and is writable."""
+    if p.exists() and p.is_dir():
+        raise VidcamError(f"{what} {str(p)!r} is a directory; give a file name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise VidcamError(f"{what} directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise VidcamError(f"{what} directory {str(parent)!r} is not writable")
+
+
 def check_paths(
     path: str | Path,
     output: str | Path,
@@ -88,13 +99,7 @@ def check_paths(
     check_output_extension(out)
     targets = [("output", out)] + ([("--json", Path(json_path))] if json_path else [])
     for what, p in targets:
-        if p.exists() and p.is_dir():
-            raise VidcamError(f"{what} {str(p)!r} is a directory; give a file name")
-        parent = p.parent if str(p.parent) else Path(".")
-        if not parent.is_dir():
-            raise VidcamError(f"{what} directory {str(parent)!r} does not exist")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise VidcamError(f"{what} directory {str(parent)!r} is not writable")
+        check_writable(what, p)
         if p.resolve() == src.resolve() or (p.exists() and os.path.samefile(p, src)):
             raise VidcamError(f"{what} {str(p)!r} is the input file; choose another name")
         if p.exists() and not overwrite:

@@ -89,7 +89,8 @@ class ClipSampler:
     @property
     def period(self) -> Fraction:
         """Seconds between samples (time mode)."""
-        assert self.fps is not None
+        if self.fps is None:
+            raise VidcamError("this sampler takes every stride-th frame; it has no sample period")
         return 1 / self.fps
 
     def describe(self) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from vidcam.errors import VidcamError
+
 #: ``reshape(activation, module_output) -> (N, C, T, H, W)``: turns a layer's captured tensor
 #: (e.g. transformer tokens ``(N, 1 + T*H*W, C)``) into a feature volume. ``module_output`` is
 #: whatever the layer returned (for MViT blocks the tuple ``(tokens, thw)``).
@@ -35,9 +37,22 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         if self.clip_len < 1:
-            raise ValueError(f"clip_len must be >= 1, got {self.clip_len}")
+            raise VidcamError(f"InputSpec.clip_len must be >= 1, got {self.clip_len}")
         if (self.fps is None) == (self.stride is None):
-            raise ValueError("give exactly one of fps and stride")
+            raise VidcamError("InputSpec: give exactly one of fps and stride")
+        if self.fps is not None and not self.fps > 0:
+            raise VidcamError(f"InputSpec.fps must be > 0, got {self.fps}")
+        if self.stride is not None and self.stride < 1:
+            raise VidcamError(f"InputSpec.stride must be >= 1, got {self.stride}")
+        if len(self.crop) != 2 or min(self.crop) < 1 or self.resize_short < 1:
+            raise VidcamError(
+                f"InputSpec: crop {self.crop} must be two positive sizes (H, W) and "
+                f"resize_short {self.resize_short} positive"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or min(abs(v) for v in self.std) == 0:
+            raise VidcamError(
+                f"InputSpec: mean {self.mean} and std {self.std} need 3 values (RGB), std non-zero"
+            )
 
 
 @dataclass(frozen=True)
