@@ -139,7 +139,13 @@ class Renderer:
             y -= step * (len(lines) - 1)
         for text in lines:
             org = (margin, y)
-            cv2.putText(img, text, org, _FONT, self.scale, (0, 0, 0), self.thick + 2, cv2.LINE_AA)
+            # a 1-px drop shadow with the SAME thickness: OpenCV 5's fonts widen with thickness,
+            # so a thicker black outline would leave ghost glyphs after the white text
+            for dx, dy in ((1, 1), (-1, 1), (1, -1), (-1, -1)):
+                shadow = (org[0] + dx, org[1] + dy)
+                cv2.putText(
+                    img, text, shadow, _FONT, self.scale, (0, 0, 0), self.thick, cv2.LINE_AA
+                )
             cv2.putText(img, text, org, _FONT, self.scale, (255, 255, 255), self.thick, cv2.LINE_AA)
             y += step
 
