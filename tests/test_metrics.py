@@ -281,3 +281,17 @@ def test_summarize_win_matrix_and_means():
     assert s["win_percent"]["ones"]["gradcam"] == pytest.approx(75.0)  # win + tie
     assert s["methods"]["random"]["energy_pg"] is None
     assert s["accuracy"] == 1.0
+
+
+def test_frame_curves_of_a_single_frame_clip_are_their_end_points():
+    from vidcam.evaluate.curves import deletion_insertion
+
+    def score(x):
+        m = x.mean(dim=(1, 2, 3, 4))
+        return torch.stack([m, -m], 1)
+
+    clip = torch.full((1, 3, 1, 4, 4), 0.5)
+    d, i = deletion_insertion(
+        score, clip, torch.zeros_like(clip), torch.ones(1, 4, 4), 0, unit="frame"
+    )
+    assert d.tolist() == [0.5, 0.0] and i.tolist() == [0.0, 0.5]

@@ -80,6 +80,8 @@ def score_masked(
     batch: int = 16,
 ) -> torch.Tensor:
     """Target probability for each mask: clip (1,3,T,H,W), keep (M,1,T,H,W) -> (M,)."""
+    if keep.shape[0] == 0:  # a one-step curve has no inner points
+        return torch.zeros(0, dtype=clip.dtype, device=clip.device)
     out = []
     for i in range(0, keep.shape[0], batch):
         x = blend(clip, baseline, keep[i : i + batch])
