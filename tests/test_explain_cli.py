@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 import torch
 from conftest import MOTION_SPEC, MotionNet, moving_square, pattern_frames, write_video
@@ -315,3 +316,35 @@ def test_cli_accepts_the_engines_topk_spelling(tmp_path):
     out = tmp_path / "o.mp4"
     rc = main(["explain", str(sample), "-o", str(out), "--model", "sample", "--target", "top2"])
     assert rc == 0 and out.is_file()
+
+
+def test_pcm_audio_shorter_than_video_is_reencoded_to_aac_completely(tmp_path):
+    """PCM into MP4 is re-encoded to AAC; the encoder's tail is flushed even after source EOF."""
+    src = tmp_path / "pcm.mkv"
+    frames = pattern_frames(20, 32, 32)
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("ffv1", rate=25)
+        v.width, v.height, v.pix_fmt = 32, 32, "bgr0"
+        a = c.add_stream("pcm_s16le", rate=16000)
+        a.layout = "mono"
+        samples = 0
+        while samples < 8000:  # 0.5 s of audio under a 0.8 s video
+            chunk = (np.sin(np.arange(samples, samples + 1000) / 10.0) * 8000).astype(np.int16)
+            af = av.AudioFrame.from_ndarray(chunk[None], format="s16", layout="mono")
+            af.sample_rate, af.pts = 16000, samples
+            samples += 1000
+            for p in a.encode(af):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+        for f in frames:
+            for p in v.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    out = tmp_path / "o.mp4"
+    write_explained_video(src, out, model=MotionNet(), spec=MOTION_SPEC, progress=False)
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+        decoded = sum(f.samples for f in c.decode(audio=0))
+    assert decoded >= 8000 - 1024  # all but at most one AAC frame of priming/padding

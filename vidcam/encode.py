@@ -252,9 +252,19 @@ class _AudioCopy:
         if self._copy:
             self._dst = container.add_stream_from_template(self._src)
         else:
-            self._dst = container.add_stream("aac", rate=self._src.codec_context.sample_rate)
-            self._dst.layout = self._src.codec_context.layout
-        self._done = False
+            rate = self._src.codec_context.sample_rate
+            # the AAC encoder takes planar float and a named layout (PCM in MKV may carry an
+            # unordered "N channels" one): resample to the default layout of that many channels
+            n = len(self._src.codec_context.layout.channels)
+            named = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 8: "7.1"}
+            if n not in named:
+                raise VidcamError(f"cannot re-encode {n}-channel audio to AAC; use an .mkv output")
+            layout = av.AudioLayout(named[n])
+            self._dst = container.add_stream("aac", rate=rate)
+            self._dst.layout = layout
+            self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        self._exhausted = False  # no more source packets to copy
+        self._flushed = False  # the AAC encoder has been drained
 
     @staticmethod
     def ext_ok(container, codec: str) -> bool:
@@ -264,15 +274,28 @@ class _AudioCopy:
     def copy_until(self, t: Fraction, *, final: bool = False) -> None:
         """Mux the source's audio up to ``t`` seconds of output time (all of it up to the video
         end when ``final``)."""
-        if self._done:
-            return
+        if not self._exhausted:
+            self._mux_until(t, final)
+        if final and not self._copy and not self._flushed:  # drain AAC even after source EOF
+            self._flushed = True
+            self._encode(self._resampler.resample(None))
+            for p in self._dst.encode(None):
+                self._out.mux(p)
+
+    def _encode(self, frames: list) -> None:
+        for frame in frames:
+            frame.pts = None  # the encoder numbers samples itself, from the first one kept
+            for p in self._dst.encode(frame):
+                self._out.mux(p)
+
+    def _mux_until(self, t: Fraction, final: bool) -> None:
         tb = self._src.time_base
         shift = round(self._offset / tb)
         while True:
             pkt = self._pending or next(self._packets, None)
             self._pending = None
             if pkt is None or pkt.pts is None and pkt.size == 0:
-                self._done = True
+                self._exhausted = True
                 break
             if pkt.pts is None:
                 continue
@@ -280,7 +303,7 @@ class _AudioCopy:
             if start >= t:
                 if not final:
                     self._pending = pkt
-                self._done = final
+                self._exhausted = final
                 break
             if start < 0:
                 continue
@@ -292,12 +315,7 @@ class _AudioCopy:
                 self._out.mux(pkt)
             else:
                 for frame in pkt.decode():
-                    frame.pts = None
-                    for p in self._dst.encode(frame):
-                        self._out.mux(p)
-        if final and not self._copy:
-            for p in self._dst.encode(None):
-                self._out.mux(p)
+                    self._encode(self._resampler.resample(frame))
 
     def close(self) -> None:
         self._in.close()
