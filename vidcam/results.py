@@ -128,7 +128,7 @@ class VideoExplanation:
     """A whole video's explanation.
 
     Attributes:
-        heatmaps: (F, H, W) uint8 (value × 255) of the first heatmap panel, or None when not
+        heatmaps: (F, H, W) uint8 (value × 255) of the requested method's heatmap, or None when not
             collected (``write_explained_video``).
         panels: title -> (F, H, W) uint8 heatmaps / (F, H, W, 3) uint8 images (all panels).
         times: (F,) frame times in seconds; importance: (F,) in [0, 1].
