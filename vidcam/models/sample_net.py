@@ -19,15 +19,9 @@ from torch.nn import functional as F
 
 from vidcam.errors import VidcamError
 from vidcam.models.spec import InputSpec
+from vidcam.synth import CLASSES
 
-SAMPLE_CLASSES: tuple[str, ...] = (
-    "moving_left",
-    "moving_right",
-    "moving_up",
-    "moving_down",
-    "growing",
-    "shrinking",
-)
+SAMPLE_CLASSES: tuple[str, ...] = CLASSES  # the motion classes of vidcam's benchmark
 SAMPLE_INPUT = InputSpec(
     clip_len=16,
     crop=(112, 112),
