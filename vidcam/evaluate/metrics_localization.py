@@ -23,7 +23,10 @@ PEAK_MIN = 0.5
 
 
 def box_masks(
-    boxes: Sequence[Sequence[Sequence[float]]], height: int, width: int, device=None
+    boxes: Sequence[Sequence[Sequence[float]]],
+    height: int,
+    width: int,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Per-frame lists of ``[x0, y0, x1, y1]`` boxes (model-input pixels, half-open) ->
     (T, I, H, W) bool, I = most boxes in one frame. Bounds are rounded outward, then clipped."""
@@ -69,7 +72,9 @@ def pointing_game(heat: torch.Tensor, union: torch.Tensor, gt_frames: torch.Tens
     return float(hits.mean())
 
 
-def local_peaks(heat: torch.Tensor, window: int = PEAK_WINDOW, min_value: float = PEAK_MIN):
+def local_peaks(
+    heat: torch.Tensor, window: int = PEAK_WINDOW, min_value: float = PEAK_MIN
+) -> torch.Tensor:
     """(T, H, W) bool: per-frame local maxima (see :data:`PEAK_WINDOW`, :data:`PEAK_MIN`)."""
     x = heat.unsqueeze(1).float()
     pad = window // 2

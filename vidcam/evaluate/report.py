@@ -153,7 +153,9 @@ def _panel(curves: dict[str, dict[str, list[float]]], key: str, title: str, w: i
     return img
 
 
-def plot_curves(result: EvalResult, path: str | Path, *, width: int = 900, height: int = 720):
+def plot_curves(
+    result: EvalResult, path: str | Path, *, width: int = 900, height: int = 720
+) -> Path:
     """Write a 2×2 PNG of the mean deletion/insertion curves (AUC in each legend)."""
     p = Path(path)
     if p.suffix.lower() != ".png":

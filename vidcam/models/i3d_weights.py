@@ -391,7 +391,7 @@ def i3d_state_dict(
 
 def load_i3d(
     weights: str | os.PathLike | None = None, *, pretrained: bool = True, progress: bool = True
-):
+) -> torch.nn.Module:
     """:class:`InceptionI3d` for Kinetics-400 in eval mode (random init when ``pretrained=False``)."""
     from vidcam.models.i3d import InceptionI3d
 
