@@ -8,8 +8,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from vidcam.errors import VidcamError
+from vidcam.evaluate.curves import auc
 from vidcam.evaluate.masking import BASELINE_HELP
 from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS
 from vidcam.evaluate.run import METHOD_TITLES, METHODS, EvalResult
@@ -144,7 +146,7 @@ def _panel(curves: dict[str, dict[str, list[float]]], key: str, title: str, w: i
         ys = y1 - np.clip(c / y_max, 0, 1) * (y1 - y0)
         pts = np.stack([xs, ys], 1).round().astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(img, [pts], False, COLORS_BGR[m], 2, cv2.LINE_AA)
-        legend.append((m, float((c[1:] + c[:-1]).sum() / (2 * (len(c) - 1)))))
+        legend.append((m, float(auc(torch.from_numpy(c)))))
     for li, (m, area) in enumerate(legend):  # two rows of two entries under the axis label
         lx, ly = x0 + 10 + 190 * (li % 2), y1 + 52 + 17 * (li // 2)
         cv2.line(img, (lx, ly - 4), (lx + 20, ly - 4), COLORS_BGR[m], 2)
