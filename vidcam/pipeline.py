@@ -20,7 +20,7 @@ from vidcam.encode import VideoEncoder, check_output_extension
 from vidcam.errors import VidcamError
 from vidcam.explain_pass import analyze
 from vidcam.prefetch import WriteBehind
-from vidcam.render import Panel, Renderer, colormap_lut, to_u8
+from vidcam.render import Panel, Renderer, check_alpha, colormap_lut, to_u8
 from vidcam.results import TITLES, ExplainedFrame, VideoExplanation
 
 
@@ -128,8 +128,7 @@ def write_explained_video(
     """
     src, out = check_paths(path, output, overwrite=overwrite, json_path=json_path)
     colormap_lut(colormap)
-    if not 0.0 <= alpha <= 1.0:
-        raise VidcamError(f"alpha must be between 0 and 1, got {alpha}")
+    check_alpha(alpha)
     with analyze(src, progress=progress, **kwargs) as analysis:
         info = analysis.info
         renderer = Renderer(

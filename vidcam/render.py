@@ -27,6 +27,12 @@ COLORMAPS: dict[str, int] = {
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
+def check_alpha(alpha: float) -> None:
+    """The heatmap opacity must lie in [0, 1]."""
+    if not 0.0 <= alpha <= 1.0:
+        raise VidcamError(f"alpha must be between 0 and 1, got {alpha}")
+
+
 def colormap_lut(name: str) -> np.ndarray:
     """(256, 3) uint8 RGB lookup table of the OpenCV colormap ``name`` (case-insensitive)."""
     code = COLORMAPS.get(name.lower())
@@ -81,8 +87,7 @@ class Renderer:
         times: np.ndarray | None = None,
         crop_box: tuple[float, float, float, float] | None = None,
     ) -> None:
-        if not 0.0 <= alpha <= 1.0:
-            raise VidcamError(f"alpha must be between 0 and 1, got {alpha}")
+        check_alpha(alpha)
         self.height, self.width = height, width
         self.lut = colormap_lut(colormap)
         self.alpha = alpha
