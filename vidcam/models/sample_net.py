@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vidcam.errors import VidcamError
+from vidcam.models.checkpoint import load_into, read_checkpoint
 from vidcam.models.spec import InputSpec
 from vidcam.synth import CLASSES
 
@@ -87,26 +87,6 @@ class SampleNet(nn.Module):
         return self.fc(self.pool(x).flatten(1))
 
 
-def _read_state(source) -> dict[str, torch.Tensor]:
-    try:
-        with source.open("rb") as fh:
-            state = torch.load(fh, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise VidcamError(
-            f"sample model weights not found: {source}; pass an existing file"
-        ) from exc
-    except Exception as exc:  # torch raises many types for a corrupt file
-        raise VidcamError(
-            f"could not read sample model weights {source}: {exc.__class__.__name__}: {exc}; "
-            "pass a checkpoint written by tools/train_sample_model.py"
-        ) from exc
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise VidcamError(f"{source} is not a state dict of tensors; pass a SampleNet checkpoint")
-    return state
-
-
 def load_sample_model(weights: str | Path | None = None, *, pretrained: bool = True) -> nn.Module:
     """Build :class:`SampleNet` in eval mode.
 
@@ -114,21 +94,13 @@ def load_sample_model(weights: str | Path | None = None, *, pretrained: bool = T
     ``vidcam/models/weights/sample_net.pt`` is loaded; ``pretrained=False`` gives random weights.
     """
     model = SampleNet()
-    if weights is not None:
-        source = Path(weights)
-        if not source.is_file():
-            raise VidcamError(
-                f"weights file {str(weights)!r} does not exist; pass an existing file"
-            )
-    elif pretrained:
-        source = importlib.resources.files("vidcam.models").joinpath("weights", WEIGHTS_FILE)
-    else:
+    if weights is None and not pretrained:
         return model.eval()
-    state = _read_state(source)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise VidcamError(
-            f"weights in {source} do not fit SampleNet ({exc}); pass a SampleNet checkpoint"
-        ) from exc
+    if weights is not None:
+        state, source = read_checkpoint(weights), repr(str(weights))
+    else:
+        bundled = importlib.resources.files("vidcam.models").joinpath("weights", WEIGHTS_FILE)
+        with importlib.resources.as_file(bundled) as path:
+            state, source = read_checkpoint(path), "the bundled sample_net.pt"
+    load_into(model, state, source=source, model_name="sample")
     return model.eval()
