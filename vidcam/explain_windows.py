@@ -70,15 +70,7 @@ class WindowExplainer:
         if self.guided:
             from vidcam.guided import guided_cam, normalize_per_clip
 
-            g = guided_cam(
-                self.m.module,
-                clip,
-                self.target,
-                layer=self.m.layer,
-                method=self.cam_method,
-                softmax=self.softmax,
-                reshape=self.m.reshape,
-            )
+            g = guided_cam(self.m.module, clip, self.target, explainer=self.explainers[first])
             res = g.cam
             out[TITLES["guided-" + self.cam_method]] = (
                 torch.stack([normalize_per_clip(g.product[n, 0]) for n in range(clip.shape[0])])

@@ -61,6 +61,7 @@ def guided_cam(
     *,
     layer: LayerArg | Sequence[LayerArg] | None = None,
     method: str = "gradcam++",
+    explainer: Explainer | None = None,
     **explainer_kwargs: Any,
 ) -> GuidedExplanation:
     """Guided Grad-CAM++ (``method="gradcam++"``) or Guided Grad-CAM (``"gradcam"``).
@@ -73,13 +74,18 @@ def guided_cam(
         model, clip, target: as in :func:`guided_backprop`.
         layer, method, explainer_kwargs: passed to :class:`vidcam.Explainer` ("guided-gradcam++"
             and "guided-gradcam" are accepted as method names too).
+        explainer: an existing :class:`vidcam.Explainer` of ``model`` to reuse instead (keeps
+            its resolved layer across calls, e.g. window after window of a video).
 
     Returns:
         :class:`GuidedExplanation` with ``guided``, ``cam`` and ``product``.
     """
     if isinstance(method, str) and method.startswith("guided-"):
         method = method[len("guided-") :]
-    explainer = Explainer(model, layer=layer, method=method, **explainer_kwargs)  # validates
+    if explainer is None:
+        explainer = Explainer(model, layer=layer, method=method, **explainer_kwargs)  # validates
+    elif explainer.model is not model:
+        raise VidcamError("explainer: it explains another model; pass one built for `model`")
     guided, _, indices = _guided_gradients(model, clip, target)
     cam = explainer(clip, target=indices if indices is not None else target)
     if cam.maps.shape[:2] != guided.shape[:2]:
