@@ -61,17 +61,22 @@ def write_video(
         c.mux(p)
     if a is not None:
         dur = float(times[-1]) + 0.04 if times is not None else n / float(fps)
-        t = np.arange(int(16000 * dur)) / 16000
-        x = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
-        af = av.AudioFrame.from_ndarray(x, format="flt", layout="mono")
-        af.sample_rate = 16000
-        af.pts = 0
-        for p in a.encode(af):
-            c.mux(p)
-        for p in a.encode():
-            c.mux(p)
+        mux_sine(c, a, dur)
     c.close()
     return path
+
+
+def mux_sine(c: av.container.OutputContainer, a: av.AudioStream, seconds: float) -> None:
+    """Encode and mux ``seconds`` of a 440 Hz mono sine (16 kHz float) into audio stream ``a``."""
+    t = np.arange(int(16000 * seconds)) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+    af = av.AudioFrame.from_ndarray(x, format="flt", layout="mono")
+    af.sample_rate = 16000
+    af.pts = 0
+    for p in a.encode(af):
+        c.mux(p)
+    for p in a.encode():
+        c.mux(p)
 
 
 def pattern_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -164,16 +169,6 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     c = av.open(str(v["audio_only"]), "w")
     a = c.add_stream("aac", rate=16000)
     a.layout = "mono"
-    af = av.AudioFrame.from_ndarray(
-        (0.3 * np.sin(np.arange(16000) / 5)).astype(np.float32)[None],
-        format="flt",
-        layout="mono",
-    )
-    af.sample_rate = 16000
-    af.pts = 0
-    for p in a.encode(af):
-        c.mux(p)
-    for p in a.encode():
-        c.mux(p)
+    mux_sine(c, a, 1.0)
     c.close()
     return v

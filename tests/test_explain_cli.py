@@ -16,6 +16,7 @@ from conftest import MOTION_SPEC, MotionNet, moving_square, pattern_frames, writ
 from vidcam.cli import main
 from vidcam.decode import iter_frames, probe
 from vidcam.errors import VidcamError
+from vidcam.models.sample_net import SAMPLE_CLASSES
 from vidcam.video import explain_video, write_explained_video
 
 H, W = 72, 128  # non-square: resize 48 x 85, centre crop 48 x 48 = source x 27.1 .. 99.4
@@ -128,14 +129,7 @@ def test_cli_sample_model_with_json(videos, tmp_path, capsys):
     probs = [p["prob"] for p in w0["top"]]
     assert len(probs) == 5 and probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
     labels = {p["label"] for w in data["windows"] for p in w["top"]}
-    assert labels <= {
-        "moving_left",
-        "moving_right",
-        "moving_up",
-        "moving_down",
-        "growing",
-        "shrinking",
-    }
+    assert labels <= set(SAMPLE_CLASSES)
     assert probe(out).frames == 20
 
 

@@ -48,13 +48,10 @@ def timed(fns: dict[str, Callable[[], object]], device: torch.device, repeats: i
     return {label: statistics.median(t) for label, t in times.items()}
 
 
-def bench_model(name: str, device: torch.device, repeats: int, batch: int) -> None:
-    """Time the floor, vidcam's variants and the peer on one model; print the ratios."""
-    model, layer_name, shape = build(name)
-    model = model.to(device).eval()
-    shape = (batch, *shape[1:])
-    x = torch.randn(*shape, device=device)
-    layer = model.get_submodule(layer_name)
+def make_floor(
+    model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor
+) -> Callable[[], None]:
+    """The floor of any gradient CAM: one forward + autograd.grad of the top score to ``layer``."""
 
     def floor() -> None:
         store = {}
@@ -65,6 +62,19 @@ def bench_model(name: str, device: torch.device, repeats: int, batch: int) -> No
             handle.remove()
         top = out.argmax(1)
         torch.autograd.grad(out.gather(1, top[:, None]).sum(), store["a"])
+
+    return floor
+
+
+def bench_model(name: str, device: torch.device, repeats: int, batch: int) -> None:
+    """Time the floor, vidcam's variants and the peer on one model; print the ratios."""
+    model, layer_name, shape = build(name)
+    model = model.to(device).eval()
+    shape = (batch, *shape[1:])
+    x = torch.randn(*shape, device=device)
+    layer = model.get_submodule(layer_name)
+
+    floor = make_floor(model, layer, x)
 
     explainer = vidcam.Explainer(model, layer_name)
     soft = vidcam.Explainer(model, layer_name, softmax=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from bench_explainer import make_floor  # tools/ is on sys.path when run as a script
 
 
 def make_clip(path: Path, frames: int, width: int = 640, height: int = 360, fps: int = 30) -> Path:
@@ -101,14 +102,7 @@ def speed(clip: Path, out_dir: Path, repeats: int) -> None:
     x = torch.randn(1, 3, spec.clip_len, *spec.crop)
     sub = model.get_submodule(layer)
 
-    def floor_once() -> None:
-        store = {}
-        h = sub.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
-        try:
-            out = model(x)
-        finally:
-            h.remove()
-        torch.autograd.grad(out.gather(1, out.argmax(1)[:, None]).sum(), store["a"])
+    floor_once = make_floor(model, sub, x)
 
     ex = Explainer(model, layer)
 
