@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import vidcam
-from vidcam import cam_math
+from vidcam.cam import formulas
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -87,7 +87,7 @@ def test_exp_closed_form_equals_true_derivatives(seed):
     # gradient of the raw score S (what vidcam differentiates)
     a = acts.clone().requires_grad_(True)
     (g_s,) = torch.autograd.grad(head(a)[0, c], a)
-    ours = cam_math.gradcampp_alpha(acts, g_s[None], "volume")[0]
+    ours = formulas.gradcampp_alpha(acts, g_s[None], "volume")[0]
     torch.testing.assert_close(ours, expected_alpha, rtol=1e-9, atol=1e-12)
     assert (d2 != 0).any() and (d3 != 0).any()  # the test is not vacuous
     # and through the whole explainer: w = Σ alpha relu(dY/dA) = exp(S) Σ alpha relu(g)
@@ -122,7 +122,7 @@ def test_softmax_closed_form_equals_true_derivatives(seed):
 
 def test_softmax_moments_with_many_classes_chunked(monkeypatch):
     """Chunked class batches give the same weights as one batch."""
-    from vidcam import backward
+    from vidcam.cam import backward
 
     head = make_head(5, classes=7)
     acts = torch.rand(2, 2, 2, 2, 2) + 0.1

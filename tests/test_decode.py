@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import pattern_frames, write_video
 
-from vidcam.decode import DecodeWarning, iter_frames, probe
 from vidcam.errors import VidcamError
+from vidcam.video.decode import DecodeWarning, iter_frames, probe
 
 
 def test_lossless_roundtrip_frames_and_times(videos):

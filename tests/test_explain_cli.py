@@ -14,10 +14,10 @@ import torch
 from conftest import MOTION_SPEC, MotionNet, moving_square, pattern_frames, write_video
 
 from vidcam.cli import main
-from vidcam.decode import iter_frames, probe
 from vidcam.errors import VidcamError
 from vidcam.models.sample_net import SAMPLE_CLASSES
 from vidcam.video import explain_video, write_explained_video
+from vidcam.video.decode import iter_frames, probe
 
 H, W = 72, 128  # non-square: resize 48 x 85, centre crop 48 x 48 = source x 27.1 .. 99.4
 CORNER = (2, 30, 34, 62)  # y0, x0, y1, x1 where the square moves: top left of the crop

@@ -10,14 +10,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidcam import Explainer
-from vidcam.errors import VidcamError
-from vidcam.guided import (
+from vidcam.cam.guided import (
     GuidedBackpropWarning,
     GuidedExplanation,
     guided_backprop,
     guided_cam,
     normalize_per_clip,
 )
+from vidcam.errors import VidcamError
 
 # ---------------------------------------------------------------------------------------------
 # A hand-checkable model. Input x (1, 1, 1, 1, 3) = [x0, x1, x2] along W.

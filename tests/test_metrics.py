@@ -27,7 +27,7 @@ from vidcam.evaluate.metrics_localization import (
     temporal_energy,
 )
 from vidcam.evaluate.run import random_map, summarize
-from vidcam.preprocess import Geometry
+from vidcam.video.preprocess import Geometry
 
 T = torch.tensor
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import pattern_frames
 
-from vidcam.decode import iter_frames, probe
-from vidcam.encode import VideoEncoder, check_output_extension
 from vidcam.errors import VidcamError
-from vidcam.render import COLORMAPS, Panel, Renderer, colormap_lut, overlay
+from vidcam.video.decode import iter_frames, probe
+from vidcam.video.encode import VideoEncoder, check_output_extension
+from vidcam.video.render import COLORMAPS, Panel, Renderer, colormap_lut, overlay
 
 
 def test_colormap_names_and_lut():

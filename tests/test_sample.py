@@ -11,7 +11,7 @@ from pytorchvideo.data.clip_sampling import UniformClipSampler
 
 from vidcam.errors import VidcamError
 from vidcam.models.spec import InputSpec
-from vidcam.sample import ClipSampler, ShortVideoWarning, WindowScheduler, plan_windows
+from vidcam.video.sample import ClipSampler, ShortVideoWarning, WindowScheduler, plan_windows
 
 
 def _oracle_starts(times, clip_len, hop, fps):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vidcam.errors import VidcamError
-from vidcam.synth import (
+from vidcam.evaluate.synth import (
     CLASSES,
     SynthConfig,
     clip_seed,

@@ -1,6 +1,6 @@
 """Write a synthetic motion benchmark: <out>/<index>_<class>_<n>x.mp4 + <stem>.json + index.json.
 
-Clips come from :mod:`vidcam.synth` (deterministic by ``--seed``; labels cycle through the
+Clips come from :mod:`vidcam.evaluate.synth` (deterministic by ``--seed``; labels cycle through the
 classes). The sample model was trained on seed 1 and its test accuracy measured on seed 2; use
 another seed (default 3) for an evaluation set it has never seen. Example::
 
@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from vidcam.errors import VidcamError
-from vidcam.synth import CLASSES, make_clip, write_benchmark, write_clip
+from vidcam.evaluate.synth import CLASSES, make_clip, write_benchmark, write_clip
 
 
 def main(argv: list[str] | None = None) -> int:

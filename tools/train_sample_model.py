@@ -1,6 +1,6 @@
 """Train the bundled sample model (vidcam.models.sample_net) on freshly generated synthetic clips.
 
-Every training batch is new clips from :mod:`vidcam.synth` (seed ``--seed``; labels cycle through
+Every training batch is new clips from :mod:`vidcam.evaluate.synth` (seed ``--seed``; labels cycle through
 the classes), so the model never sees a clip twice. Accuracy is reported on the first
 ``--eval`` training clips and on ``--eval`` held-out clips generated from seed ``--test-seed``.
 Deterministic for a given seed and thread count. Example::
@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vidcam.evaluate.synth import make_batch, to_tensor
 from vidcam.models.sample_net import SAMPLE_INPUT, SampleNet
-from vidcam.synth import make_batch, to_tensor
 
 
 def batch(seed: int, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:

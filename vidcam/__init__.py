@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from vidcam.cam.explainer import Explainer, Explanation, explain
 from vidcam.errors import VidcamError
-from vidcam.explainer import Explainer, Explanation, explain
 
 __all__ = ["Explainer", "Explanation", "VidcamError", "explain", "__version__"]

@@ -1,9 +1,9 @@
 """Evaluation inputs: video lists, one clip per video, and its ground truth on the model's grid.
 
 Each video gives ONE clip: the middle one of the non-overlapping windows that
-:mod:`vidcam.sample` plans for the model's :class:`~vidcam.models.spec.InputSpec` (for a video
-exactly one clip long, the whole video). Frames are decoded with :mod:`vidcam.decode` and resized
-and cropped with :mod:`vidcam.preprocess`; the ground truth (the :mod:`vidcam.synth` JSON format)
+:mod:`vidcam.video.sample` plans for the model's :class:`~vidcam.models.spec.InputSpec` (for a video
+exactly one clip long, the whole video). Frames are decoded with :mod:`vidcam.video.decode` and resized
+and cropped with :mod:`vidcam.video.preprocess`; the ground truth (the :mod:`vidcam.evaluate.synth` JSON format)
 is mapped through the same sampled frame indices, resize and crop.
 """
 
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from vidcam.decode import iter_frames, probe
 from vidcam.errors import VidcamError
 from vidcam.models.spec import InputSpec
-from vidcam.preprocess import Geometry, Preprocessor
-from vidcam.sample import ClipSampler, plan_windows
+from vidcam.video.decode import iter_frames, probe
+from vidcam.video.preprocess import Geometry, Preprocessor
+from vidcam.video.sample import ClipSampler, plan_windows
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 

@@ -18,11 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from vidcam.cam.explainer import Explainer, Explanation
+from vidcam.cam.guided_backprop import GuidedBackpropWarning, _guided_gradients, guided_backprop
+from vidcam.cam.layers import LayerArg
+from vidcam.cam.targets import Target
 from vidcam.errors import VidcamError
-from vidcam.explainer import Explainer, Explanation
-from vidcam.guided_backprop import GuidedBackpropWarning, _guided_gradients, guided_backprop
-from vidcam.layers import LayerArg
-from vidcam.targets import Target
 
 __all__ = [
     "GuidedBackpropWarning",

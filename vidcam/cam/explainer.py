@@ -14,14 +14,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vidcam import cam_math
-from vidcam.backward import class_moments, grads_per_target
+from vidcam.cam import formulas
+from vidcam.cam.backward import class_moments, grads_per_target
+from vidcam.cam.hooks import capture_layers, eval_mode
+from vidcam.cam.layers import LayerArg, resolve_layers
+from vidcam.cam.maps import fuse, upsample
+from vidcam.cam.targets import Target, resolve_targets
 from vidcam.errors import VidcamError
-from vidcam.hooks import capture_layers, eval_mode
-from vidcam.layers import LayerArg, resolve_layers
-from vidcam.maps import fuse, upsample
 from vidcam.models.spec import Reshape
-from vidcam.targets import Target, resolve_targets
 
 Method = Literal["gradcam", "gradcam++"]
 METHODS = ("gradcam", "gradcam++")
@@ -86,7 +86,7 @@ class Explainer:
         method: Method = "gradcam++",
         softmax: bool = False,
         gradients: Literal["positive", "all"] | None = None,
-        pooling: cam_math.Pooling = "volume",
+        pooling: formulas.Pooling = "volume",
         reshape: Reshape | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -108,7 +108,7 @@ class Explainer:
         self.positive = (
             gradients or ("positive" if method == "gradcam++" else "all")
         ) == "positive"
-        self.pooling: cam_math.Pooling = pooling
+        self.pooling: formulas.Pooling = pooling
         self.reshape = reshape
         self._resolved: dict[int, list[tuple[str, nn.Module]]] = {}
 
@@ -206,13 +206,13 @@ class Explainer:
         if self.method == "gradcam":
             first, alpha = grads, None
         elif moments is not None and probs_c is not None:
-            first, d2, d3 = cam_math.softmax_derivatives(grads, *moments, probs_c)
-            alpha = cam_math.gradcampp_softmax_alpha(acts, d2, d3, self.pooling)
+            first, d2, d3 = formulas.softmax_derivatives(grads, *moments, probs_c)
+            alpha = formulas.gradcampp_softmax_alpha(acts, d2, d3, self.pooling)
         else:
             first = grads
-            alpha = cam_math.gradcampp_alpha(acts, grads, self.pooling)
-        w = cam_math.channel_weights(alpha, first, positive=self.positive, pooling=self.pooling)
-        raw = cam_math.weighted_map(acts, w)
+            alpha = formulas.gradcampp_alpha(acts, grads, self.pooling)
+        w = formulas.channel_weights(alpha, first, positive=self.positive, pooling=self.pooling)
+        raw = formulas.weighted_map(acts, w)
         return raw, w[..., 0, 0].transpose(0, 1)
 
 
@@ -225,7 +225,7 @@ def explain(
     method: Method = "gradcam++",
     softmax: bool = False,
     gradients: Literal["positive", "all"] | None = None,
-    pooling: cam_math.Pooling = "volume",
+    pooling: formulas.Pooling = "volume",
     reshape: Reshape | None = None,
 ) -> Explanation:
     """One-shot :class:`Explainer` call. clip (N, C, T, H, W) -> maps (N, K, T, H, W)."""

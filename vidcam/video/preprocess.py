@@ -5,7 +5,7 @@ Per :class:`~vidcam.models.spec.InputSpec`: the short side is resized to ``resiz
 scales by the same factor, floored like pytorchvideo's ``short_side_scale``), the centre
 ``crop`` is taken (zero-padded if the frame is smaller), the crop goes to the device as uint8,
 and clips are scaled to [0, 1] and normalised per channel there. :class:`Geometry` records the scale and
-the crop offset so that :mod:`vidcam.to_source` can put maps back on the source pixel grid.
+the crop offset so that :mod:`vidcam.video.to_source` can put maps back on the source pixel grid.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from vidcam.errors import VidcamError
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "explain": ("vidcam.cli_explain", "explain a video file and write an annotated MP4/GIF"),
-    "models": ("vidcam.cli_models", "list the registered models and their input specs"),
-    "evaluate": ("vidcam.cli_evaluate", "measure explanation quality (faithfulness, localization)"),
+    "explain": ("vidcam.cli.explain", "explain a video file and write an annotated MP4/GIF"),
+    "models": ("vidcam.cli.models", "list the registered models and their input specs"),
+    "evaluate": ("vidcam.cli.evaluate", "measure explanation quality (faithfulness, localization)"),
 }
 
 

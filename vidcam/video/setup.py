@@ -20,7 +20,7 @@ from vidcam.device import resolve_device
 from vidcam.errors import VidcamError
 from vidcam.models.spec import InputSpec, Reshape
 
-_TOPK = re.compile(r"^top(?:k:)?(\d+)$")  # same spellings as vidcam.targets
+_TOPK = re.compile(r"^top(?:k:)?(\d+)$")  # same spellings as vidcam.cam.targets
 
 
 def resolve_target(target: str | int | None, labels: Sequence[str] | None) -> str | int:

@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from vidcam.evaluate.report import format_table, plot_curves, write_json
     from vidcam.evaluate.run import EvalModel, EvalOptions, evaluate
     from vidcam.models.registry import load_model
-    from vidcam.pipeline import check_writable
     from vidcam.video import resolve_device
+    from vidcam.video.pipeline import check_writable
 
     if args.limit is not None and args.limit < 1:
         raise VidcamError(f"--limit must be >= 1, got {args.limit}")

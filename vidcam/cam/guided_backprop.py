@@ -37,11 +37,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from vidcam.backward import batched_grad
+from vidcam.cam.backward import batched_grad
+from vidcam.cam.explainer import check_clip
+from vidcam.cam.hooks import eval_mode
+from vidcam.cam.targets import Target, resolve_targets
 from vidcam.errors import VidcamError
-from vidcam.explainer import check_clip
-from vidcam.hooks import eval_mode
-from vidcam.targets import Target, resolve_targets
 
 __all__ = ["GuidedBackpropWarning", "guided_backprop"]
 

@@ -2,8 +2,8 @@
 
 :func:`analyze` crops each frame to the model's size as it arrives (keeping only the crops a
 future window can still use) and runs every window through the engine as soon as its frames
-are in (:class:`~vidcam.explain_windows.WindowExplainer`). It returns the
-:class:`~vidcam.analysis.VideoAnalysis` that pass 2 renders from. Warnings raised while
+are in (:class:`~vidcam.video.explain_windows.WindowExplainer`). It returns the
+:class:`~vidcam.video.analysis.VideoAnalysis` that pass 2 renders from. Warnings raised while
 explaining (e.g. constant maps) are reported once each, with a count.
 """
 
@@ -19,25 +19,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from vidcam.analysis import VideoAnalysis
-from vidcam.decode import VideoInfo, iter_frames, probe
+from vidcam.cam.explainer import Explainer
 from vidcam.errors import VidcamError
-from vidcam.explain_windows import WindowExplainer
-from vidcam.explainer import Explainer
 from vidcam.models.spec import InputSpec
-from vidcam.prefetch import Prefetch
-from vidcam.preprocess import Preprocessor
 from vidcam.progress import Progress
-from vidcam.resolve import load_pipeline_model, resolve_target
-from vidcam.results import METHODS, TITLES
-from vidcam.sample import ClipSampler, WindowScheduler
+from vidcam.video.analysis import VideoAnalysis
+from vidcam.video.decode import VideoInfo, iter_frames, probe
+from vidcam.video.explain_windows import WindowExplainer
+from vidcam.video.preprocess import Preprocessor
+from vidcam.video.results import METHODS, TITLES
+from vidcam.video.sample import ClipSampler, WindowScheduler
+from vidcam.video.setup import load_pipeline_model, resolve_target
+from vidcam.video.threads import Prefetch
 
 _STORE_SIDE = 56  # heatmaps are spooled at about this many pixels on the short side
 
 
 @dataclass(frozen=True)
 class ExplainOptions:
-    """The keyword arguments of :func:`~vidcam.pipeline.explain_video` (documented there)."""
+    """The keyword arguments of :func:`~vidcam.video.pipeline.explain_video` (documented there)."""
 
     model: str | nn.Module = "i3d"
     spec: InputSpec | None = None

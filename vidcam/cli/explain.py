@@ -11,8 +11,8 @@ import sys
 import time
 import warnings
 
-from vidcam.encode import VALID_EXTENSIONS
 from vidcam.video import METHODS, resolve_device, write_explained_video
+from vidcam.video.encode import VALID_EXTENSIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """The result of pass 1 (explain) and the iterators of pass 2 (map back to source).
 
 :class:`VideoAnalysis` holds what the explain pass produced: every window's predictions
-(:class:`~vidcam.results.WindowResult`), its per-sample energies, its maps spooled to disk, and
+(:class:`~vidcam.video.results.WindowResult`), its per-sample energies, its maps spooled to disk, and
 the video's per-frame importance. :meth:`VideoAnalysis.blended` decodes the video again and
 gives every source frame its windows' maps blended in crop space; :meth:`VideoAnalysis.frames`
 also places them on the source pixel grid.
@@ -14,13 +14,13 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from vidcam.decode import DecodedFrame, VideoInfo, iter_frames
-from vidcam.prefetch import Prefetch
-from vidcam.preprocess import Geometry
 from vidcam.progress import Progress
-from vidcam.resolve import PipelineModel
-from vidcam.results import TITLES, ExplainedFrame, VideoExplanation, WindowResult
-from vidcam.to_source import MapBlender, MapSpool, SourcePlacer, TimeSupport, frame_importance
+from vidcam.video.decode import DecodedFrame, VideoInfo, iter_frames
+from vidcam.video.preprocess import Geometry
+from vidcam.video.results import TITLES, ExplainedFrame, VideoExplanation, WindowResult
+from vidcam.video.setup import PipelineModel
+from vidcam.video.threads import Prefetch
+from vidcam.video.to_source import MapBlender, MapSpool, SourcePlacer, TimeSupport, frame_importance
 
 
 class VideoAnalysis:

@@ -1,8 +1,8 @@
 """Model + explainer step: a batch of sampled windows -> predictions, maps and energies.
 
 :class:`WindowExplainer` builds the batch's clip from the preprocessed crops, runs the engine
-(:class:`~vidcam.explainer.Explainer`, or :func:`~vidcam.guided.guided_cam` for guided
-methods), and records each window in the :class:`~vidcam.analysis.VideoAnalysis`: its top
+(:class:`~vidcam.cam.explainer.Explainer`, or :func:`~vidcam.cam.guided.guided_cam` for guided
+methods), and records each window in the :class:`~vidcam.video.analysis.VideoAnalysis`: its top
 predictions, its per-sample energy (importance) and its maps, spooled at a small size.
 """
 
@@ -13,13 +13,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from vidcam.analysis import VideoAnalysis
+from vidcam.cam.explainer import Explainer
+from vidcam.cam.maps import normalize_maps
 from vidcam.errors import VidcamError
-from vidcam.explainer import Explainer
-from vidcam.maps import normalize_maps
-from vidcam.preprocess import Preprocessor
-from vidcam.results import TITLES, WindowResult
-from vidcam.sample import Window
+from vidcam.video.analysis import VideoAnalysis
+from vidcam.video.preprocess import Preprocessor
+from vidcam.video.results import TITLES, WindowResult
+from vidcam.video.sample import Window
 
 _TOP = 5  # predictions kept per window
 
@@ -68,7 +68,7 @@ class WindowExplainer:
         out: dict[str, torch.Tensor] = {}
         first = TITLES[self.cam_method]
         if self.guided:
-            from vidcam.guided import guided_cam, normalize_per_clip
+            from vidcam.cam.guided import guided_cam, normalize_per_clip
 
             g = guided_cam(self.m.module, clip, self.target, explainer=self.explainers[first])
             res = g.cam

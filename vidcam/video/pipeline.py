@@ -1,7 +1,7 @@
 """The video pipeline's entry points: explain a file, stream its frames, or write a video.
 
 Both passes stream (see :mod:`vidcam.video` for the whole data path): pass 1
-(:func:`~vidcam.explain_pass.analyze`) explains every window and spools its maps; pass 2
+(:func:`~vidcam.video.explain_pass.analyze`) explains every window and spools its maps; pass 2
 decodes again and maps them back onto each source frame, which :func:`write_explained_video`
 renders and encodes while :func:`explain_video` collects them.
 """
@@ -15,13 +15,13 @@ from typing import Any
 
 import torch
 
-from vidcam.decode import check_input
-from vidcam.encode import VideoEncoder, check_output_extension
 from vidcam.errors import VidcamError
-from vidcam.explain_pass import analyze
-from vidcam.prefetch import WriteBehind
-from vidcam.render import Panel, Renderer, check_alpha, colormap_lut, to_u8
-from vidcam.results import TITLES, ExplainedFrame, VideoExplanation
+from vidcam.video.decode import check_input
+from vidcam.video.encode import VideoEncoder, check_output_extension
+from vidcam.video.explain_pass import analyze
+from vidcam.video.render import Panel, Renderer, check_alpha, colormap_lut, to_u8
+from vidcam.video.results import TITLES, ExplainedFrame, VideoExplanation
+from vidcam.video.threads import WriteBehind
 
 
 def iter_explained_frames(path: str | Path, **kwargs: Any) -> Iterator[ExplainedFrame]:
@@ -58,7 +58,7 @@ def explain_video(path: str | Path, **kwargs: Any) -> VideoExplanation:
         normalize: "clip" (default: one heatmap scale per window volume) or "frame" (every
             frame's map min-max normalised on its own).
 
-    All but ``path`` are keyword-only (:class:`~vidcam.explain_pass.ExplainOptions`). The
+    All but ``path`` are keyword-only (:class:`~vidcam.video.explain_pass.ExplainOptions`). The
     heatmaps of all frames are collected as uint8 (F, H, W): for long videos use
     :func:`iter_explained_frames` or :func:`write_explained_video`, which stream.
     """

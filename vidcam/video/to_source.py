@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from vidcam.errors import VidcamError
-from vidcam.preprocess import Geometry
+from vidcam.video.preprocess import Geometry
 
 Fill = Literal["edge"] | float
 _FLOOR = 1e-3  # smallest blend weight of a window covering the frame

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from vidcam.cam.hooks import eval_mode
 from vidcam.errors import VidcamError
-from vidcam.hooks import eval_mode
 
 LayerArg = str | nn.Module
 
