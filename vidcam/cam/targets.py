@@ -1,7 +1,13 @@
-"""Turn the user's ``target`` argument into differentiable scores ``(N, K)``."""
+"""The one target grammar: the user's ``target`` -> differentiable scores ``(N, K)``.
+
+:func:`resolve_targets` applies a :data:`Target` to a model output; :func:`resolve_target`
+checks a command-line spelling ("top1", "topk:K", an index, a class name matched loosely,
+misspellings get suggestions) before any work; :func:`find_class` looks a class name up.
+"""
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -124,3 +130,51 @@ def _callable_scores(output: Any, fn: Callable[[Any], torch.Tensor]) -> torch.Te
             f"target: the callable returned shape {tuple(scores.shape)}; expected (N,) or (N, K)"
         )
     return scores
+
+
+def resolve_target(target: str | int | None, labels: Sequence[str] | None) -> str | int:
+    """ "top1" | "topk:K" | class index | class name (matched against ``labels``)."""
+    if target is None:
+        return "top1"
+    if isinstance(target, int):
+        return _check_index(target, labels)
+    text = str(target).strip()
+    if text.lower() == "top1":
+        return "top1"
+    m = _TOPK.match(text.lower())
+    if m:
+        if int(m.group(1)) < 1:
+            raise VidcamError(f"target {text!r}: K must be >= 1")
+        return f"topk:{int(m.group(1))}"
+    if re.fullmatch(r"\d+", text):
+        return _check_index(int(text), labels)
+    if not labels:
+        raise VidcamError(
+            f"target {text!r}: this model has no class names; give a class index, top1 or topk:K"
+        )
+    found = find_class(text, labels)
+    if found is not None:
+        return found
+    close = difflib.get_close_matches(text, list(labels), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise VidcamError(f"target {text!r} is not a class of this model{hint}")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", name.strip().lower())
+
+
+def _check_index(i: int, labels: Sequence[str] | None) -> int:
+    if i < 0 or (labels and i >= len(labels)):
+        n = f" (0..{len(labels) - 1})" if labels else ""
+        raise VidcamError(f"target class index {i} is out of range{n}")
+    return i
+
+
+def find_class(name: str, labels: Sequence[str] | None) -> int | None:
+    """Index of class ``name`` in ``labels`` (case, spaces, ``_`` and ``-`` ignored), or None."""
+    key = _norm(name)
+    for i, label in enumerate(labels or ()):
+        if _norm(str(label)) == key:
+            return i
+    return None

@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the full results as JSON")
     parser.add_argument("--plot", metavar="PATH.png", help="write the mean curves as a PNG")
     parser.add_argument("--markdown", metavar="PATH", help="also write the table to a file")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing --json/--markdown/--plot files"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -56,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from vidcam.evaluate.report import format_table, plot_curves, write_json
     from vidcam.evaluate.run import EvalModel, EvalOptions, evaluate
     from vidcam.models.registry import load_model
+    from vidcam.paths import check_distinct, check_output, write_text
     from vidcam.video import resolve_device
-    from vidcam.video.pipeline import check_writable
 
     if args.limit is not None and args.limit < 1:
         raise VidcamError(f"--limit must be >= 1, got {args.limit}")
@@ -65,14 +68,12 @@ def run(args: argparse.Namespace) -> int:
         raise VidcamError(f"--plot {args.plot!r}: the plot is a PNG; give a path ending in .png")
     if args.gt and not Path(args.gt).is_dir():
         raise VidcamError(f"--gt {args.gt!r} is not a folder")
-    for flag, value in (
-        ("--json", args.json),
-        ("--markdown", args.markdown),
-        ("--plot", args.plot),
-    ):
-        if value:  # checked before the (long) run, not after it
-            check_writable(flag, Path(value))
     videos = list_videos(args.inputs)[: args.limit]
+    outputs = [("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)]
+    for flag, value in outputs:
+        if value:  # checked before the (long) run, not after it
+            check_output(flag, value, inputs=videos, overwrite=args.overwrite)
+    check_distinct(outputs)
     device = resolve_device(args.device)
     loaded = load_model(
         args.model, weights=args.weights, pretrained=not args.no_pretrained, device=device
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     table = format_table(result)
     sys.stdout.write(table)
     if args.markdown:
-        Path(args.markdown).write_text(table)
+        write_text(args.markdown, table)
     if args.json:
         write_json(result, args.json)
     if args.plot:

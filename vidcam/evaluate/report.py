@@ -15,6 +15,7 @@ from vidcam.evaluate.curves import auc
 from vidcam.evaluate.masking import BASELINE_HELP
 from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS
 from vidcam.evaluate.run import METHOD_TITLES, METHODS, EvalResult
+from vidcam.paths import write_text
 
 #: (key, column title, better) for the faithfulness table.
 FAITH_COLUMNS = (
@@ -94,10 +95,7 @@ def format_table(result: EvalResult) -> str:
 
 
 def write_json(result: EvalResult, path: str | Path) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(result.to_json(), indent=1) + "\n")
-    return p
+    return write_text(path, json.dumps(result.to_json(), indent=1) + "\n")
 
 
 # -- plot ---------------------------------------------------------------------------------------

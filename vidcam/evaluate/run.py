@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidcam.cam.targets import find_class
 from vidcam.errors import VidcamError
 from vidcam.evaluate.clips import find_gt, load_gt, map_gt, read_clip
 from vidcam.evaluate.curves import UNITS, auc, deletion_insertion
@@ -116,16 +117,6 @@ def _channel(values: Sequence[float], device: torch.device) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)
 
 
-def _class_index(label: str, labels: Sequence[str] | None) -> int | None:
-    """Index of ``label`` among the model's class names (case-insensitive), or None."""
-    if labels:
-        norm = [str(x).strip().lower() for x in labels]
-        key = label.strip().lower()
-        if key in norm:
-            return norm.index(key)
-    return None
-
-
 def evaluate(videos: Sequence[Path], em: EvalModel, opts: EvalOptions) -> EvalResult:
     """Run every method on every video; returns per-clip records and the summary."""
     from vidcam import Explainer
@@ -186,7 +177,7 @@ def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums) -> dict[str, 
     target = pred
     gt_index = None
     if gt is not None:
-        gt_index = _class_index(str(gt["label"]), em.labels)
+        gt_index = find_class(str(gt["label"]), em.labels)
     if opts.target == "gt" and gt is not None:
         if gt_index is None:
             raise VidcamError(

@@ -26,15 +26,9 @@ import cv2
 import numpy as np
 
 from vidcam.errors import VidcamError
+from vidcam.models.labels import load_labels
 
-CLASSES: tuple[str, ...] = (
-    "moving_left",
-    "moving_right",
-    "moving_up",
-    "moving_down",
-    "growing",
-    "shrinking",
-)
+CLASSES: tuple[str, ...] = tuple(load_labels("sample"))  # vidcam/models/labels/sample.txt
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (230, 60, 60),

@@ -8,9 +8,9 @@ import warnings
 from vidcam.errors import VidcamError
 
 #: label sets stored as ``labels/<name>.txt`` -> their number of classes
-LABEL_FILES: dict[str, int] = {"kinetics400": 400}
+LABEL_FILES: dict[str, int] = {"kinetics400": 400, "sample": 6}
 #: every label set name load_labels accepts
-LABEL_SETS: tuple[str, ...] = (*LABEL_FILES, "sample")
+LABEL_SETS: tuple[str, ...] = tuple(LABEL_FILES)
 
 
 def _from_file(name: str, count: int) -> list[str]:
@@ -37,10 +37,6 @@ def load_labels(name: str) -> list[str]:
     ``"kinetics400"``: the 400 Kinetics classes (alphabetical, the order of torchvision's,
     PyTorchVideo's and DeepMind's checkpoints); ``"sample"``: the bundled sample model's classes.
     """
-    if name == "sample":
-        from vidcam.models.sample_net import SAMPLE_CLASSES
-
-        return list(SAMPLE_CLASSES)
     if name in LABEL_FILES:
         return _from_file(name, LABEL_FILES[name])
     raise VidcamError(f"unknown label set {name!r}; known: {', '.join(sorted(LABEL_SETS))}")

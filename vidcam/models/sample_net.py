@@ -1,6 +1,6 @@
 """The bundled sample model: a tiny (2+1)D CNN trained on the synthetic motion benchmark.
 
-It classifies 16-frame 112×112 clips from :mod:`vidcam.synth` into :data:`SAMPLE_CLASSES`
+It classifies 16-frame 112×112 clips from :mod:`vidcam.evaluate.synth` into :data:`SAMPLE_CLASSES`
 (moving left/right/up/down, growing, shrinking). Every block is Conv3d + BatchNorm + ReLU;
 blocks 1–3 factorise a 3×3×3 convolution into a spatial (1×3×3) and a temporal (3×1×1) one
 (cheap to train on a CPU). ``block3`` (64 × 8 × 14 × 14 for a 16×112×112 clip) is the layer
@@ -18,10 +18,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from vidcam.models.checkpoint import load_into, read_checkpoint
+from vidcam.models.labels import load_labels
 from vidcam.models.spec import InputSpec
-from vidcam.synth import CLASSES
 
-SAMPLE_CLASSES: tuple[str, ...] = CLASSES  # the motion classes of vidcam's benchmark
+SAMPLE_CLASSES: tuple[str, ...] = tuple(load_labels("sample"))  # the benchmark's motion classes
 SAMPLE_INPUT = InputSpec(
     clip_len=16,
     crop=(112, 112),

@@ -39,6 +39,7 @@ This module is the public façade; the code lives in the modules named above and
 from __future__ import annotations
 
 from vidcam.cam.explainer import Explainer
+from vidcam.cam.targets import resolve_target
 from vidcam.video.analysis import VideoAnalysis
 from vidcam.video.explain_pass import ExplainOptions, analyze
 from vidcam.video.pipeline import (
@@ -49,7 +50,7 @@ from vidcam.video.pipeline import (
 )
 from vidcam.video.render import Renderer
 from vidcam.video.results import METHODS, TITLES, ExplainedFrame, VideoExplanation, WindowResult
-from vidcam.video.setup import resolve_device, resolve_target
+from vidcam.video.setup import resolve_device
 
 __all__ = [
     "METHODS",

@@ -20,8 +20,6 @@ over the output only when complete; on any error or interrupt the temporary file
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +30,7 @@ import cv2
 import numpy as np
 
 from vidcam.errors import VidcamError
+from vidcam.paths import AtomicFile
 
 VALID_EXTENSIONS = (".mp4", ".mov", ".mkv", ".gif")
 _GIF_TB = Fraction(1, 100)
@@ -84,11 +83,8 @@ class VideoEncoder:
         self._last_pts: int | None = None
         self._last_time = Fraction(0)
         self._closed = False
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.output.stem}.tmp-", suffix=self.output.suffix, dir=self.output.parent
-        )
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self._file = AtomicFile(self.output)
+        self.tmp = self._file.tmp
         self._audio: _AudioCopy | None = None
         try:
             self._container = av.open(str(self.tmp), "w")
@@ -208,8 +204,7 @@ class VideoEncoder:
                 self._audio.copy_until(end, final=True)
                 self._audio.close()
             self._container.close()
-            _match_umask(self.tmp)
-            os.replace(self.tmp, self.output)
+            self._file.commit()
             self._closed = True
         except BaseException as exc:
             self.abort()
@@ -225,7 +220,8 @@ class VideoEncoder:
             if closer is not None:
                 with contextlib.suppress(Exception):  # the file is discarded: close errors moot
                     closer.close()
-        self.tmp.unlink(missing_ok=True)
+        if getattr(self, "_file", None) is not None:
+            self._file.discard()
 
     def __enter__(self) -> VideoEncoder:
         return self
@@ -327,10 +323,3 @@ def _has_audio(path: str | Path) -> bool:
             return bool(c.streams.audio)
     except av.FFmpegError:
         return False
-
-
-def _match_umask(path: Path) -> None:
-    """mkstemp makes 0600 files; give the output the usual 0666 & ~umask mode."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)

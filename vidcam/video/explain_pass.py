@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from vidcam.cam.explainer import Explainer
+from vidcam.cam.targets import resolve_target
 from vidcam.errors import VidcamError
 from vidcam.models.spec import InputSpec
 from vidcam.progress import Progress
@@ -29,7 +30,7 @@ from vidcam.video.explain_windows import WindowExplainer
 from vidcam.video.preprocess import Preprocessor
 from vidcam.video.results import METHODS, TITLES
 from vidcam.video.sample import ClipSampler, WindowScheduler
-from vidcam.video.setup import load_pipeline_model, resolve_target
+from vidcam.video.setup import load_pipeline_model
 from vidcam.video.threads import Prefetch
 
 _STORE_SIDE = 56  # heatmaps are spooled at about this many pixels on the short side

@@ -8,14 +8,13 @@ renders and encodes while :func:`explain_video` collects them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vidcam.errors import VidcamError
+from vidcam.paths import check_distinct, check_output
 from vidcam.video.decode import check_input
 from vidcam.video.encode import VideoEncoder, check_output_extension
 from vidcam.video.explain_pass import analyze
@@ -75,17 +74,6 @@ def explain_video(path: str | Path, **kwargs: Any) -> VideoExplanation:
     return result
 
 
-def check_writable(what: str, p: Path) -> None:
-    """``p`` can be written: not a directory, its directory exists and is writable."""
-    if p.exists() and p.is_dir():
-        raise VidcamError(f"{what} {str(p)!r} is a directory; give a file name")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise VidcamError(f"{what} directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise VidcamError(f"{what} directory {str(parent)!r} is not writable")
-
-
 def check_paths(
     path: str | Path,
     output: str | Path,
@@ -97,15 +85,10 @@ def check_paths(
     src = check_input(path)
     out = Path(output)
     check_output_extension(out)
-    targets = [("output", out)] + ([("--json", Path(json_path))] if json_path else [])
-    for what, p in targets:
-        check_writable(what, p)
-        if p.resolve() == src.resolve() or (p.exists() and os.path.samefile(p, src)):
-            raise VidcamError(f"{what} {str(p)!r} is the input file; choose another name")
-        if p.exists() and not overwrite:
-            raise VidcamError(f"{what} {str(p)!r} already exists; pass --overwrite to replace it")
-    if json_path and Path(json_path).resolve() == out.resolve():
-        raise VidcamError("--json and the output video must be different files")
+    check_output("output", out, inputs=[src], overwrite=overwrite)
+    if json_path:
+        check_output("--json", json_path, inputs=[src], overwrite=overwrite)
+    check_distinct([("the output video", out), ("--json", json_path)])
     return src, out
 
 

@@ -7,7 +7,6 @@ maps), :class:`VideoExplanation` (the whole video) and their JSON form (``--json
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from vidcam.errors import VidcamError
+from vidcam.paths import write_text
 
 
 def class_namer(labels: Sequence[str] | None) -> Callable[[int], str]:
@@ -173,10 +173,4 @@ class VideoExplanation:
 
     def write_json(self, path: Path) -> None:
         """Write :meth:`to_json` to ``path`` atomically (a temporary file, then a rename)."""
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(json.dumps(self.to_json(), indent=1))
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_text(path, json.dumps(self.to_json(), indent=1))

@@ -1,0 +1,165 @@
+"""Output paths: the checks every command runs before any work, and ONE atomic write.
+
+Every file vidcam writes (videos, JSON, tables, plots, maps, pages) goes through
+:func:`check_output` first (before any model runs) and is written with :class:`AtomicFile`
+or :func:`atomic_write`: a hidden temporary file next to the target, renamed over it only
+when complete, so a crash, a full disk or a signal never leaves a partial output.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from vidcam.errors import VidcamError
+
+#: temporary files being written right now (removed on abort; a signal handler may sweep them)
+LIVE_TEMPS: set[Path] = set()
+
+
+def check_writable(what: str, p: Path) -> None:
+    """``p`` can be written: not a directory, its directory exists and is writable."""
+    if p.exists() and p.is_dir():
+        raise VidcamError(f"{what} {str(p)!r} is a directory; give a file name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise VidcamError(f"{what} directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise VidcamError(f"{what} directory {str(parent)!r} is not writable")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(
+    what: str, p: str | Path, *, inputs: Sequence[str | Path] = (), overwrite: bool = False
+) -> Path:
+    """Validate an output path before any work; returns it as a :class:`Path`.
+
+    Refuses: a directory, a missing or read-only directory, any of ``inputs`` (also through a
+    link), an existing file without ``overwrite``, and — even with ``overwrite`` — anything
+    that is not a regular file (a device such as /dev/null, a FIFO, a symlink).
+    """
+    out = Path(p)
+    check_writable(what, out)
+    for src in inputs:
+        if _same_file(out, Path(src)):
+            raise VidcamError(f"{what} {str(out)!r} is the input file; choose another name")
+    if out.is_symlink():
+        raise VidcamError(f"{what} {str(out)!r} is a symbolic link; give a regular file path")
+    if out.exists():
+        if not out.is_file():
+            raise VidcamError(
+                f"{what} {str(out)!r} exists and is not a regular file; choose another name"
+            )
+        if not overwrite:
+            raise VidcamError(
+                f"{what} {str(out)!r} already exists; pass --overwrite to replace it"
+            )
+    return out
+
+
+def check_distinct(named: Sequence[tuple[str, str | Path | None]]) -> None:
+    """No two of the given outputs are the same file."""
+    seen: dict[Path, str] = {}
+    for what, p in named:
+        if p is None:
+            continue
+        key = Path(p).resolve()
+        if key in seen:
+            raise VidcamError(f"{seen[key]} and {what} must be different files")
+        seen[key] = what
+
+
+class AtomicFile:
+    """A hidden temporary file next to ``final``; :meth:`commit` renames it over ``final``,
+    :meth:`discard` deletes it. As a context manager: commit on success, discard on error."""
+
+    def __init__(self, final: str | Path) -> None:
+        self.final = Path(final)
+        parent = self.final.parent if str(self.final.parent) else Path(".")
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.final.stem}.tmp-", suffix=self.final.suffix, dir=parent
+            )
+        except OSError as exc:
+            raise VidcamError(f"cannot write {str(self.final)!r}: {exc.strerror}") from None
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.done = False
+        LIVE_TEMPS.add(self.tmp)
+
+    def commit(self) -> Path:
+        if self.done:
+            return self.final
+        try:
+            _match_umask(self.tmp)
+            os.replace(self.tmp, self.final)
+        except OSError as exc:
+            self.discard()
+            raise VidcamError(f"cannot write {str(self.final)!r}: {exc.strerror}") from None
+        self.done = True
+        LIVE_TEMPS.discard(self.tmp)
+        return self.final
+
+    def discard(self) -> None:
+        self.done = True
+        LIVE_TEMPS.discard(self.tmp)
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """``with atomic_write(p) as tmp: write to tmp`` — ``p`` appears only when complete.
+
+    Write errors (a full disk, a vanished directory) become one-line :class:`VidcamError`.
+    """
+    f = AtomicFile(path)
+    try:
+        yield f.tmp
+    except OSError as exc:
+        f.discard()
+        raise VidcamError(f"cannot write {str(f.final)!r}: {exc.strerror or exc}") from None
+    except BaseException:
+        f.discard()
+        raise
+    f.commit()
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def remove_live_temps() -> None:
+    """Delete every temporary file still being written (used when a signal stops the run)."""
+    for p in list(LIVE_TEMPS):
+        p.unlink(missing_ok=True)
+        LIVE_TEMPS.discard(p)
+
+
+def _match_umask(path: Path) -> None:
+    """mkstemp makes 0600 files; give the output the usual 0666 & ~umask mode."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
