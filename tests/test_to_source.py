@@ -8,7 +8,8 @@ import torch
 
 from vidcam.models.spec import InputSpec
 from vidcam.video.preprocess import Preprocessor, geometry_for
-from vidcam.video.to_source import MapBlender, MapSpool, SourcePlacer, TimeSupport, frame_importance
+from vidcam.video.spool import MapSpool
+from vidcam.video.to_source import MapBlender, SourcePlacer, TimeSupport, frame_importance
 
 SPEC = InputSpec(
     clip_len=4, crop=(48, 48), resize_short=48, mean=(0.5,) * 3, std=(0.25,) * 3, stride=1

@@ -62,9 +62,7 @@ def check_output(
                 f"{what} {str(out)!r} exists and is not a regular file; choose another name"
             )
         if not overwrite:
-            raise VidcamError(
-                f"{what} {str(out)!r} already exists; pass --overwrite to replace it"
-            )
+            raise VidcamError(f"{what} {str(out)!r} already exists; pass --overwrite to replace it")
     return out
 
 

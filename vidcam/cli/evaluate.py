@@ -57,10 +57,9 @@ def run(args: argparse.Namespace) -> int:
 
     from vidcam.evaluate.clips import list_videos
     from vidcam.evaluate.report import format_table, plot_curves, write_json
-    from vidcam.evaluate.run import EvalModel, EvalOptions, evaluate
-    from vidcam.models.registry import load_model
+    from vidcam.evaluate.run import EvalOptions, evaluate
+    from vidcam.models.record import resolve_model
     from vidcam.paths import check_distinct, check_output, write_text
-    from vidcam.video import resolve_device
 
     if args.limit is not None and args.limit < 1:
         raise VidcamError(f"--limit must be >= 1, got {args.limit}")
@@ -74,19 +73,12 @@ def run(args: argparse.Namespace) -> int:
         if value:  # checked before the (long) run, not after it
             check_output(flag, value, inputs=videos, overwrite=args.overwrite)
     check_distinct(outputs)
-    device = resolve_device(args.device)
-    loaded = load_model(
-        args.model, weights=args.weights, pretrained=not args.no_pretrained, device=device
-    )
-    spec = loaded.spec
-    em = EvalModel(
-        model=loaded.model.eval(),
-        spec=spec.input,
-        layers=list(spec.layers),
-        labels=list(loaded.labels) if loaded.labels else None,
-        reshape=spec.reshape,
-        name=spec.name,
-        weights_source=str(loaded.weights_source or ""),
+    em = resolve_model(
+        args.model,
+        weights=args.weights,
+        pretrained=not args.no_pretrained,
+        device=args.device,
+        progress=not args.quiet,
     )
     opts = EvalOptions(
         baseline=args.baseline,

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--method",
-        choices=METHODS,
+        choices=list(METHODS),
         default="gradcam++",
         help="explanation method (default: gradcam++)",
     )

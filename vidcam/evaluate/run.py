@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from vidcam.cam.targets import find_class
 from vidcam.errors import VidcamError
@@ -30,7 +29,7 @@ from vidcam.evaluate.metrics_faithfulness import (
     win_percent,
 )
 from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS, box_masks, localization
-from vidcam.models.spec import InputSpec, Reshape
+from vidcam.models.record import ModelRecord
 from vidcam.progress import Progress
 
 METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "random", "ones")
@@ -40,19 +39,6 @@ METHOD_TITLES: dict[str, str] = {
     "random": "random",
     "ones": "all-ones",
 }
-
-
-@dataclass
-class EvalModel:
-    """What the loop needs of a model: module (eval mode, on its device), input spec, layers."""
-
-    model: nn.Module
-    spec: InputSpec
-    layers: Sequence[str]
-    labels: Sequence[str] | None = None
-    reshape: Reshape | None = None
-    name: str = "model"
-    weights_source: str = ""
 
 
 @dataclass
@@ -117,14 +103,14 @@ def _channel(values: Sequence[float], device: torch.device) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)
 
 
-def evaluate(videos: Sequence[Path], em: EvalModel, opts: EvalOptions) -> EvalResult:
+def evaluate(videos: Sequence[Path], em: ModelRecord, opts: EvalOptions) -> EvalResult:
     """Run every method on every video; returns per-clip records and the summary."""
     from vidcam import Explainer
 
     opts.check()
-    model = em.model
+    model = em.module
     device = next(model.parameters()).device
-    spec = em.spec
+    spec = em.input
     mean, std = _channel(spec.mean, device), _channel(spec.std, device)
 
     @torch.no_grad()
@@ -132,7 +118,7 @@ def evaluate(videos: Sequence[Path], em: EvalModel, opts: EvalOptions) -> EvalRe
         return model((pixels - mean) / std).float().softmax(-1)
 
     explainers = {
-        m: Explainer(model, layer=list(em.layers), method=m, reshape=em.reshape)
+        m: Explainer(model, layer=em.layers or None, method=m, reshape=em.reshape)
         for m in ("gradcam", "gradcam++")
     }
     result = EvalResult(
@@ -166,7 +152,7 @@ def evaluate(videos: Sequence[Path], em: EvalModel, opts: EvalOptions) -> EvalRe
 
 
 def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums) -> dict[str, Any]:
-    clip = read_clip(path, em.spec, next(em.model.parameters()).device)
+    clip = read_clip(path, em.input, next(em.module.parameters()).device)
     pixels = clip.pixels
     device = pixels.device
     gt_path = find_gt(clip.path, opts.gt_dir)
@@ -185,7 +171,7 @@ def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums) -> dict[str, 
                 "model; use --target pred (localization then explains the prediction)"
             )
         target = gt_index
-    norm = (pixels - _channel(em.spec.mean, device)) / _channel(em.spec.std, device)
+    norm = (pixels - _channel(em.input.mean, device)) / _channel(em.input.std, device)
     heats: dict[str, torch.Tensor] = {}
     raw_shape = None
     for m, ex in explainers.items():
@@ -196,7 +182,7 @@ def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums) -> dict[str, 
     heats["random"] = random_map(raw_shape, size, _gen(device, opts.seed, ci, 1))
     heats["ones"] = torch.ones(size, device=device)
 
-    baseline = make_baseline(pixels, opts.baseline, em.spec.mean)
+    baseline = make_baseline(pixels, opts.baseline, em.input.mean)
     y = probs[target]
     base_score = score_fn(baseline)[0, target]
     stack = torch.stack([heats[m] for m in METHODS]).unsqueeze(1)  # (M, 1, T, H, W)

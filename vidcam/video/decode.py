@@ -238,3 +238,21 @@ def iter_frames(
 def _decode(container: av.container.InputContainer, stream) -> Iterator[av.VideoFrame]:
     for packet in container.demux(stream):
         yield from packet.decode()
+
+
+class VideoSource:
+    """A video file opened for the pipeline: checked and probed once (:attr:`info`), then
+    decoded as often as needed with :meth:`frames` (each call streams the file from the start).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = check_input(path)
+        self.info = probe(self.path)
+
+    def frames(self, *, warn: bool = True) -> Iterator[DecodedFrame]:
+        """Every decodable frame, upright RGB, in presentation order (see :func:`iter_frames`)."""
+        return iter_frames(self.path, self.info, warn=warn)
+
+    def __repr__(self) -> str:
+        i = self.info
+        return f"VideoSource({str(self.path)!r}, {i.width}x{i.height}, {float(i.fps):g} fps)"

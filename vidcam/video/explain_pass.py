@@ -1,10 +1,11 @@
 """Pass 1, explain: decode -> sample windows -> preprocess -> model + explainer -> spool.
 
-:func:`analyze` crops each frame to the model's size as it arrives (keeping only the crops a
-future window can still use) and runs every window through the engine as soon as its frames
-are in (:class:`~vidcam.video.explain_windows.WindowExplainer`). It returns the
-:class:`~vidcam.video.analysis.VideoAnalysis` that pass 2 renders from. Warnings raised while
-explaining (e.g. constant maps) are reported once each, with a count.
+:func:`explain_pass` crops each frame to the model's size as it arrives (keeping only the
+crops a future window can still use) and runs every window through the engine as soon as its
+frames are in (:class:`WindowExplainer`). It returns a :class:`~vidcam.video.results.VideoAnalysis`
+record (windows, per-frame importance, spooled maps) that pass 2
+(:mod:`vidcam.video.map_pass`) reads. Warnings raised while explaining (e.g. constant maps)
+are reported once each, with a count.
 """
 
 from __future__ import annotations
@@ -12,126 +13,105 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
+import numpy as np
 import torch
-from torch import nn
+import torch.nn.functional as F
 
 from vidcam.cam.explainer import Explainer
-from vidcam.cam.targets import resolve_target
+from vidcam.cam.maps import normalize_maps
+from vidcam.cam.methods import Method
+from vidcam.cam.targets import Target, resolve_target
 from vidcam.errors import VidcamError
-from vidcam.models.spec import InputSpec
+from vidcam.models.record import ModelRecord, resolve_model
 from vidcam.progress import Progress
-from vidcam.video.analysis import VideoAnalysis
-from vidcam.video.decode import VideoInfo, iter_frames, probe
-from vidcam.video.explain_windows import WindowExplainer
+from vidcam.video.decode import VideoSource
 from vidcam.video.preprocess import Preprocessor
-from vidcam.video.results import METHODS, TITLES
-from vidcam.video.sample import ClipSampler, WindowScheduler
-from vidcam.video.setup import load_pipeline_model
+from vidcam.video.results import VideoAnalysis, WindowResult
+from vidcam.video.sample import ClipSampler, Window, WindowScheduler
+from vidcam.video.setup import ExplainOptions
+from vidcam.video.spool import MapSpool
 from vidcam.video.threads import Prefetch
+from vidcam.video.to_source import TimeSupport, frame_importance
 
 _STORE_SIDE = 56  # heatmaps are spooled at about this many pixels on the short side
+_TOP = 5  # predictions kept per window
 
 
-@dataclass(frozen=True)
-class ExplainOptions:
-    """The keyword arguments of :func:`~vidcam.video.pipeline.explain_video` (documented there)."""
-
-    model: str | nn.Module = "i3d"
-    spec: InputSpec | None = None
-    labels: Sequence[str] | None = None
-    layer: Any = None
-    method: str = "gradcam++"
-    softmax: bool = False
-    target: str | int | None = "top1"
-    clip_len: int | None = None
-    stride: int | None = None
-    device: str | torch.device = "auto"
-    weights: str | None = None
-    pretrained: bool = True
-    progress: bool = True
-    side_by_side: bool = False
-    batch_size: int = 1
-    normalize: str = "clip"
-
-    def __post_init__(self) -> None:
-        if self.normalize not in ("clip", "frame"):
-            raise VidcamError(f"normalize {self.normalize!r} must be 'clip' or 'frame'")
-        if self.method not in METHODS:
-            raise VidcamError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
-        if self.batch_size < 1:
-            raise VidcamError(f"batch_size must be >= 1, got {self.batch_size}")
-
-
-def analyze(path: str | Path, **options: Any) -> VideoAnalysis:
-    """Pass 1 (see the module docstring). Keyword arguments: :class:`ExplainOptions`."""
-    o = ExplainOptions(**options)
-    info = probe(path)
-    m, dev = load_pipeline_model(
-        o.model, o.spec, o.labels, o.layer, o.weights, o.pretrained, o.device, o.progress
+def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
+    """Pass 1 (see the module docstring) over ``source`` with options ``o``."""
+    m = resolve_model(
+        o.model,
+        spec=o.spec,
+        labels=o.labels,
+        layer=o.layer,
+        weights=o.weights,
+        pretrained=o.pretrained,
+        device=o.device,
+        progress=o.progress,
     )
-    sampler = ClipSampler.from_spec(m.spec, clip_len=o.clip_len, hop=o.stride)
-    tgt = resolve_target(o.target, m.labels)
-    cam_method = o.method.removeprefix("guided-")
-    titles = [TITLES[o.method]]
-    explainers = {
-        TITLES[cam_method]: Explainer(
-            m.module, m.layer, method=cam_method, softmax=o.softmax, reshape=m.reshape
-        )
-    }
-    if o.side_by_side:
-        if o.method.startswith("guided-"):
-            titles = [TITLES[cam_method], TITLES[o.method]]
-        else:
-            other = "gradcam" if cam_method == "gradcam++" else "gradcam++"
-            explainers[TITLES[other]] = Explainer(
-                m.module, m.layer, method=other, reshape=m.reshape
-            )
-            titles = [TITLES["gradcam"], TITLES["gradcam++"]]
-    pre = Preprocessor(m.spec, info.height, info.width, dev)
+    info = source.info
+    sampler = ClipSampler.from_spec(m.input, clip_len=o.clip_len, hop=o.stride)
+    target = resolve_target(o.target, m.labels)
+    pre = Preprocessor(m.input, info.height, info.width, m.device)
     if sampler.fps is not None:
         margin = float(sampler.period) / 2
     else:
         margin = float(sampler.stride / info.fps) / 2
-    ch, cw = m.spec.crop
+    ch, cw = m.input.crop
     f = max(1, min(ch, cw) // _STORE_SIDE)
     store = (math.ceil(ch / f), math.ceil(cw / f))
-    analysis = VideoAnalysis(info, pre.geometry, dev, m, o.method, (), titles, margin)
-    run = WindowExplainer(analysis, explainers, tgt, o.method, o.softmax, store, o.normalize)
+    run = WindowExplainer(m, o, target, store)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            _explain_pass(info, pre, sampler, run, o.batch_size, o.progress)
+            times = _decode_and_explain(source, pre, sampler, run, o.batch_size, o.progress)
         except BaseException:
-            analysis.close()
+            run.spool.close()
             raise
     seen: dict[str, list] = {}
     for w in caught:
         seen.setdefault(str(w.message), [w, 0])[1] += 1
+    messages = []
     for text, (w, count) in seen.items():
         msg = text if count == 1 else f"{text} (x{count})"
-        analysis.warnings.append(msg)
+        messages.append(msg)
         warnings.warn_explicit(msg, w.category, w.filename, w.lineno)
-    return analysis
+    supports = [TimeSupport(w.times, margin) for w in run.windows]
+    frame_times = np.asarray(times, dtype=np.float64)
+    raw = frame_importance(supports, run.energies, frame_times)
+    peak = float(raw.max()) if raw.size else 0.0
+    return VideoAnalysis(
+        source=source,
+        geometry=pre.geometry,
+        model=m,
+        method=o.the_method,
+        panels=o.panels,
+        layers=run.layers,
+        windows=run.windows,
+        supports=supports,
+        times=frame_times,
+        importance=(raw / peak if peak > 0 else raw).astype(np.float32),
+        spool=run.spool,
+        warnings=messages,
+    )
 
 
-def _explain_pass(
-    info: VideoInfo,
+def _decode_and_explain(
+    source: VideoSource,
     pre: Preprocessor,
     sampler: ClipSampler,
     run: WindowExplainer,
     batch_size: int,
     progress: bool,
-) -> None:
+) -> list[float]:
+    """Stream the frames, explain windows as they complete; returns every frame's time."""
     sched = WindowScheduler(sampler)
     crops: dict[int, torch.Tensor] = {}
     times: list[float] = []
-    pending = []
-    bar = Progress(info.frames, unit="frames", desc="explaining", enabled=progress)
-    decoded = Prefetch(iter_frames(info.path, info))
+    pending: list[Window] = []
+    bar = Progress(source.info.frames, unit="frames", desc="explaining", enabled=progress)
+    decoded = Prefetch(source.frames())
     try:
         for frame in decoded:
             crops[frame.index] = pre.frame(frame.image)
@@ -152,4 +132,121 @@ def _explain_pass(
     finally:
         decoded.close()
         bar.close()
-    run.analysis.finish(times)
+    return times
+
+
+class WindowExplainer:
+    """Model + explainer step: a batch of windows -> predictions, spooled maps, energies.
+
+    The first panel's CAM decides the targets the other panels explain; maps are spooled at
+    ``store`` (h, w), keyed by method id.
+    """
+
+    def __init__(
+        self, m: ModelRecord, o: ExplainOptions, target: Target, store: tuple[int, int]
+    ) -> None:
+        self.m = m
+        self.method = o.the_method
+        self.panels = o.panels
+        self.target = target
+        self.store = store
+        self.per_frame = o.normalize == "frame"
+        cams = {p.cam for p in self.panels} | {self.method.cam}
+        self.explainers = {
+            cam: Explainer(
+                m.module,
+                m.layer,
+                method=cam,
+                softmax=o.softmax and cam == self.method.cam,
+                reshape=m.reshape,
+            )
+            for cam in cams
+        }
+        self.windows: list[WindowResult] = []
+        self.energies: list[torch.Tensor] = []
+        self.layers: tuple[str, ...] = ()
+        self.spool = MapSpool()
+
+    def __call__(
+        self, batch: Sequence[Window], crops: dict[int, torch.Tensor], pre: Preprocessor
+    ) -> None:
+        clip = torch.cat([pre.clip([crops[i] for i in w.frames]) for w in batch])
+        try:
+            self._explain(batch, clip)
+        except RuntimeError as exc:  # e.g. a clip too short for the model's pooling
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise VidcamError(
+                f"the model failed on a clip of shape {tuple(clip.shape)}: {first}; check "
+                "--clip-len against the model's input spec (`vidcam models NAME`)"
+            ) from exc
+
+    def _explain(self, batch: Sequence[Window], clip: torch.Tensor) -> None:
+        out: dict[str, torch.Tensor] = {}
+        main: Method = self.method
+        if main.guided:
+            from vidcam.cam.guided import guided_cam, normalize_per_clip
+
+            g = guided_cam(self.m.module, clip, self.target, explainer=self.explainers[main.cam])
+            res = g.cam
+            out[main.id] = (
+                torch.stack([normalize_per_clip(g.product[n, 0]) for n in range(clip.shape[0])])
+                .mul(255)
+                .round()
+                .to(torch.uint8)
+            )  # (B, T, H, W, 3)
+        else:
+            res = self.explainers[main.cam](clip, self.target)
+        targets = res.targets
+        out[main.cam] = self._heat(res.maps)
+        for p in self.panels:
+            if p.id not in out:  # another CAM, for the same classes
+                other = self.explainers[p.cam](
+                    clip, targets if targets is not None else self.target
+                )
+                out[p.id] = self._heat(other.maps)
+        if not self.layers:
+            self.layers = res.layers
+        energy = self._energy(res.raw, clip.shape[2])  # (B, T)
+        shown = {p.id for p in self.panels}
+        for n, w in enumerate(batch):
+            top: tuple[tuple[int, float, float], ...] = ()
+            if res.probs is not None:
+                p, c = res.probs[n].topk(min(_TOP, res.probs.shape[1]))
+                logits = res.logits[n, c]
+                top = tuple(
+                    (int(ci), float(pi), float(li))
+                    for ci, pi, li in zip(c.tolist(), p.tolist(), logits.tolist(), strict=True)
+                )
+            self.windows.append(
+                WindowResult(
+                    index=w.index,
+                    frames=w.frames,
+                    times=tuple(float(t) for t in w.times),
+                    padded=w.padded,
+                    top=top,
+                    targets=tuple(targets[n].tolist()) if targets is not None else (),
+                )
+            )
+            self.energies.append(energy[n].double().cpu())
+            self.spool.put({k: v[n] for k, v in out.items() if k in shown})
+
+    def _heat(self, maps: torch.Tensor) -> torch.Tensor:
+        """(B, K, T, h, w) -> (B, T, h', w') float16 at the spool size (max over targets).
+
+        With ``normalize="frame"`` each frame is min-max normalised on its own (a frame whose
+        map is constant shows no heat); by default the window's volume normalisation is kept.
+        """
+        m = maps.amax(1)
+        if self.per_frame:  # display choice: every frame's own min-max (for peaked maps)
+            m = normalize_maps(m)[0]
+        if tuple(m.shape[-2:]) != self.store:
+            m = F.adaptive_avg_pool2d(m, self.store)
+        return m.half()
+
+    @staticmethod
+    def _energy(raw: torch.Tensor, T: int) -> torch.Tensor:
+        """(B, K, t, h, w) un-normalised CAM -> (B, T) spatial mean, linear in time."""
+        e = raw.amax(1).float().mean(dim=(-2, -1))  # (B, t)
+        if e.shape[1] != T:
+            e = F.interpolate(e[:, None], size=T, mode="linear", align_corners=False)[:, 0]
+        return e

@@ -1,37 +1,52 @@
 """The video pipeline's entry points: explain a file, stream its frames, or write a video.
 
 Both passes stream (see :mod:`vidcam.video` for the whole data path): pass 1
-(:func:`~vidcam.video.explain_pass.analyze`) explains every window and spools its maps; pass 2
-decodes again and maps them back onto each source frame, which :func:`write_explained_video`
-renders and encodes while :func:`explain_video` collects them.
+(:func:`~vidcam.video.explain_pass.explain_pass`) explains every window and spools its maps;
+pass 2 (:mod:`vidcam.video.map_pass`) decodes again and maps them back onto each source frame,
+which :func:`write_explained_video` renders and encodes while :func:`explain_video` collects
+them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
-from vidcam.paths import check_distinct, check_output
-from vidcam.video.decode import check_input
-from vidcam.video.encode import VideoEncoder, check_output_extension
-from vidcam.video.explain_pass import analyze
+from vidcam.video.decode import VideoSource
+from vidcam.video.encode import VideoEncoder
+from vidcam.video.explain_pass import explain_pass
+from vidcam.video.map_pass import Placers, blended, explained_frames
 from vidcam.video.render import Panel, Renderer, check_alpha, colormap_lut, to_u8
-from vidcam.video.results import TITLES, ExplainedFrame, VideoExplanation
+from vidcam.video.results import ExplainedFrame, VideoAnalysis, VideoExplanation
+from vidcam.video.setup import ExplainOptions, check_paths
 from vidcam.video.threads import WriteBehind
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-def iter_explained_frames(path: str | Path, **kwargs: Any) -> Iterator[ExplainedFrame]:
-    """Stream every frame of ``path`` with its explanation (arguments of
-    :func:`explain_video`); memory stays bounded however long the video is."""
-    progress = kwargs.get("progress", True)
-    with analyze(path, **kwargs) as analysis:
-        yield from analysis.frames(progress=progress)
+    from vidcam.video.setup import ExplainKwargs
 
 
-def explain_video(path: str | Path, **kwargs: Any) -> VideoExplanation:
+def analyze(path: str | Path, **options: Unpack[ExplainKwargs]) -> VideoAnalysis:
+    """Pass 1 only: the :class:`VideoAnalysis` record (close it, or use ``with``)."""
+    o = ExplainOptions(**options)
+    return explain_pass(VideoSource(path), o)
+
+
+def iter_explained_frames(
+    path: str | Path, **options: Unpack[ExplainKwargs]
+) -> Iterator[ExplainedFrame]:
+    """Stream every frame of ``path`` with its explanation (options of :func:`explain_video`);
+    memory stays bounded however long the video is."""
+    o = ExplainOptions(**options)
+    with explain_pass(VideoSource(path), o) as analysis:
+        yield from explained_frames(analysis, progress=o.progress)
+
+
+def explain_video(path: str | Path, **options: Unpack[ExplainKwargs]) -> VideoExplanation:
     """Explain a video file: per-frame heatmaps at the source resolution, per-window predictions,
     per-frame importance.
 
@@ -57,39 +72,22 @@ def explain_video(path: str | Path, **kwargs: Any) -> VideoExplanation:
         normalize: "clip" (default: one heatmap scale per window volume) or "frame" (every
             frame's map min-max normalised on its own).
 
-    All but ``path`` are keyword-only (:class:`~vidcam.video.explain_pass.ExplainOptions`). The
+    All but ``path`` are keyword-only (:class:`~vidcam.video.setup.ExplainOptions`). The
     heatmaps of all frames are collected as uint8 (F, H, W): for long videos use
     :func:`iter_explained_frames` or :func:`write_explained_video`, which stream.
     """
-    with analyze(path, **kwargs) as analysis:
-        collected: dict[str, list[torch.Tensor]] = {t: [] for t in analysis.titles}
-        for fr in analysis.frames(progress=kwargs.get("progress", True)):
-            for title, v in fr.panels.items():
-                collected[title].append(v.mul(255).round_().to(torch.uint8).cpu())
+    o = ExplainOptions(**options)
+    with explain_pass(VideoSource(path), o) as analysis:
+        collected: dict[str, list[torch.Tensor]] = {p.id: [] for p in analysis.panels}
+        for fr in explained_frames(analysis, progress=o.progress):
+            for pid, v in fr.panels.items():
+                collected[pid].append(v.mul(255).round_().to(torch.uint8).cpu())
         result = analysis.summary()
-    result.panels = {t: torch.stack(v) for t, v in collected.items() if v}
-    heat = [t for t, v in result.panels.items() if v.dim() == 3]
-    requested = TITLES[result.method.removeprefix("guided-")]
+    result.panels = {p: torch.stack(v) for p, v in collected.items() if v}
+    heat = [p for p, v in result.panels.items() if v.dim() == 3]
+    requested = analysis.method.cam
     result.heatmaps = result.panels.get(requested, result.panels[heat[0]] if heat else None)
     return result
-
-
-def check_paths(
-    path: str | Path,
-    output: str | Path,
-    *,
-    overwrite: bool = False,
-    json_path: str | Path | None = None,
-) -> tuple[Path, Path]:
-    """Validate input and output(s) before any work; returns (input, output) paths."""
-    src = check_input(path)
-    out = Path(output)
-    check_output_extension(out)
-    check_output("output", out, inputs=[src], overwrite=overwrite)
-    if json_path:
-        check_output("--json", json_path, inputs=[src], overwrite=overwrite)
-    check_distinct([("the output video", out), ("--json", json_path)])
-    return src, out
 
 
 def write_explained_video(
@@ -100,8 +98,7 @@ def write_explained_video(
     alpha: float = 0.5,
     colormap: str = "jet",
     json_path: str | Path | None = None,
-    progress: bool = True,
-    **kwargs: Any,
+    **options: Unpack[ExplainKwargs],
 ) -> VideoExplanation:
     """Explain ``path`` and write the annotated video to ``output`` (.mp4/.mov/.mkv/.gif),
     plus, with ``json_path``, the per-window predictions and per-frame importance as JSON.
@@ -112,8 +109,10 @@ def write_explained_video(
     src, out = check_paths(path, output, overwrite=overwrite, json_path=json_path)
     colormap_lut(colormap)
     check_alpha(alpha)
-    with analyze(src, progress=progress, **kwargs) as analysis:
-        info = analysis.info
+    o = ExplainOptions(**options)
+    source = VideoSource(src)
+    with explain_pass(source, o) as analysis:
+        info = source.info
         renderer = Renderer(
             info.height,
             info.width,
@@ -123,10 +122,11 @@ def write_explained_video(
             times=analysis.times,
             crop_box=analysis.geometry.crop_box(),
         )
+        place = Placers(analysis)
         with (
             VideoEncoder(
                 out,
-                width=info.width * len(analysis.titles),
+                width=info.width * len(analysis.panels),
                 height=info.height,
                 fps=info.fps,
                 time_base=info.time_base,
@@ -135,14 +135,14 @@ def write_explained_video(
             ) as enc,
             WriteBehind(enc.write) as write,
         ):
-            for frame, maps, window in analysis.blended(progress=progress):
+            for frame, maps, window in blended(analysis, progress=o.progress):
                 panels = []
-                for title in analysis.titles:
-                    m = to_u8(maps[title].cpu().numpy())
+                for p in analysis.panels:
+                    m = to_u8(maps[p.id].cpu().numpy())
                     is_image = m.ndim == 3  # guided product (h, w, 3)
-                    placed = analysis.placer(title, m.shape[:2], is_image).place_u8(m)
+                    placed = place(p.id, m.shape[:2], is_image).place_u8(m)
                     panels.append(
-                        Panel(title, image=placed) if is_image else Panel(title, heat=placed)
+                        Panel(p.title, image=placed) if is_image else Panel(p.title, heat=placed)
                     )
                 image = renderer(
                     frame.image,

@@ -16,8 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidcam.cam.methods import Method
 from vidcam.errors import VidcamError
+from vidcam.models.record import ModelRecord
 from vidcam.paths import write_text
+from vidcam.video.decode import VideoInfo, VideoSource
+from vidcam.video.preprocess import Geometry
+from vidcam.video.spool import MapSpool
+from vidcam.video.to_source import TimeSupport
 
 
 def class_namer(labels: Sequence[str] | None) -> Callable[[int], str]:
@@ -27,15 +33,6 @@ def class_namer(labels: Sequence[str] | None) -> Callable[[int], str]:
         return labels[c] if labels and 0 <= c < len(labels) else f"class {c}"
 
     return name
-
-
-METHODS = ("gradcam", "gradcam++", "guided-gradcam", "guided-gradcam++")
-TITLES = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "guided-gradcam": "Guided Grad-CAM",
-    "guided-gradcam++": "Guided Grad-CAM++",
-}
 
 
 @dataclass(frozen=True)
@@ -97,8 +94,9 @@ class ExplainedFrame:
     Attributes:
         index, time: frame number and time (seconds from the first frame).
         image: (H, W, 3) uint8 RGB source frame (upright).
-        panels: title -> (H, W) heatmap in [0, 1] or (H, W, 3) image in [0, 1] (guided),
+        panels: method id -> (H, W) heatmap in [0, 1] or (H, W, 3) image in [0, 1] (guided),
             float32 on the pipeline's device (side by side: Grad-CAM, then Grad-CAM++).
+        method: the requested method's id (its heatmap is :attr:`heatmap`).
         importance: the frame's importance in [0, 1] (1 = the video's most important frame).
         window: the window weighing most on this frame (its predictions label the frame).
     """
@@ -109,12 +107,12 @@ class ExplainedFrame:
     panels: dict[str, torch.Tensor]
     importance: float
     window: WindowResult
-    method_title: str = ""
+    method: str = ""
 
     @property
     def heatmap(self) -> torch.Tensor:
         """(H, W) the heatmap of the requested method (the first heatmap panel otherwise)."""
-        requested = self.panels.get(self.method_title) if self.method_title else None
+        requested = self.panels.get(self.method.removeprefix("guided-")) if self.method else None
         if requested is not None and requested.dim() == 2:
             return requested
         for v in self.panels.values():
@@ -130,7 +128,7 @@ class VideoExplanation:
     Attributes:
         heatmaps: (F, H, W) uint8 (value × 255) of the requested method's heatmap, or None when not
             collected (``write_explained_video``).
-        panels: title -> (F, H, W) uint8 heatmaps / (F, H, W, 3) uint8 images (all panels).
+        panels: method id -> (F, H, W) uint8 heatmaps / (F, H, W, 3) uint8 images (all panels).
         times: (F,) frame times in seconds; importance: (F,) in [0, 1].
         windows: per-window predictions and sampled frames.
     """
@@ -174,3 +172,62 @@ class VideoExplanation:
     def write_json(self, path: Path) -> None:
         """Write :meth:`to_json` to ``path`` atomically (a temporary file, then a rename)."""
         write_text(path, json.dumps(self.to_json(), indent=1))
+
+
+@dataclass
+class VideoAnalysis:
+    """What pass 1 computed, as data: pass 2 (:mod:`vidcam.video.map_pass`) reads it.
+
+    Attributes:
+        source: the video (probed once); geometry: source -> model crop.
+        model: the explained model; method: the requested method; panels: the methods shown.
+        layers: the explained layer names.
+        windows: per-window predictions; supports: each window's time support (blending).
+        times: (F,) frame times in seconds; importance: (F,) in [0, 1].
+        spool: every window's maps, keyed by method id (on disk). Close the analysis (or
+            use ``with``) to delete it.
+    """
+
+    source: VideoSource
+    geometry: Geometry
+    model: ModelRecord
+    method: Method
+    panels: tuple[Method, ...]
+    layers: tuple[str, ...]
+    windows: list[WindowResult]
+    supports: list[TimeSupport]
+    times: np.ndarray
+    importance: np.ndarray
+    spool: MapSpool
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def info(self) -> VideoInfo:
+        return self.source.info
+
+    def summary(self) -> VideoExplanation:
+        """The whole-video result (without per-frame maps)."""
+        info = self.source.info
+        return VideoExplanation(
+            path=info.path,
+            model=self.model.name,
+            method=self.method.id,
+            layers=self.layers,
+            labels=self.model.labels,
+            fps=float(info.fps),
+            width=info.width,
+            height=info.height,
+            times=self.times,
+            importance=self.importance,
+            windows=self.windows,
+            warnings=list(self.warnings),
+        )
+
+    def close(self) -> None:
+        self.spool.close()
+
+    def __enter__(self) -> VideoAnalysis:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
