@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 
 from vidcam.cam.explainer import Explainer
-from vidcam.cam.maps import normalize_maps
 from vidcam.cam.methods import Method
 from vidcam.cam.targets import Target, resolve_target
 from vidcam.errors import VidcamError
@@ -29,6 +28,7 @@ from vidcam.video.decode import VideoSource
 from vidcam.video.preprocess import Preprocessor
 from vidcam.video.results import VideoAnalysis, WindowResult
 from vidcam.video.sample import ClipSampler, Window, WindowScheduler
+from vidcam.video.scale import to_spool
 from vidcam.video.setup import ExplainOptions
 from vidcam.video.spool import MapSpool
 from vidcam.video.threads import Prefetch
@@ -150,7 +150,7 @@ class WindowExplainer:
         self.panels = o.panels
         self.target = target
         self.store = store
-        self.per_frame = o.normalize == "frame"
+        self.normalize = o.normalize
         cams = {p.cam for p in self.panels} | {self.method.cam}
         self.explainers = {
             cam: Explainer(
@@ -197,13 +197,15 @@ class WindowExplainer:
         else:
             res = self.explainers[main.cam](clip, self.target)
         targets = res.targets
-        out[main.cam] = self._heat(res.maps)
+        out[main.cam] = to_spool(res.maps, res.raw.flatten(2).amax(2), self.store, self.normalize)
         for p in self.panels:
             if p.id not in out:  # another CAM, for the same classes
                 other = self.explainers[p.cam](
                     clip, targets if targets is not None else self.target
                 )
-                out[p.id] = self._heat(other.maps)
+                out[p.id] = to_spool(
+                    other.maps, other.raw.flatten(2).amax(2), self.store, self.normalize
+                )
         if not self.layers:
             self.layers = res.layers
         energy = self._energy(res.raw, clip.shape[2])  # (B, T)
@@ -229,19 +231,6 @@ class WindowExplainer:
             )
             self.energies.append(energy[n].double().cpu())
             self.spool.put({k: v[n] for k, v in out.items() if k in shown})
-
-    def _heat(self, maps: torch.Tensor) -> torch.Tensor:
-        """(B, K, T, h, w) -> (B, T, h', w') float16 at the spool size (max over targets).
-
-        With ``normalize="frame"`` each frame is min-max normalised on its own (a frame whose
-        map is constant shows no heat); by default the window's volume normalisation is kept.
-        """
-        m = maps.amax(1)
-        if self.per_frame:  # display choice: every frame's own min-max (for peaked maps)
-            m = normalize_maps(m)[0]
-        if tuple(m.shape[-2:]) != self.store:
-            m = F.adaptive_avg_pool2d(m, self.store)
-        return m.half()
 
     @staticmethod
     def _energy(raw: torch.Tensor, T: int) -> torch.Tensor:
