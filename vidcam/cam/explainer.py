@@ -111,6 +111,23 @@ class Explainer:
         self.pooling: formulas.Pooling = pooling
         self.reshape = reshape
         self._resolved: dict[int, list[tuple[str, nn.Module]]] = {}
+        # the weight rule, picked once: (grads, moments, probs_c, acts) -> (first, alpha)
+        if method == "gradcam":
+            self._rule = _gradcam_rule
+        elif softmax:
+            self._rule = self._gradcampp_softmax_rule
+        else:
+            self._rule = self._gradcampp_rule
+
+    def __repr__(self) -> str:
+        layer = self.layer if self.layer is not None else "auto"
+        extra = ", softmax=True" if self.softmax else ""
+        grads = "positive" if self.positive else "all"
+        return (
+            f"Explainer({type(self.model).__name__}, layer={layer!r}, method={self.method!r}"
+            f"{extra}, gradients={grads!r}, pooling={self.pooling!r}"
+            f"{', reshape=' + getattr(self.reshape, '__name__', 'custom') if self.reshape else ''})"
+        )
 
     def __call__(self, clip: torch.Tensor, target: Target = None) -> Explanation:
         """Explain ``clip`` (N, C, T, H, W) — or (N, C, H, W), treated as T = 1 — for ``target``.
@@ -203,17 +220,24 @@ class Explainer:
         moments: tuple[torch.Tensor, ...] | None,
         probs_c: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.method == "gradcam":
-            first, alpha = grads, None
-        elif moments is not None and probs_c is not None:
-            first, d2, d3 = formulas.softmax_derivatives(grads, *moments, probs_c)
-            alpha = formulas.gradcampp_softmax_alpha(acts, d2, d3, self.pooling)
-        else:
-            first = grads
-            alpha = formulas.gradcampp_alpha(acts, grads, self.pooling)
+        first, alpha = self._rule(acts, grads, moments, probs_c)
         w = formulas.channel_weights(alpha, first, positive=self.positive, pooling=self.pooling)
         raw = formulas.weighted_map(acts, w)
         return raw, w[..., 0, 0].transpose(0, 1)
+
+    def _gradcampp_rule(self, acts, grads, moments, probs_c):
+        """Eq. 19 (exponential score): alpha from the gradients' powers."""
+        return grads, formulas.gradcampp_alpha(acts, grads, self.pooling)
+
+    def _gradcampp_softmax_rule(self, acts, grads, moments, probs_c):
+        """Eqs. 21–24 (softmax score): derivatives of Y from the class moments."""
+        first, d2, d3 = formulas.softmax_derivatives(grads, *moments, probs_c)
+        return first, formulas.gradcampp_softmax_alpha(acts, d2, d3, self.pooling)
+
+
+def _gradcam_rule(acts, grads, moments, probs_c):
+    """Grad-CAM: the mean gradient (alpha = None: uniform)."""
+    return grads, None
 
 
 def explain(

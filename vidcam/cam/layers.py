@@ -21,11 +21,6 @@ KNOWN_LAYERS: dict[str, str] = {
 }
 
 
-def list_layers(model: nn.Module) -> list[str]:
-    """All dotted module names of ``model`` (the root excluded), in registration order."""
-    return [name for name, _ in model.named_modules() if name]
-
-
 def resolve_layers(
     model: nn.Module, layer: LayerArg | Sequence[LayerArg], example: torch.Tensor
 ) -> list[tuple[str, nn.Module]]:
