@@ -68,6 +68,20 @@ def test_written_video_roundtrip_vfr_and_side_by_side(videos, tmp_path):
     assert (info_out.width, info_out.height) == (2 * info_in.width, info_in.height)
     assert [f.time for f in iter_frames(out)] == [f.time for f in iter_frames(src)]
     assert res.heatmaps is None and len(res.importance) == 10
+    # two different panels: Grad-CAM | Grad-CAM++ maps of a deeper net differ (MotionNet's
+    # single feature map makes both methods agree, so use the sample net with random weights)
+    from vidcam.models.registry import load_model
+
+    torch.manual_seed(0)
+    lm = load_model("sample", pretrained=False)
+    api = explain_video(
+        src, model=lm.model, spec=lm.spec.input, layer="block3", progress=False, side_by_side=True
+    )
+    assert list(api.panels) == ["gradcam", "gradcam++"]
+    a, b = api.panels["gradcam"].float(), api.panels["gradcam++"].float()
+    assert a.shape == b.shape == (10, info_in.height, info_in.width)
+    assert (a - b).abs().max() > 10  # not the same map twice (uint8 scale)
+    assert torch.equal(api.heatmaps, api.panels["gradcam++"])  # the requested method's
 
 
 def test_odd_size_gif_and_audio(videos, tmp_path):
@@ -85,6 +99,12 @@ def test_odd_size_gif_and_audio(videos, tmp_path):
     with av.open(str(with_audio)) as c:
         assert len(c.streams.audio) == 1
         assert c.streams.video[0].frames == 30
+        audio_s = sum(f.samples for f in c.decode(audio=0)) / c.streams.audio[0].rate
+    assert audio_s == pytest.approx(2.0, abs=0.15)  # 30 frames at 15 fps: the whole track
+    # the GIF and the MP4 carry the same annotated frames (up to palette and chroma noise)
+    mp4_frames = [f.image for f in iter_frames(mp4)]
+    for g, m in zip(frames, mp4_frames, strict=True):
+        assert np.abs(g.image.astype(int) - m[:61, :97].astype(int)).mean() < 12
 
 
 def test_short_video_warns_and_still_renders(tmp_path):
@@ -157,6 +177,26 @@ def test_cli_guided_side_by_side(videos, tmp_path):
     )
     assert rc == 0
     assert probe(out).width == 128
+    # the CAM panel and the guided product are different pictures
+    for frame in list(iter_frames(out))[::5]:
+        left, right = frame.image[:, :64].astype(int), frame.image[:, 64:].astype(int)
+        assert np.abs(left - right).mean() > 5
+    torch.manual_seed(0)
+    from vidcam.models.registry import load_model
+
+    lm = load_model("sample", pretrained=False)
+    api = explain_video(
+        videos["lossless"],
+        model=lm.model,
+        spec=lm.spec.input,
+        layer="block3",
+        method="guided-gradcam++",
+        side_by_side=True,
+        progress=False,
+    )
+    assert list(api.panels) == ["gradcam++", "guided-gradcam++"]
+    assert api.panels["gradcam++"].shape == (20, 48, 64)
+    assert api.panels["guided-gradcam++"].shape == (20, 48, 64, 3)
 
 
 def _bad_cases(videos, tmp_path):
@@ -308,8 +348,13 @@ def test_clip_too_short_for_the_model_is_a_one_line_error(tmp_path, capsys):
 def test_cli_accepts_the_engines_topk_spelling(tmp_path):
     sample = Path(__file__).resolve().parents[1] / "samples" / "moving_right_2x.mp4"
     out = tmp_path / "o.mp4"
-    rc = main(["explain", str(sample), "-o", str(out), "--model", "sample", "--target", "top2"])
+    js = tmp_path / "o.json"
+    args = ["explain", str(sample), "-o", str(out), "--model", "sample", "--target", "top2"]
+    rc = main([*args, "--json", str(js), "--quiet"])
     assert rc == 0 and out.is_file()
+    data = json.loads(js.read_text())
+    for w in data["windows"]:  # top2 = topk:2: the two best classes of every window
+        assert [t["index"] for t in w["targets"]] == [p["index"] for p in w["top"][:2]]
 
 
 def test_pcm_audio_shorter_than_video_is_reencoded_to_aac_completely(tmp_path):

@@ -211,9 +211,24 @@ def test_image_model_is_t_of_one():
         nn.Flatten(),
         nn.Linear(4, 3),
     )
-    res = vidcam.explain(model, torch.randn(2, 3, 6, 6), layer="1", target=[0, 2])
+    x = torch.randn(2, 3, 6, 6)
+    res = vidcam.explain(model, x, layer="1", target=[0, 2])
     assert res.maps.shape == (2, 2, 1, 6, 6)
     assert res.raw.shape == (2, 2, 1, 6, 6)
+    # the same numbers as the 5D path on x[:, :, None] with the 2D layers replaced by their
+    # 3D equivalents (kernel 1 in time): an independent computation of the same CAM
+    conv3 = nn.Conv3d(3, 4, (1, 3, 3), padding=(0, 1, 1))
+    with torch.no_grad():
+        conv3.weight.copy_(model[0].weight[:, :, None])
+        conv3.bias.copy_(model[0].bias)
+    model3 = nn.Sequential(conv3, nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten(), model[4])
+    res3 = vidcam.explain(model3, x[:, :, None], layer="1", target=[0, 2])
+    torch.testing.assert_close(res.logits, res3.logits, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(res.raw, res3.raw, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(res.maps, res3.maps, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        res.weights_per_layer[0], res3.weights_per_layer[0], rtol=1e-4, atol=1e-9
+    )
 
 
 def test_multi_layer_maps_are_fused():

@@ -1,0 +1,94 @@
+"""The video API's less travelled paths: ExplainedFrame.heatmap, batched windows, errors raised
+in the decoding thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from conftest import MOTION_SPEC, MotionNet, moving_square, write_video
+
+from vidcam.errors import VidcamError
+from vidcam.video import explain_video, iter_explained_frames
+from vidcam.video.results import ExplainedFrame, WindowResult
+from vidcam.video.threads import Prefetch
+
+
+@pytest.fixture(scope="module")
+def motion(tmp_path_factory):
+    frames = moving_square(24, 48, 64, box=(4, 8, 40, 56), size=8)
+    return write_video(tmp_path_factory.mktemp("api") / "m.mkv", frames, fps=25)
+
+
+def _window() -> WindowResult:
+    return WindowResult(index=0, frames=(0,), times=(0.0,), padded=False, top=(), targets=())
+
+
+def test_heatmap_is_the_requested_methods_panel():
+    a, b = torch.zeros(4, 5), torch.ones(4, 5)
+    image = torch.full((4, 5, 3), 0.5)
+    fr = ExplainedFrame(0, 0, None, {"gradcam": a, "gradcam++": b}, 1.0, _window(), "gradcam")
+    assert fr.heatmap is a
+    fr = ExplainedFrame(0, 0, None, {"gradcam": a, "gradcam++": b}, 1.0, _window(), "gradcam++")
+    assert fr.heatmap is b
+    # guided: the heatmap is its CAM's panel, never the RGB product
+    guided = {"gradcam++": b, "guided-gradcam++": image}
+    fr = ExplainedFrame(0, 0, None, guided, 1.0, _window(), "guided-gradcam++")
+    assert fr.heatmap is b
+    fr = ExplainedFrame(0, 0, None, {"guided-gradcam++": image}, 1.0, _window(), "guided-gradcam++")
+    with pytest.raises(VidcamError, match="no heatmap panel"):
+        _ = fr.heatmap
+
+
+def test_streamed_frames_match_the_collected_ones(motion):
+    kw = dict(model=MotionNet(), spec=MOTION_SPEC, progress=False, spatial="center")
+    res = explain_video(motion, **kw)
+    frames = list(iter_explained_frames(motion, **kw))
+    assert [f.index for f in frames] == list(range(24))
+    for f in frames[::5]:
+        assert f.heatmap.shape == (48, 64)
+        got = f.heatmap.mul(255).round().to(torch.uint8).cpu()
+        assert torch.equal(got, res.heatmaps[f.index])
+        assert f.importance == pytest.approx(float(res.importance[f.index]))
+
+
+def test_batched_windows_give_the_same_explanation(motion):
+    kw = dict(model=MotionNet(), spec=MOTION_SPEC, progress=False, spatial="center")
+    one = explain_video(motion, batch_size=1, **kw)
+    three = explain_video(motion, batch_size=3, **kw)
+    assert len(one.windows) == len(three.windows) > 3
+    assert [w.frames for w in one.windows] == [w.frames for w in three.windows]
+    assert (one.heatmaps.int() - three.heatmaps.int()).abs().max() <= 1
+    assert one.importance == pytest.approx(three.importance, abs=1e-5)
+    for a, b in zip(one.windows, three.windows, strict=True):
+        assert [c for c, _, _ in a.top] == [c for c, _, _ in b.top]
+
+
+def test_an_error_in_the_decoding_thread_reaches_the_consumer():
+    def frames():
+        yield 1
+        yield 2
+        raise ValueError("corrupt packet")
+
+    it = Prefetch(frames())
+    got = []
+    with pytest.raises(ValueError, match="corrupt packet"):
+        for x in it:
+            got.append(x)
+    it.close()
+    assert got == [1, 2]
+    assert not any(t.name == "vidcam-decode" and t.is_alive() for t in threading.enumerate())
+
+
+def test_closing_early_stops_the_decoding_thread():
+    def endless():
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    it = Prefetch(endless(), depth=2)
+    assert next(iter(it)) == 0
+    it.close()
+    assert not it._thread.is_alive()
