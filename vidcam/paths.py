@@ -20,8 +20,23 @@ from vidcam.errors import VidcamError
 LIVE_TEMPS: set[Path] = set()
 
 
+_NAME_MAX = 255  # bytes per path component on every common file system
+_TEMP_EXTRA = len(".tmp-XXXXXXXX.")  # what a temporary name adds to the stem
+
+
+def check_name(what: str, p: Path) -> None:
+    """The file name fits the file system's limit, with room for vidcam's temporary name."""
+    size = len(os.fsencode(p.name))
+    if size + _TEMP_EXTRA + 1 > _NAME_MAX:
+        raise VidcamError(
+            f"{what}: the file name is {size} bytes long; the limit is "
+            f"{_NAME_MAX - _TEMP_EXTRA - 1} (choose a shorter name)"
+        )
+
+
 def check_writable(what: str, p: Path) -> None:
     """``p`` can be written: not a directory, its directory exists and is writable."""
+    check_name(what, p)
     if p.exists() and p.is_dir():
         raise VidcamError(f"{what} {str(p)!r} is a directory; give a file name")
     parent = p.parent if str(p.parent) else Path(".")
@@ -50,6 +65,14 @@ def check_output(
     that is not a regular file (a device such as /dev/null, a FIFO, a symlink).
     """
     out = Path(p)
+    try:
+        _check_output(what, out, inputs, overwrite)
+    except OSError as exc:  # e.g. a path component that is too long, a permission denied
+        raise VidcamError(f"{what} {str(out)!r}: {exc.strerror or exc}") from None
+    return out
+
+
+def _check_output(what: str, out: Path, inputs: Sequence[str | Path], overwrite: bool) -> None:
     check_writable(what, out)
     for src in inputs:
         if _same_file(out, Path(src)):
@@ -80,14 +103,19 @@ def check_distinct(named: Sequence[tuple[str, str | Path | None]]) -> None:
 
 class AtomicFile:
     """A hidden temporary file next to ``final``; :meth:`commit` renames it over ``final``,
-    :meth:`discard` deletes it. As a context manager: commit on success, discard on error."""
+    :meth:`discard` deletes it. As a context manager: commit on success, discard on error.
 
-    def __init__(self, final: str | Path) -> None:
+    With ``overwrite=False`` the commit never replaces a file that appeared meanwhile (another
+    run writing the same new name): the name is created atomically (a hard link) or not at all.
+    """
+
+    def __init__(self, final: str | Path, *, overwrite: bool = True) -> None:
         self.final = Path(final)
+        self.overwrite = overwrite
         parent = self.final.parent if str(self.final.parent) else Path(".")
         try:
             fd, tmp = tempfile.mkstemp(
-                prefix=f".{self.final.stem}.tmp-", suffix=self.final.suffix, dir=parent
+                prefix=f".{self.final.stem[:120]}.tmp-", suffix=self.final.suffix[:16], dir=parent
             )
         except OSError as exc:
             raise VidcamError(f"cannot write {str(self.final)!r}: {exc.strerror}") from None
@@ -101,7 +129,16 @@ class AtomicFile:
             return self.final
         try:
             _match_umask(self.tmp)
-            os.replace(self.tmp, self.final)
+            if self.overwrite:
+                os.replace(self.tmp, self.final)
+            else:
+                _create_no_replace(self.tmp, self.final)
+        except FileExistsError:
+            self.discard()
+            raise VidcamError(
+                f"{str(self.final)!r} was created by someone else while vidcam ran; not "
+                "replaced (pass --overwrite to replace it)"
+            ) from None
         except OSError as exc:
             self.discard()
             raise VidcamError(f"cannot write {str(self.final)!r}: {exc.strerror}") from None
@@ -125,12 +162,13 @@ class AtomicFile:
 
 
 @contextmanager
-def atomic_write(path: str | Path) -> Iterator[Path]:
+def atomic_write(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     """``with atomic_write(p) as tmp: write to tmp`` — ``p`` appears only when complete.
 
     Write errors (a full disk, a vanished directory) become one-line :class:`VidcamError`.
+    ``overwrite=False``: fail rather than replace a file created meanwhile.
     """
-    f = AtomicFile(path)
+    f = AtomicFile(path, overwrite=overwrite)
     try:
         yield f.tmp
     except OSError as exc:
@@ -142,9 +180,9 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     f.commit()
 
 
-def write_text(path: str | Path, text: str) -> Path:
+def write_text(path: str | Path, text: str, *, overwrite: bool = True) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_write(path) as tmp:
+    with atomic_write(path, overwrite=overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
@@ -154,6 +192,20 @@ def remove_live_temps() -> None:
     for p in list(LIVE_TEMPS):
         p.unlink(missing_ok=True)
         LIVE_TEMPS.discard(p)
+
+
+def _create_no_replace(tmp: Path, final: Path) -> None:
+    """Give ``tmp`` the name ``final`` unless ``final`` exists (FileExistsError then)."""
+    try:
+        os.link(tmp, final)  # atomic: fails if final exists
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (some network / FAT file systems): best effort
+        if os.path.lexists(final):
+            raise FileExistsError(str(final)) from None
+        os.rename(tmp, final)
+        return
+    tmp.unlink()
 
 
 def _match_umask(path: Path) -> None:

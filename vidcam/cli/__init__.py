@@ -1,19 +1,54 @@
 """Command-line entry point: ``vidcam explain | models | evaluate``.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
-``run(args) -> int``. User errors (:class:`~vidcam.errors.VidcamError`) are printed as one
-line on stderr with exit status 2 — never a traceback.
+``run(args) -> int``; those modules import torch and the pipeline only inside ``run``, so
+``--help`` and argument errors answer at once. User errors (:class:`~vidcam.errors.VidcamError`)
+are printed as one line on stderr with exit status 2 — never a traceback. Ctrl-C, SIGTERM and
+SIGHUP stop the run cleanly: temporary files are removed, no partial output is left, and the
+exit status is 128 + the signal number.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from vidcam import __version__
 from vidcam.errors import VidcamError
+from vidcam.paths import remove_live_temps
+
+
+class Stopped(BaseException):
+    """A termination signal arrived (raised in the main thread, so ``finally`` blocks run)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM / SIGHUP raise :class:`Stopped` for the duration of a command."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Stopped(signum)
+
+    wanted = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {}
+    for sig in wanted:
+        # outside the main thread (e.g. called from a worker) signals stay as they are
+        with contextlib.suppress(ValueError):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -45,13 +80,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args._run(args) or 0)
+        with _stop_on_signals():
+            return int(args._run(args) or 0)
     except VidcamError as exc:
         print(f"vidcam {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        remove_live_temps()
         print(f"vidcam {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Stopped as exc:
+        remove_live_temps()
+        name = signal.Signals(exc.signum).name
+        print(f"vidcam {args.command}: stopped by {name}; no output written", file=sys.stderr)
+        return 128 + exc.signum
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from vidcam.models.registry import get_spec, list_models, weights_status
-from vidcam.models.spec import InputSpec, ModelSpec
+if TYPE_CHECKING:
+    from vidcam.models.spec import InputSpec, ModelSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +34,7 @@ def _row(spec: ModelSpec) -> dict[str, str]:
         "source": spec.source,
         "input": input_summary(spec.input),
         "layers": ", ".join(spec.layers),
-        "weights": weights_status(spec),
+        "weights": _weights_status(spec),
     }
 
 
@@ -53,7 +54,7 @@ def _record(spec: ModelSpec) -> dict[str, object]:
         },
         "layers": list(spec.layers),
         "labels": spec.labels,
-        "weights": weights_status(spec),
+        "weights": _weights_status(spec),
         "weights_note": spec.weights_note,
         "description": spec.description,
     }
@@ -78,7 +79,15 @@ _LEGEND = (
 )
 
 
+def _weights_status(spec: ModelSpec) -> str:
+    from vidcam.models.registry import weights_status
+
+    return weights_status(spec)
+
+
 def run(args: argparse.Namespace) -> int:
+    from vidcam.models.registry import get_spec, list_models
+
     specs = [get_spec(args.name)] if args.name else list_models()
     if args.json:
         records = [_record(s) for s in specs]
