@@ -1,7 +1,7 @@
 """Model zoo and registry: every architecture builds offline and is explained end to end.
 
-Nothing here downloads: ``torch.hub.load_state_dict_from_url`` is replaced by a function that
-fails the test, and ``VIDCAM_OFFLINE=1`` blocks the I3D fetch. Architectures whose published
+Nothing here downloads: ``torch.hub.download_url_to_file`` (and ``load_state_dict_from_url``) are
+replaced by a function that fails the test, and ``VIDCAM_OFFLINE=1`` blocks the I3D fetch. Architectures whose published
 clip is large run on the smallest clip they accept (PyTorchVideo heads resized with
 ``head_pool``, which changes no weight); torchvision's MViTs only take 16 x 224 x 224 (the
 slowest tests here; ``VIDCAM_SLOW_TESTS=0`` skips them for a quick local run).
@@ -9,6 +9,8 @@ slowest tests here; ``VIDCAM_SLOW_TESTS=0`` skips them for a quick local run).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 from urllib.error import URLError
@@ -38,7 +40,6 @@ EXPECTED = {
 }  # fmt: skip
 SLOW = {"mvit_v1_b", "mvit_v2_s"}  # fixed 16 x 224 x 224 input: ~10 s each on 2 cores
 RUN_SLOW = os.environ.get("VIDCAM_SLOW_TESTS", "1") != "0"
-_REAL_FETCH = torch.hub.load_state_dict_from_url
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +48,7 @@ def no_downloads(monkeypatch):
         raise AssertionError(f"test tried to download {url}")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
     monkeypatch.setenv("VIDCAM_OFFLINE", "1")
 
 
@@ -65,7 +67,7 @@ def _build_small(name: str) -> torch.nn.Module:
         return _cache[name]
     spec = get_spec(name)
     torch.manual_seed(0)
-    model = spec.build(pretrained=False, **spec.extra["test_arch"])
+    model = spec.build(pretrained=False, **spec.test_arch)
     if name in _CACHED:
         _cache[name] = model
     return model
@@ -87,11 +89,11 @@ def _build_small(name: str) -> torch.nn.Module:
 def test_every_model_is_explained_end_to_end(name):
     spec = get_spec(name)
     model = _build_small(name)
-    clip = _clip(spec.extra["test_input"])
+    clip = _clip(spec.test_input)
     res = vidcam.explain(
         model, clip, target="topk:2", layer=list(spec.layers), reshape=spec.reshape
     )
-    t, h, w = spec.extra["test_input"]
+    t, h, w = spec.test_input
     assert res.maps.shape == (1, 2, t, h, w)
     assert torch.isfinite(res.maps).all()
     flat = res.maps.flatten(2)
@@ -284,52 +286,117 @@ def test_pretrained_offline_is_a_clear_error(name, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     calls = []
 
-    def offline(url, *args, **kwargs):
-        calls.append(url)
+    def offline(url, dst, hash_prefix=None, progress=True):
+        calls.append((url, hash_prefix))
         raise URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(VidcamError) as err:
         load_model(name, pretrained=True, progress=False)
     msg = str(err.value)
     assert "could not download" in msg and "--weights PATH" in msg and "TORCH_HOME" in msg
-    assert str(tmp_path) in msg
+    assert str(tmp_path) in msg and "\n" not in msg
     assert isinstance(err.value.__cause__, URLError)
-    assert calls == [get_spec(name).extra["weights_url"]]
+    spec = get_spec(name)
+    assert calls == [(spec.weights.url, spec.weights.sha256)]  # hash-checked where published
 
 
-def test_pretrained_loads_from_the_hub_cache_without_network(monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", _REAL_FETCH)  # cache hit only
-    torch.manual_seed(3)
-    ref = get_spec("x3d_xs").build(pretrained=False)
+def _hashed_spec(name: str, tmp_path, seed: int = 3):
+    """``name``'s spec with published weights whose hash vidcam knows, cached in ``tmp_path``,
+    and the random-weight model whose state dict they hold. torchvision-style entries carry
+    the sha256 prefix in the file name; PyTorchVideo's keep theirs, with the full digest."""
+    spec = get_spec(name)
+    torch.manual_seed(seed)
+    ref = spec.build(pretrained=False)
     cache = tmp_path / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    torch.save({"model_state": ref.state_dict()}, cache / "X3D_XS.pyth")  # the hub's layout
-    lm = load_model("x3d_xs", pretrained=True, progress=False)
-    assert get_spec("x3d_xs").extra["weights_url"] in lm.weights_source
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / "tmp.pth"
+    torch.save({"model_state": ref.state_dict()}, tmp)  # PyTorchVideo's layout
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    if spec.source == "torchvision":
+        url, sha256 = f"https://example.invalid/models/{name}-{digest[:10]}.pth", None
+    else:
+        url, sha256 = spec.weights.url, digest
+    weights = type(spec.weights).hub(url, note="test", sha256=sha256)
+    path = tmp.rename(cache / weights.file_name)
+    return dataclasses.replace(spec, weights=weights), ref, path
+
+
+@pytest.mark.parametrize("name", ["r3d_18", "x3d_xs"])
+def test_pretrained_loads_a_verified_hub_cache_without_network(name, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    spec, ref, path = _hashed_spec(name, tmp_path)
+    monkeypatch.setitem(MODELS, name, spec)
+    lm = load_model(name, pretrained=True, progress=False)
+    assert spec.weights.url in lm.weights_source and str(path) in lm.weights_source
     for k, v in ref.state_dict().items():
         assert torch.equal(lm.model.state_dict()[k], v), k
+    assert weights_status(spec) == "yes"
+
+
+def test_cached_file_with_a_wrong_hash_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    spec, _, path = _hashed_spec("r3d_18", tmp_path)
+    path.write_bytes(path.read_bytes() + b"\0")  # any change to the published file
+    with pytest.raises(VidcamError, match="fail verification.*tampered") as err:
+        spec.build(pretrained=True, progress=False)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unverifiable_pytorchvideo_cache_is_refused(monkeypatch, tmp_path):
+    """PyTorchVideo publishes no sha256: a cached X3D_XS.pyth is never unpickled."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    spec = get_spec("x3d_xs")
+    assert spec.weights.sha256 is None
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save({"model_state": spec.build().state_dict()}, cache / "X3D_XS.pyth")
+    with pytest.raises(VidcamError, match="refusing to load cached weights") as err:
+        load_model("x3d_xs", pretrained=True, progress=False)
+    msg = str(err.value)
+    assert f"--weights {cache / 'X3D_XS.pyth'}" in msg and "\n" not in msg
+    assert weights_status(spec) == "no"  # present, but it would not be loaded
+    lm = load_model("x3d_xs", weights=cache / "X3D_XS.pyth")  # the way out the error names
+    assert "local checkpoint" in lm.weights_source
+
+
+def test_unverifiable_download_is_used_but_not_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(4)
+    ref = get_spec("x3d_xs").build()
+
+    def fetch(url, dst, hash_prefix=None, progress=True):
+        assert hash_prefix is None
+        torch.save({"model_state": ref.state_dict()}, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fetch)
+    with pytest.warns(UserWarning, match="X3D_XS.pyth has no published sha256"):
+        lm = load_model("x3d_xs", pretrained=True, progress=False)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(lm.model.state_dict()[k], v), k
+    assert not (tmp_path / "hub" / "checkpoints" / "X3D_XS.pyth").exists()
 
 
 def test_weights_present_reads_the_hub_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv("VIDCAM_CACHE", str(tmp_path / "vidcam"))
     monkeypatch.delenv("VIDCAM_I3D_WEIGHTS", raising=False)
-    spec = get_spec("x3d_xs")
+    spec = get_spec("r3d_18")
     assert not weights_present(spec)
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)
-    (cache / "X3D_XS.pyth").write_bytes(b"x")
+    (cache / "r3d_18-b3b3357e.pth").write_bytes(b"x")  # presence only: checked when loaded
     assert weights_present(spec) and weights_status(spec) == "yes"
+    (cache / "X3D_XS.pyth").write_bytes(b"x")
+    assert weights_status(get_spec("x3d_xs")) == "no"  # no published hash: never loaded
     assert weights_status(get_spec("i3d")) == "no"
     (tmp_path / "vidcam").mkdir()
     (tmp_path / "vidcam" / "i3d_kinetics400.pt").write_bytes(b"x")
     assert weights_status(get_spec("i3d")) == "yes"
     sample = get_spec("sample")
-    monkeypatch.setitem(sample.extra, "weights_check", lambda: True)
     assert weights_status(sample) == "bundled"
-    monkeypatch.setitem(sample.extra, "weights_check", lambda: False)
+    gone = dataclasses.replace(sample.weights, resource="weights/no_such_file.pt")
+    sample = dataclasses.replace(sample, weights=gone)
     assert weights_status(sample) == "no" and not weights_present(sample)
 
 
@@ -355,8 +422,7 @@ def test_missing_label_file_warns(monkeypatch):
 # --------------------------------------------------------------------------- CLI
 
 
-def test_cli_models_table(capsys, monkeypatch):
-    monkeypatch.setitem(get_spec("sample").extra, "weights_check", lambda: True)
+def test_cli_models_table(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()

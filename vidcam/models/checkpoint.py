@@ -1,12 +1,20 @@
-"""Reading, matching and downloading model weights, with errors that say what to do."""
+"""Reading, verifying and matching model weights, with errors that say what to do.
+
+Every checkpoint is unpickled with ``torch.load(..., weights_only=True)`` (tensors and plain
+containers only, never code); files from the torch hub cache are also hash-checked before
+they are unpickled (see :mod:`vidcam.models.weights_source`).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import pickle
+import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.error import URLError
 
 import torch
 import torch.hub
@@ -16,6 +24,10 @@ from vidcam.errors import VidcamError
 
 #: keys under which training checkpoints keep the model's state dict
 _NESTED_KEYS = ("state_dict", "model_state", "model")
+#: torchvision's naming scheme ``name-<first 8+ hex digits of the sha256>.ext`` (as in
+#: ``torch.hub``'s ``check_hash``, but requiring at least 8 digits)
+_NAME_HASH = re.compile(r"-([a-f0-9]{8,64})\.")
+_CHUNK = 1 << 20
 
 
 def hub_checkpoint_dir() -> Path:
@@ -23,9 +35,77 @@ def hub_checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+def url_file_name(url: str) -> str:
+    """The file name ``torch.hub`` gives the download of ``url``."""
+    return os.path.basename(url.split("?")[0])
+
+
 def cached_file(url: str) -> Path:
     """The path ``torch.hub.load_state_dict_from_url(url)`` caches ``url`` under."""
-    return hub_checkpoint_dir() / os.path.basename(url.split("?")[0])
+    return hub_checkpoint_dir() / url_file_name(url)
+
+
+def hash_prefix_of(file_name: str) -> str | None:
+    """The sha256 prefix a torchvision-style file name carries (``r3d_18-b3b3357e.pth`` ->
+    ``"b3b3357e"``), or None for names without one (e.g. PyTorchVideo's ``X3D_XS.pyth``)."""
+    match = _NAME_HASH.search(file_name)
+    return match.group(1) if match else None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _one_line(exc: BaseException) -> str:
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _refused_global(message: str) -> str | None:
+    """The global torch's weights-only unpickler refused, from its (multi-line) message."""
+    match = re.search(r"GLOBAL (\S+)", message)
+    return match.group(1) if match else None
+
+
+def _weights_only_detail(message: str) -> str:
+    match = re.search(r"(Unsupported [^\n]+)", message)
+    return match.group(1).strip().rstrip(".") if match else "not tensors and containers only"
+
+
+def load_weights_only(src: str | os.PathLike | bytes, *, what: str, fix: str) -> object:
+    """``torch.load(src, weights_only=True)`` on CPU; failures become one-line VidcamErrors.
+
+    ``what`` names the file in messages (e.g. ``"weights file '/x.pth'"``), ``fix`` says what
+    to do. A pickle that needs more than tensors and containers (e.g. a class whose
+    ``__reduce__`` runs code) is refused and never executed.
+    """
+    f = io.BytesIO(src) if isinstance(src, bytes) else Path(src)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*Detected pickle protocol")
+            return torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        message = str(exc)
+        refused = _refused_global(message)
+        if refused is not None:
+            raise VidcamError(
+                f"{what} is not a weights-only checkpoint: it pickles the global {refused}, "
+                "and vidcam unpickles only tensors and containers (torch.load weights_only=True), "
+                f"never code; {fix}"
+            ) from exc
+        detail = (
+            f"weights-only unpickler: {_weights_only_detail(message)}"
+            if "weights only" in message.lower()
+            else _one_line(exc)
+        )
+        raise VidcamError(
+            f"could not read {what}: corrupt or unreadable PyTorch checkpoint ({detail}); {fix}"
+        ) from exc
+    except (RuntimeError, EOFError, ValueError, TypeError, KeyError, OSError) as exc:
+        raise VidcamError(
+            f"could not read {what}: corrupt or unreadable PyTorch checkpoint "
+            f"({_one_line(exc)}); {fix}"
+        ) from exc
 
 
 def extract_state_dict(obj: object, source: str) -> dict[str, torch.Tensor]:
@@ -60,13 +140,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise VidcamError(f"weights file {str(p)!r} does not exist; pass --weights PATH to a file")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        raise VidcamError(
-            f"could not read weights file {str(p)!r} as a PyTorch checkpoint ({exc}); it must "
-            "be a file written by torch.save holding tensors (a state dict)"
-        ) from exc
+    obj = load_weights_only(
+        p,
+        what=f"weights file {str(p)!r}",
+        fix="pass a file written by torch.save(model.state_dict(), PATH) (tensors only)",
+    )
     return extract_state_dict(obj, repr(str(p)))
 
 
@@ -120,25 +198,3 @@ def load_into(
             + f". Pass a checkpoint of {model_name!r} (or pick the matching --model)"
         )
     model.load_state_dict(state, strict=True)
-
-
-def download_state_dict(
-    url: str, *, model_name: str, progress: bool = True, check_hash: bool = False
-) -> dict[str, torch.Tensor]:
-    """Fetch ``url`` through ``torch.hub`` (cached under :func:`hub_checkpoint_dir`).
-
-    Network failures (no internet, DNS, HTTP errors, a truncated or corrupt download) become a
-    :class:`VidcamError` telling where the cache is and how to use a local file instead.
-    """
-    try:
-        obj = torch.hub.load_state_dict_from_url(
-            url, progress=progress, map_location="cpu", check_hash=check_hash
-        )
-    except (URLError, OSError, RuntimeError) as exc:
-        raise VidcamError(
-            f"could not download the pretrained weights of {model_name!r} from {url} ({exc}). "
-            f"torch.hub caches weights in {hub_checkpoint_dir()} ($TORCH_HOME/hub/checkpoints): "
-            f"copy {cached_file(url).name} there, or pass --weights PATH to a local checkpoint "
-            "(weights=PATH), or use pretrained=False for random weights"
-        ) from exc
-    return extract_state_dict(obj, url)

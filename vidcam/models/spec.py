@@ -1,8 +1,9 @@
-"""What vidcam must know about a model: how to feed it and which layer to explain."""
+"""What vidcam must know about a model: how to build and feed it, and which layer to explain."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,8 @@ import torch
 from torch import nn
 
 from vidcam.errors import VidcamError
+from vidcam.models.checkpoint import load_into
+from vidcam.models.weights_source import WeightsSource
 
 #: ``reshape(activation, module_output) -> (N, C, T, H, W)``: turns a layer's captured tensor
 #: (e.g. transformer tokens ``(N, 1 + T*H*W, C)``) into a feature volume. ``module_output`` is
@@ -57,12 +60,13 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model: builder, input spec, class names and layers worth explaining.
+    """A registered model: constructor, weights source, input spec, class names and layers.
 
-    ``build(pretrained, weights)`` returns the model in eval mode with random weights when
-    ``pretrained`` is False; with ``weights`` (a local file) it loads that checkpoint.
-    ``layers`` are dotted module names; when several are given (e.g. SlowFast's two pathways)
-    their maps are fused onto one timeline.
+    ``make(**arch)`` constructs the architecture with random weights; :meth:`build` is the one
+    way to get a model with its weights. ``layers`` are dotted module names; when several are
+    given (e.g. SlowFast's two pathways) their maps are fused onto one timeline.
+    ``test_input`` is the smallest clip ``(T, H, W)`` the architecture accepts when built with
+    ``test_arch`` (e.g. resized PyTorchVideo head pools), for quick tests.
     """
 
     name: str
@@ -70,11 +74,32 @@ class ModelSpec:
     input: InputSpec
     layers: tuple[str, ...]
     labels: str
-    build: Callable[..., nn.Module]
+    make: Callable[..., nn.Module]
+    weights: WeightsSource
+    test_input: tuple[int, int, int]
+    test_arch: Mapping[str, Any] = field(default_factory=dict)
     reshape: Reshape | None = None
     description: str = ""
-    weights_note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
-    def layer_list(self) -> Sequence[str]:
-        return list(self.layers)
+    @property
+    def weights_note(self) -> str:
+        """Where the pretrained weights come from, in words."""
+        return self.weights.note
+
+    def build(
+        self,
+        pretrained: bool = False,
+        weights: str | os.PathLike | None = None,
+        progress: bool = True,
+        **arch: Any,
+    ) -> nn.Module:
+        """The model in eval mode: random weights unless ``pretrained`` (the published weights,
+        see :class:`WeightsSource`) or a local checkpoint ``weights`` (which takes precedence).
+        ``arch`` goes to :attr:`make`; published weights only fit the default architecture."""
+        model = self.make(**arch)
+        if weights is not None or pretrained:
+            state, origin = self.weights.state_dict(
+                weights, model_name=self.name, progress=progress
+            )
+            load_into(model, state, source=origin, model_name=self.name)
+        return model.eval()

@@ -12,7 +12,6 @@ return logits, which Grad-CAM differentiates.
 from __future__ import annotations
 
 import importlib
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,8 +20,9 @@ from torch import nn
 
 from vidcam.errors import VidcamError
 from vidcam.models.adapters import SlowFastAdapter, TokensToVolume, drop_head_softmax
-from vidcam.models.checkpoint import download_state_dict, load_into, read_checkpoint
-from vidcam.models.spec import InputSpec, ModelSpec
+from vidcam.models.checkpoint import url_file_name
+from vidcam.models.spec import InputSpec, ModelSpec, Reshape
+from vidcam.models.weights_source import WeightsSource
 
 
 def _hub_module(name: str) -> Any:
@@ -46,37 +46,41 @@ def set_head_pool(model: nn.Module, kernels: Sequence[int] | Sequence[Sequence[i
         pool.kernel_size = size
 
 
-def _builder(name: str, make: Callable[..., nn.Module], url: str) -> Callable[..., nn.Module]:
-    """``build(pretrained=False, weights=None, progress=True, head_pool=None, **arch)``.
+#: Full sha256 of each PyTorchVideo checkpoint, by file name. PyTorchVideo publishes none (its
+#: file names carry no hash prefix either, unlike torchvision's) and none was found in public
+#: sources, so every entry is None: a cached file of these is then never loaded (see
+#: :mod:`vidcam.models.weights_source`). Fill in a digest only from a trustworthy publication.
+PUBLISHED_SHA256: dict[str, str | None] = {
+    "X3D_XS.pyth": None,
+    "X3D_S.pyth": None,
+    "X3D_M.pyth": None,
+    "X3D_L.pyth": None,
+    "SLOW_8x8_R50.pyth": None,
+    "I3D_8x8_R50.pyth": None,
+    "C2D_8x8_R50.pyth": None,
+    "CSN_32x2_R101.pyth": None,
+    "R2PLUS1D_16x4_R50.pyth": None,
+    "SLOWFAST_8x8_R50.pyth": None,
+    "MVIT_B_16x4.pyth": None,
+}
+
+
+def _make(
+    module: str, fn: str, wrap: Callable[[nn.Module], nn.Module] | None = None
+) -> Callable[..., nn.Module]:
+    """``make(head_pool=None, **arch)``: the hub model (random weights, Softmax removed).
 
     ``head_pool`` resizes the head's pooling kernel(s) (see :func:`set_head_pool`) for clips of
     another size; ``arch`` goes to the hub constructor where it allows (MViT's
-    ``spatial_size`` / ``temporal_size``). Published weights only fit the default architecture.
+    ``spatial_size`` / ``temporal_size``).
     """
 
-    def build(
-        pretrained: bool = False,
-        weights: str | os.PathLike | None = None,
-        progress: bool = True,
-        head_pool: Sequence[int] | Sequence[Sequence[int]] | None = None,
-        **arch: Any,
+    def make(
+        head_pool: Sequence[int] | Sequence[Sequence[int]] | None = None, **arch: Any
     ) -> nn.Module:
-        model = make(**arch)
+        net = drop_head_softmax(getattr(_hub_module(module), fn)(pretrained=False, **arch))
         if head_pool is not None:
-            set_head_pool(model, head_pool)
-        if weights is not None:
-            load_into(model, read_checkpoint(weights), source=repr(str(weights)), model_name=name)
-        elif pretrained:
-            state = download_state_dict(url, model_name=name, progress=progress)
-            load_into(model, state, source=url, model_name=name)
-        return model.eval()
-
-    return build
-
-
-def _make(module: str, fn: str, wrap: Callable[[nn.Module], nn.Module] | None = None):
-    def make(**arch: Any) -> nn.Module:
-        net = drop_head_softmax(getattr(_hub_module(module), fn)(**arch))
+            set_head_pool(net, head_pool)
         return wrap(net) if wrap is not None else net
 
     return make
@@ -96,20 +100,26 @@ def _spec(
     test_arch: dict[str, Any],
     *,
     wrap: Callable[[nn.Module], nn.Module] | None = None,
-    reshape: Any = None,
+    reshape: Reshape | None = None,
 ) -> ModelSpec:
     url = _hub_module(module).checkpoint_paths[name]
+    sha256 = PUBLISHED_SHA256[url_file_name(url)]
+    unverified = "" if sha256 else "; no published sha256, so never taken from the hub cache"
+    weights = WeightsSource.hub(
+        url, note=f"PyTorchVideo model zoo ({url}){unverified}", sha256=sha256
+    )
     return ModelSpec(
         name=name,
         source="pytorchvideo",
         input=input,
         layers=layers,
         labels="kinetics400",
-        build=_builder(name, _make(module, name, wrap), url),
+        make=_make(module, name, wrap),
+        weights=weights,
+        test_input=test_input,
+        test_arch=test_arch,
         reshape=reshape,
         description=description,
-        weights_note=f"PyTorchVideo model zoo ({url})",
-        extra={"weights_url": url, "test_input": test_input, "test_arch": test_arch},
     )
 
 

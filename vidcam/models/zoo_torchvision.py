@@ -8,7 +8,7 @@ VideoResNets resize to (128, 171), i.e. short side 128 for 4:3 video; S3D resize
 
 from __future__ import annotations
 
-import os
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -16,41 +16,14 @@ import torchvision.models.video as tvv
 from torch import nn
 
 from vidcam.models.adapters import TokensToVolume, channels_last_to_volume
-from vidcam.models.checkpoint import download_state_dict, load_into, read_checkpoint
-from vidcam.models.spec import InputSpec, ModelSpec
+from vidcam.models.spec import InputSpec, ModelSpec, Reshape
+from vidcam.models.weights_source import WeightsSource
 
 _KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 _KINETICS_STD = (0.22803, 0.22145, 0.216989)
 _RESNET_INPUT = InputSpec(
     clip_len=16, crop=(112, 112), resize_short=128, mean=_KINETICS_MEAN, std=_KINETICS_STD, fps=15
 )
-
-
-def _builder(
-    name: str, fn: Callable[..., nn.Module], weights_enum: Any
-) -> Callable[..., nn.Module]:
-    """``build(pretrained=False, weights=None, progress=True, **arch)`` for a torchvision model.
-
-    ``arch`` goes to the torchvision constructor (e.g. ``spatial_size`` / ``temporal_size`` for
-    MViT); published weights only fit the default architecture.
-    """
-
-    def build(
-        pretrained: bool = False,
-        weights: str | os.PathLike | None = None,
-        progress: bool = True,
-        **arch: Any,
-    ) -> nn.Module:
-        model = fn(weights=None, **arch)
-        if weights is not None:
-            load_into(model, read_checkpoint(weights), source=repr(str(weights)), model_name=name)
-        elif pretrained:
-            url = weights_enum.DEFAULT.url
-            state = download_state_dict(url, model_name=name, progress=progress, check_hash=True)
-            load_into(model, state, source=url, model_name=name)
-        return model.eval()
-
-    return build
 
 
 def _spec(
@@ -62,8 +35,10 @@ def _spec(
     description: str,
     test_input: tuple[int, int, int],
     test_arch: dict[str, Any] | None = None,
-    reshape: Any = None,
+    reshape: Reshape | None = None,
 ) -> ModelSpec:
+    """``arch`` options of ``build`` go to the torchvision constructor (e.g. ``spatial_size`` /
+    ``temporal_size`` for MViT); the weights' file name carries their sha256 prefix."""
     url = weights_enum.DEFAULT.url
     return ModelSpec(
         name=name,
@@ -71,16 +46,12 @@ def _spec(
         input=input,
         layers=layers,
         labels="kinetics400",
-        build=_builder(name, fn, weights_enum),
+        make=functools.partial(fn, weights=None),
+        weights=WeightsSource.hub(url, note=f"torchvision {weights_enum.DEFAULT} ({url})"),
+        test_input=test_input,
+        test_arch=test_arch or {},
         reshape=reshape,
         description=description,
-        weights_note=f"torchvision {weights_enum.DEFAULT} ({url})",
-        extra={
-            "weights_url": url,
-            # smallest (T, H, W) the architecture accepts, with ``test_arch`` passed to build
-            "test_input": test_input,
-            "test_arch": test_arch or {},
-        },
     )
 
 

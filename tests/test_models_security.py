@@ -1,0 +1,209 @@
+"""No code from poisoned caches or checkpoints: every weights file is hash-checked and/or read
+with ``weights_only=True``, so a pickle whose ``__reduce__`` runs code never runs it.
+
+Each test plants a pickle that would create a marker file when unpickled normally (checked
+once, for real, in :func:`test_the_payload_is_live`) and asserts a one-line VidcamError and
+no marker. Nothing downloads: ``torch.hub``'s download functions fail the test.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import io
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+import torch.hub
+from torch import nn
+
+import vidcam.models
+from vidcam.errors import VidcamError
+from vidcam.models import i3d_weights
+from vidcam.models.registry import MODELS, get_spec, load_model
+from vidcam.models.spec import InputSpec, ModelSpec
+from vidcam.models.weights_source import WeightsSource
+
+
+class _Payload:
+    """Unpickling this runs ``exec``, which writes ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",))
+
+
+@pytest.fixture
+def marker(tmp_path) -> Path:
+    return tmp_path / "pwned"
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    def refuse(url, *args, **kwargs):
+        raise AssertionError(f"test tried to download {url}")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("VIDCAM_CACHE", str(tmp_path / "vidcam"))
+    monkeypatch.setenv("VIDCAM_OFFLINE", "1")
+    monkeypatch.delenv("VIDCAM_I3D_WEIGHTS", raising=False)
+
+
+def _hub_cache(tmp_path) -> Path:
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
+def _torch_payload(path: Path, marker: Path) -> Path:
+    """A torch.save zip whose state dict holds the payload next to a real tensor."""
+    torch.save({"model_state": {"w": torch.zeros(1), "evil": _Payload(marker)}}, path)
+    return path
+
+
+def _one_line_error(excinfo, *names: object) -> str:
+    msg = str(excinfo.value)
+    assert "\n" not in msg, msg
+    for name in names:
+        assert str(name) in msg, msg
+    return msg
+
+
+def test_the_payload_is_live(marker, tmp_path):
+    """Control: unpickled without weights_only the payload does create the marker."""
+    pickle.loads(pickle.dumps(_Payload(marker)))
+    assert marker.read_text() == "pwned"
+    marker.unlink()
+    path = _torch_payload(tmp_path / "evil.pth", marker)
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
+def test_poisoned_torchvision_cache_is_refused_before_unpickling(marker, tmp_path):
+    poisoned = _torch_payload(_hub_cache(tmp_path) / "r3d_18-b3b3357e.pth", marker)
+    with pytest.raises(VidcamError, match="fail verification") as err:
+        load_model("r3d_18", pretrained=True, progress=False)
+    _one_line_error(err, poisoned, "b3b3357e")
+    assert not marker.exists()
+
+
+def test_poisoned_pytorchvideo_cache_is_refused(marker, tmp_path):
+    poisoned = _torch_payload(_hub_cache(tmp_path) / "X3D_XS.pyth", marker)
+    with pytest.raises(VidcamError, match="refusing to load cached weights") as err:
+        load_model("x3d_xs", pretrained=True, progress=False)
+    _one_line_error(err, poisoned, "--weights")
+    assert not marker.exists()
+
+
+def test_payload_matching_the_published_hash_still_does_not_run(marker, tmp_path, monkeypatch):
+    """Defence in depth: a file that passes the hash check (an 8-hex prefix is only 32 bits)
+    is still unpickled with weights_only=True."""
+    cache = _hub_cache(tmp_path)
+    data = _torch_payload(cache / "tmp", marker).read_bytes()
+    prefix = hashlib.sha256(data).hexdigest()[:8]
+    poisoned = (cache / "tmp").rename(cache / f"r3d_18-{prefix}.pth")
+    spec = get_spec("r3d_18")
+    url = f"https://download.pytorch.org/models/{poisoned.name}"
+    monkeypatch.setitem(
+        MODELS, "r3d_18", dataclasses.replace(spec, weights=WeightsSource.hub(url, note="t"))
+    )
+    with pytest.raises(VidcamError, match="not a weights-only checkpoint") as err:
+        load_model("r3d_18", pretrained=True, progress=False)
+    _one_line_error(err, poisoned, "the global exec")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("fmt", ["torch.save", "pickle-2", "pickle-4"])
+@pytest.mark.parametrize("name", ["r3d_18", "x3d_xs", "sample"])
+def test_weights_path_payload_is_a_one_line_error(name, fmt, marker, tmp_path):
+    path = tmp_path / f"user-{name}.pth"
+    if fmt == "torch.save":
+        _torch_payload(path, marker)
+    else:
+        path.write_bytes(pickle.dumps({"w": _Payload(marker)}, protocol=int(fmt[-1])))
+    with pytest.raises(VidcamError, match="weights file") as err:
+        load_model(name, weights=path)
+    _one_line_error(err, path)
+    assert not marker.exists()
+
+
+def test_i3d_weights_payloads_are_refused(marker, tmp_path):
+    zipped = _torch_payload(tmp_path / "i3d.pt", marker)
+    with pytest.raises(VidcamError, match="not a weights-only checkpoint") as err:
+        load_model("i3d", weights=zipped)
+    _one_line_error(err, zipped, "the global exec")
+    raw = tmp_path / "i3d-kinetics-400.ckpt"  # the original pickle format: hash-pinned
+    raw.write_bytes(pickle.dumps({"params": _Payload(marker)}, protocol=4))
+    with pytest.raises(VidcamError, match="sha256 mismatch"):
+        load_model("i3d", weights=raw)
+    assert not marker.exists()
+
+
+def test_poisoned_i3d_cache_is_refused(marker, tmp_path):
+    cache = i3d_weights.cache_path()
+    cache.parent.mkdir(parents=True)
+    _torch_payload(cache, marker)
+    with pytest.raises(VidcamError, match="not a weights-only checkpoint") as err:
+        load_model("i3d", pretrained=True, progress=False)
+    _one_line_error(err, cache, "--fetch")
+    assert not marker.exists()
+
+
+def test_i3d_conversion_unpickler_refuses_code(marker):
+    payload = pickle.dumps({"params": {"Conv3d_1a_7x7": _Payload(marker)}}, protocol=4)
+    with pytest.raises(VidcamError, match="refusing to load global builtins.exec"):
+        i3d_weights.load_numpy_pickle(io.BytesIO(payload), "evil.ckpt")
+    assert not marker.exists()
+
+
+def test_correctly_hashed_file_loads(tmp_path):
+    """A tiny state dict cached under a name carrying its own sha256 prefix loads offline."""
+    torch.manual_seed(0)
+    ref = nn.Linear(3, 2)
+    buf = io.BytesIO()
+    torch.save(ref.state_dict(), buf)
+    data = buf.getvalue()
+    name = f"tiny-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    (_hub_cache(tmp_path) / name).write_bytes(data)
+    spec = ModelSpec(
+        name="tiny",
+        source="test",
+        input=InputSpec(clip_len=1, crop=(1, 1), resize_short=1, stride=1),
+        layers=("weight",),
+        labels="sample",
+        make=lambda: nn.Linear(3, 2),
+        weights=WeightsSource.hub(f"https://example.invalid/{name}", note="tiny"),
+        test_input=(1, 1, 1),
+    )
+    assert spec.weights.sha256 == name[5:13] and spec.weights.status() == "yes"
+    model = spec.build(pretrained=True, progress=False)
+    assert torch.equal(model.weight, ref.weight) and torch.equal(model.bias, ref.bias)
+
+
+def _calls(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            yield node, ast.unparse(node.func)
+
+
+def test_models_package_unpickles_only_weights_only():
+    """Static guard: in vidcam/models every torch.load passes weights_only=True, and neither
+    torch.hub's unpickling loaders nor plain pickle.load(s) are called."""
+    root = Path(vidcam.models.__file__).parent
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node, func in _calls(tree):
+            where = f"{path.name}:{node.lineno}"
+            assert not func.endswith(("load_state_dict_from_url", "hub.load")), where
+            assert func not in ("pickle.load", "pickle.loads", "pickle.Unpickler"), where
+            if func == "torch.load":
+                kw = {k.arg: k.value for k in node.keywords}
+                assert isinstance(kw.get("weights_only"), ast.Constant), where
+                assert kw["weights_only"].value is True, where
