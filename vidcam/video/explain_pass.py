@@ -1,8 +1,10 @@
 """Pass 1, explain: decode -> sample windows -> preprocess -> model + explainer -> spool.
 
-:func:`explain_pass` crops each frame to the model's size as it arrives (keeping only the
-crops a future window can still use) and runs every window through the engine as soon as its
-frames are in (:class:`WindowExplainer`). It returns a :class:`~vidcam.video.results.VideoAnalysis`
+:func:`explain_pass` picks the spatial mode (:func:`~vidcam.video.spatial.plan_spatial`: the
+whole frame, tiles or the centre crop), cuts each frame to that window as it arrives (keeping
+only the windows a future clip can still use) and runs every clip through the engine as soon as
+its frames are in (:class:`WindowExplainer`; tiles are split, explained in one engine call and
+stitched there). It returns a :class:`~vidcam.video.results.VideoAnalysis`
 record (windows, per-frame importance, spooled maps) that pass 2
 (:mod:`vidcam.video.map_pass`) reads. Warnings raised while explaining (e.g. constant maps)
 are reported once each, with a count.
@@ -18,9 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidcam.cam.explainer import Explainer
+from vidcam.cam.explainer import Explainer, Explanation
+from vidcam.cam.hooks import eval_mode
+from vidcam.cam.maps import normalize_maps, upsample
 from vidcam.cam.methods import Method
-from vidcam.cam.targets import Target, resolve_target
+from vidcam.cam.targets import Target, resolve_target, resolve_targets
 from vidcam.errors import VidcamError
 from vidcam.models.record import ModelRecord, resolve_model
 from vidcam.progress import Progress
@@ -30,6 +34,7 @@ from vidcam.video.results import VideoAnalysis, WindowResult
 from vidcam.video.sample import ClipSampler, Window, WindowScheduler
 from vidcam.video.scale import to_spool
 from vidcam.video.setup import ExplainOptions
+from vidcam.video.spatial import SpatialPlan, plan_spatial, split_tiles, stitch
 from vidcam.video.spool import MapSpool
 from vidcam.video.threads import Prefetch
 from vidcam.video.to_source import TimeSupport, frame_importance
@@ -53,15 +58,16 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
     info = source.info
     sampler = ClipSampler.from_spec(m.input, clip_len=o.clip_len, hop=o.stride)
     target = resolve_target(o.target, m.labels)
-    pre = Preprocessor(m.input, info.height, info.width, m.device)
+    plan = plan_spatial(m, o.spatial, info.height, info.width, sampler.clip_len)
+    pre = Preprocessor(m.input, info.height, info.width, m.device, plan.geometry)
     if sampler.fps is not None:
         margin = float(sampler.period) / 2
     else:
         margin = float(sampler.stride / info.fps) / 2
-    ch, cw = m.input.crop
+    ch, cw = plan.geometry.crop  # the window the maps cover
     f = max(1, min(ch, cw) // _STORE_SIDE)
     store = (math.ceil(ch / f), math.ceil(cw / f))
-    run = WindowExplainer(m, o, target, store)
+    run = WindowExplainer(m, o, target, store, plan)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -94,6 +100,7 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
         importance=(raw / peak if peak > 0 else raw).astype(np.float32),
         spool=run.spool,
         warnings=messages,
+        spatial=plan.mode,
     )
 
 
@@ -139,13 +146,24 @@ class WindowExplainer:
     """Model + explainer step: a batch of windows -> predictions, spooled maps, energies.
 
     The first panel's CAM decides the targets the other panels explain; maps are spooled at
-    ``store`` (h, w), keyed by method id.
+    ``store`` (h, w), keyed by method id. ``plan`` (:mod:`vidcam.video.spatial`) says what runs:
+    the whole frame or the crop as one clip per window, or the window's tiles in one engine
+    call: their probabilities averaged (the window's prediction), the averaged top class(es)
+    explained in every tile, their maps stitched on the CAM's own scale and re-normalised per
+    window.
     """
 
     def __init__(
-        self, m: ModelRecord, o: ExplainOptions, target: Target, store: tuple[int, int]
+        self,
+        m: ModelRecord,
+        o: ExplainOptions,
+        target: Target,
+        store: tuple[int, int],
+        plan: SpatialPlan,
     ) -> None:
         self.m = m
+        self.plan = plan
+        self.tiles = plan.mode == "tiles"
         self.method = o.the_method
         self.panels = o.panels
         self.target = target
@@ -154,7 +172,7 @@ class WindowExplainer:
         cams = {p.cam for p in self.panels} | {self.method.cam}
         self.explainers = {
             cam: Explainer(
-                m.module,
+                plan.module,
                 m.layer,
                 method=cam,
                 softmax=o.softmax and cam == self.method.cam,
@@ -173,51 +191,76 @@ class WindowExplainer:
         clip = torch.cat([pre.clip([crops[i] for i in w.frames]) for w in batch])
         try:
             self._explain(batch, clip)
+            return
+        except torch.OutOfMemoryError:
+            if len(batch) < 2:
+                raise
         except RuntimeError as exc:  # e.g. a clip too short for the model's pooling
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise VidcamError(
                 f"the model failed on a clip of shape {tuple(clip.shape)}: {first}; check "
                 "--clip-len against the model's input spec (`vidcam models NAME`)"
             ) from exc
+        del clip  # out of memory: fewer windows per engine call (tiles make calls n x larger)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(batch) // 2
+        self(batch[:half], crops, pre)
+        self(batch[half:], crops, pre)
 
     def _explain(self, batch: Sequence[Window], clip: torch.Tensor) -> None:
         out: dict[str, torch.Tensor] = {}
         main: Method = self.method
+        x, target, chosen = clip, self.target, None
+        if self.tiles:
+            x = split_tiles(clip, self.plan)
+            chosen = self._tile_targets(x, len(batch))
+            target = self._per_tile(chosen)
         if main.guided:
             from vidcam.cam.guided import guided_cam, normalize_per_clip
 
-            g = guided_cam(self.m.module, clip, self.target, explainer=self.explainers[main.cam])
+            g = guided_cam(self.plan.module, x, target, explainer=self.explainers[main.cam])
             res = g.cam
+            maps, peaks, heat = self._maps(res)
+            guided = stitch(g.guided[:, 0], self.plan) if self.tiles else g.guided[:, 0]
+            product = guided * maps[:, :1].to(guided.dtype)  # (B, C, T, H, W)
             out[main.id] = (
-                torch.stack([normalize_per_clip(g.product[n, 0]) for n in range(clip.shape[0])])
+                torch.stack([normalize_per_clip(product[n]) for n in range(clip.shape[0])])
                 .mul(255)
                 .round()
                 .to(torch.uint8)
             )  # (B, T, H, W, 3)
         else:
-            res = self.explainers[main.cam](clip, self.target)
-        targets = res.targets
-        out[main.cam] = to_spool(res.maps, res.raw.flatten(2).amax(2), self.store, self.normalize)
+            res = self.explainers[main.cam](x, target)
+            maps, peaks, heat = self._maps(res)
+        targets = chosen if self.tiles else res.targets
+        out[main.cam] = to_spool(maps, peaks, self.store, self.normalize)
         for p in self.panels:
             if p.id not in out:  # another CAM, for the same classes
                 other = self.explainers[p.cam](
-                    clip, targets if targets is not None else self.target
+                    x, res.targets if res.targets is not None else self.target
                 )
-                out[p.id] = to_spool(
-                    other.maps, other.raw.flatten(2).amax(2), self.store, self.normalize
-                )
+                m2, p2, _ = self._maps(other)
+                out[p.id] = to_spool(m2, p2, self.store, self.normalize)
         if not self.layers:
             self.layers = res.layers
-        energy = self._energy(res.raw, clip.shape[2])  # (B, T)
+        logits, probs = res.logits, res.probs
+        if self.tiles and logits is not None:  # the window's prediction: the tiles' average
+            n = len(self.plan.offsets)
+            logits = logits.float().unflatten(0, (clip.shape[0], n))
+            probs = logits.softmax(dim=2).mean(1)
+            logits = logits.mean(1)
+        energy = self._energy(heat, clip.shape[2])  # (B, T)
         shown = {p.id for p in self.panels}
         for n, w in enumerate(batch):
             top: tuple[tuple[int, float, float], ...] = ()
-            if res.probs is not None:
-                p, c = res.probs[n].topk(min(_TOP, res.probs.shape[1]))
-                logits = res.logits[n, c]
+            if probs is not None and logits is not None:
+                p, c = probs[n].topk(min(_TOP, probs.shape[1]))
                 top = tuple(
                     (int(ci), float(pi), float(li))
-                    for ci, pi, li in zip(c.tolist(), p.tolist(), logits.tolist(), strict=True)
+                    for ci, pi, li in zip(
+                        c.tolist(), p.tolist(), logits[n, c].tolist(), strict=True
+                    )
                 )
             self.windows.append(
                 WindowResult(
@@ -231,6 +274,39 @@ class WindowExplainer:
             )
             self.energies.append(energy[n].double().cpu())
             self.spool.put({k: v[n] for k, v in out.items() if k in shown})
+
+    def _tile_targets(self, tiles: torch.Tensor, windows: int) -> torch.Tensor:
+        """(windows, K) classes to explain in every tile of a window: the target resolved on
+        the window's prediction (its tiles' mean probability; one no-grad forward) — a fixed
+        class index needs no forward."""
+        if isinstance(self.target, int):
+            return torch.full((windows, 1), self.target, dtype=torch.long, device=tiles.device)
+        with eval_mode(self.plan.module), torch.no_grad():
+            logits = self.plan.module(tiles)
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+            raise VidcamError("tiles need a model whose output is (N, classes) scores")
+        probs = logits.float().softmax(1).unflatten(0, (windows, -1)).mean(1)
+        indices = resolve_targets(probs.requires_grad_(True), self.target)[1]
+        if indices is None:
+            raise VidcamError("tiles need class-index targets (top1, topk:K or a class)")
+        return indices
+
+    def _per_tile(self, chosen: torch.Tensor) -> torch.Tensor:
+        return chosen.repeat_interleave(len(self.plan.offsets), dim=0)
+
+    def _maps(self, res: Explanation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(maps (B, K, T, H, W) in [0, 1], peaks (B, K), heat (B, K, t, h, w) in CAM units)
+        over the whole window. Tiles: each tile's map in CAM units (the upsampled raw CAM, or
+        for fused layers the normalised map times its raw peak), stitched, re-normalised."""
+        peaks = res.raw.flatten(2).amax(2)
+        if not self.tiles:
+            return res.maps, peaks, res.raw
+        if len(res.raw_per_layer) == 1:
+            tile = upsample(res.raw, tuple(res.maps.shape[2:]))
+        else:
+            tile = res.maps * peaks[:, :, None, None, None]
+        heat = stitch(tile, self.plan)
+        return normalize_maps(heat)[0], heat.flatten(2).amax(2), heat
 
     @staticmethod
     def _energy(raw: torch.Tensor, T: int) -> torch.Tensor:

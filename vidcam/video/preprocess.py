@@ -6,6 +6,11 @@ scales by the same factor, floored like pytorchvideo's ``short_side_scale``), th
 ``crop`` is taken (zero-padded if the frame is smaller), the crop goes to the device as uint8,
 and clips are scaled to [0, 1] and normalised per channel there. :class:`Geometry` records the scale and
 the crop offset so that :mod:`vidcam.video.to_source` can put maps back on the source pixel grid.
+
+The window the model sees depends on the spatial mode (:mod:`vidcam.video.spatial`):
+:func:`geometry_for` is the centre crop; :func:`full_geometry` the whole frame, each side
+resized to a multiple of the network's stride; :func:`band_geometry` the centre band as wide as
+the resized frame along its long side, which overlapping tiles cover.
 """
 
 from __future__ import annotations
@@ -63,17 +68,54 @@ def geometry_for(height: int, width: int, spec: InputSpec) -> Geometry:
     return Geometry(source=(height, width), resized=resized, crop=(ch, cw), offset=offset)
 
 
+def full_geometry(height: int, width: int, spec: InputSpec, stride: int = 32) -> Geometry:
+    """The whole frame: short side resized to ``spec.resize_short`` (long side in proportion),
+    then each side rounded to the nearest multiple of ``stride`` (at least the crop), so every
+    feature cell of the network covers exactly ``stride`` pixels. Nothing is cut off; the
+    aspect changes by at most half a stride per side (the per-axis scale maps back exactly)."""
+    g = geometry_for(height, width, spec)
+    s = max(1, int(stride))
+    size = tuple(
+        s * max(round(r / s), -(-c // s), 1) for r, c in zip(g.resized, spec.crop, strict=True)
+    )
+    return Geometry(source=g.source, resized=size, crop=size, offset=(0, 0))
+
+
+def band_geometry(height: int, width: int, spec: InputSpec) -> Geometry:
+    """The centre crop widened to the whole resized frame along its long side (at least the
+    crop): the window that tiles of the crop's size cover."""
+    g = geometry_for(height, width, spec)
+    axis = 1 if g.resized[1] >= g.resized[0] else 0
+    crop, offset = list(g.crop), list(g.offset)
+    crop[axis] = max(g.crop[axis], g.resized[axis])
+    offset[axis] = int(round((g.resized[axis] - crop[axis]) / 2.0))
+    return Geometry(g.source, g.resized, (crop[0], crop[1]), (offset[0], offset[1]))
+
+
 class Preprocessor:
     """Frames (H, W, 3) uint8 RGB -> crops (h, w, 3) uint8 on ``device`` -> clips.
 
     ``frame`` is applied to each decoded frame as it arrives; ``clip`` stacks T crops into the
-    normalised model input (1, 3, T, h, w) float32.
+    normalised model input (1, 3, T, h, w) float32. ``geometry`` (default: the centre crop,
+    :func:`geometry_for`) says which window of the resized frame is kept.
     """
 
-    def __init__(self, spec: InputSpec, height: int, width: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        spec: InputSpec,
+        height: int,
+        width: int,
+        device: torch.device,
+        geometry: Geometry | None = None,
+    ) -> None:
         self.spec = spec
         self.device = torch.device(device)
-        self.geometry = geometry_for(height, width, spec)
+        self.geometry = geometry if geometry is not None else geometry_for(height, width, spec)
+        if self.geometry.source != (height, width):
+            raise VidcamError(
+                f"geometry for {self.geometry.source[1]}x{self.geometry.source[0]} does not "
+                f"match the video size {width}x{height}"
+            )
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device)
 

@@ -131,6 +131,9 @@ class VideoExplanation:
         panels: method id -> (F, H, W) uint8 heatmaps / (F, H, W, 3) uint8 images (all panels).
         times: (F,) frame times in seconds; importance: (F,) in [0, 1].
         windows: per-window predictions and sampled frames.
+        spatial: the spatial mode that ran ("full", "tiles" or "center";
+            :mod:`vidcam.video.spatial`); with "tiles" a window's predictions are the average
+            of its tiles' probabilities.
     """
 
     path: Path
@@ -147,6 +150,7 @@ class VideoExplanation:
     warnings: list[str] = field(default_factory=list)
     heatmaps: torch.Tensor | None = None
     panels: dict[str, torch.Tensor] = field(default_factory=dict)
+    spatial: str = "center"
 
     @property
     def frames(self) -> int:
@@ -158,6 +162,7 @@ class VideoExplanation:
             "model": self.model,
             "method": self.method,
             "layers": list(self.layers),
+            "spatial": self.spatial,
             "fps": self.fps,
             "width": self.width,
             "height": self.height,
@@ -186,6 +191,8 @@ class VideoAnalysis:
         times: (F,) frame times in seconds; importance: (F,) in [0, 1].
         spool: every window's maps, keyed by method id (on disk). Close the analysis (or
             use ``with``) to delete it.
+        spatial: the spatial mode that ran ("full", "tiles" or "center"); ``geometry``
+            is then the whole frame, the band the tiles cover, or the crop.
     """
 
     source: VideoSource
@@ -200,6 +207,7 @@ class VideoAnalysis:
     importance: np.ndarray
     spool: MapSpool
     warnings: list[str] = field(default_factory=list)
+    spatial: str = "center"
 
     @property
     def info(self) -> VideoInfo:
@@ -221,6 +229,7 @@ class VideoAnalysis:
             importance=self.importance,
             windows=self.windows,
             warnings=list(self.warnings),
+            spatial=self.spatial,
         )
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from vidcam.models.spec import InputSpec
 from vidcam.paths import check_distinct, check_output
 from vidcam.video.decode import check_input
 from vidcam.video.encode import check_output_extension
+from vidcam.video.spatial import SPATIAL
 
 NORMALIZE = ("clip", "frame")
 
@@ -45,8 +46,11 @@ class ExplainOptions:
     side_by_side: bool = False
     batch_size: int = 1
     normalize: str = "clip"
+    spatial: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.spatial not in SPATIAL:
+            raise VidcamError(f"spatial {self.spatial!r} must be one of {', '.join(SPATIAL)}")
         if self.normalize not in NORMALIZE:
             raise VidcamError(f"normalize {self.normalize!r} must be one of {', '.join(NORMALIZE)}")
         get_method(self.method)
@@ -85,6 +89,7 @@ class ExplainKwargs(TypedDict, total=False):
     side_by_side: bool
     batch_size: int
     normalize: str
+    spatial: str
 
 
 def check_paths(
