@@ -13,7 +13,7 @@ from conftest import pattern_frames
 from vidcam.errors import VidcamError
 from vidcam.video.decode import iter_frames, probe
 from vidcam.video.encode import VideoEncoder, check_output_extension
-from vidcam.video.render import COLORMAPS, Panel, Renderer, colormap_lut, overlay
+from vidcam.video.render import COLORMAPS, Panel, Renderer, colormap_lut, opacity, overlay
 
 
 def test_colormap_names_and_lut():
@@ -26,14 +26,18 @@ def test_colormap_names_and_lut():
         colormap_lut("rainbowz")
 
 
-def test_overlay_is_alpha_blend():
+def test_overlay_is_a_per_pixel_alpha_blend():
+    """a = opacity(alpha, peak)[heat]: out = a × colour + (1 − a) × image, per pixel."""
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
     heat = rng.random((5, 7)).astype(np.float32)
     lut = colormap_lut("jet")
     got = overlay(img, heat, lut, 0.3)
-    want = 0.3 * lut[np.rint(heat * 255).astype(int)] + 0.7 * img
-    assert np.abs(got.astype(float) - want).max() <= 0.5 + 1e-9
+    h8 = np.rint(heat * 255).astype(int)
+    a = opacity(0.3, int(h8.max()))[h8][..., None]
+    want = a * lut[h8] + (1 - a) * img
+    assert np.abs(got.astype(float) - want).max() <= 0.5 + 1e-6
+    assert a.max() > 0.2 and (a == 0).any()  # hot pixels tinted, cold ones not
 
 
 def test_renderer_side_by_side_and_strip():
@@ -43,16 +47,18 @@ def test_renderer_side_by_side_and_strip():
     imp[9] = 1.0
     r = Renderer(H, W, colormap="jet", alpha=1.0, importance=imp, times=times)
     img = np.full((H, W, 3), 100, np.uint8)
-    zero = np.zeros((H, W), np.float32)
-    out = r(img, [Panel("A", heat=zero), Panel("B", image=img)], time=0.0, frame=0)
+    heat = np.zeros((H, W), np.float32)
+    heat[:, W // 2 :] = 1.0  # right half hot, left half cold
+    out = r(img, [Panel("A", heat=heat), Panel("B", image=img)], time=0.0, frame=0)
     assert out.shape == (H, 2 * W, 3)
     sh = r._strip.height
     strip = out[H - sh :, :W]
     # frame 9 (importance 1) sits in the last column: a full bar; frame 0's column: playhead
     assert (strip[:, W - 1] == (255, 190, 40)).all()
     assert (strip[:, 0] == 255).all()
-    # above the strip, alpha 1 with heat 0 is jet's colour for 0 (outside the text)
-    assert tuple(out[H - sh - 20, W // 2]) == tuple(colormap_lut("jet")[0])
+    # above the strip: cold = the source exactly, full heat at alpha 1 = jet's colour for 1
+    assert tuple(out[H - sh - 20, W // 4]) == (100, 100, 100)
+    assert tuple(out[H - sh - 20, 3 * W // 4]) == tuple(colormap_lut("jet")[255])
     assert tuple(out[H - sh - 20, W + W // 2]) == (100, 100, 100)  # image panel as is
     with pytest.raises(VidcamError, match="alpha"):
         Renderer(H, W, alpha=1.5)

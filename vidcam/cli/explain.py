@@ -1,7 +1,8 @@
 """``vidcam explain INPUT -o OUTPUT``: an annotated video of where and when the model looks.
 
-Everything that can be checked before the work starts is checked first (input, output
-directory, extension, overwrite, colormap, alpha, device); the input file is only ever read.
+``--preview PATH.png`` adds a contact sheet (or, without ``-o``, writes only the sheet).
+Everything that can be checked before the work starts is checked first (input, outputs'
+directories, extensions, overwrite, colormap, alpha, device); the input file is only ever read.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import sys
 import time
 import warnings
 
-from vidcam.video import METHODS, resolve_device, write_explained_video
+from vidcam.errors import VidcamError
+from vidcam.video import METHODS, resolve_device, write_explained_video, write_preview
 from vidcam.video.encode import VALID_EXTENSIONS
+from vidcam.video.scale import DEFAULT_NORMALIZE, NORMALIZE, VIDEO_GAMMA, VIDEO_PERCENTILE
+from vidcam.video.spatial import SPATIAL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o",
         "--output",
-        required=True,
-        help=f"annotated video to write ({', '.join(VALID_EXTENSIONS)})",
+        help=f"annotated video to write ({', '.join(VALID_EXTENSIONS)}); optional with --preview",
+    )
+    parser.add_argument(
+        "--preview",
+        metavar="PATH.png",
+        help="also write a contact sheet: 3x4 frames spread over the video, each with its "
+        "heat, time and top label (without -o: only the sheet)",
     )
     parser.add_argument(
         "--model", default="i3d", help="registered model name (see 'vidcam models'; default: i3d)"
@@ -64,7 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=1, help="windows per model call")
     parser.add_argument(
-        "--alpha", type=float, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)"
+        "--alpha",
+        type=float,
+        default=0.6,
+        help="opacity of full heat in [0, 1] (default: 0.6); it grows with the heat, so cold "
+        "regions stay the source pixels",
     )
     parser.add_argument(
         "--colormap",
@@ -81,47 +94,67 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--normalize",
-        choices=("clip", "frame"),
-        default="clip",
-        help="heatmap scale: one per window volume (default; shows WHEN the model looks) or "
-        "one per frame (shows WHERE in every frame, also when the map peaks in time)",
+        choices=NORMALIZE,
+        default=DEFAULT_NORMALIZE,
+        help=f"heatmap scale: video (default: one robust scale for the whole video, its "
+        f"{VIDEO_PERCENTILE:g}th percentile = high, gamma {VIDEO_GAMMA:g}: the hottest regions "
+        "show in every frame with heat, and brightness follows WHEN the model looks), clip "
+        "(one scale per window volume) or frame (every frame on its own: WHERE in every "
+        "frame, nothing about when)",
+    )
+    parser.add_argument(
+        "--spatial",
+        choices=SPATIAL,
+        default="auto",
+        help="where the model looks: full frame (fully convolutional), tiles (overlapping "
+        "crops, for fixed-size models), center (the centre crop only); auto (default): full "
+        "when the model allows it",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--quiet", action="store_true", help="no progress or summary output")
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.output and not args.preview:
+        raise VidcamError("nothing to write: give -o OUTPUT and/or --preview PATH.png")
+    if not args.output and args.json:
+        raise VidcamError("--json needs -o OUTPUT")
     resolve_device(args.device)  # paths, colormap and alpha are checked first thing below
     started = time.perf_counter()
+    options = dict(
+        overwrite=args.overwrite,
+        alpha=args.alpha,
+        colormap=args.colormap,
+        progress=not args.quiet,
+        model=args.model,
+        weights=args.weights,
+        pretrained=not args.random_weights,
+        layer=(args.layer[0] if len(args.layer) == 1 else args.layer) if args.layer else None,
+        method=args.method,
+        softmax=args.softmax,
+        target=args.target,
+        clip_len=args.clip_len,
+        stride=args.stride,
+        device=args.device,
+        side_by_side=args.side_by_side,
+        batch_size=args.batch_size,
+        normalize=args.normalize,
+        spatial=args.spatial,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = _one_line_warning
-        result = write_explained_video(
-            args.input,
-            args.output,
-            overwrite=args.overwrite,
-            alpha=args.alpha,
-            colormap=args.colormap,
-            json_path=args.json,
-            progress=not args.quiet,
-            model=args.model,
-            weights=args.weights,
-            pretrained=not args.random_weights,
-            layer=(args.layer[0] if len(args.layer) == 1 else args.layer) if args.layer else None,
-            method=args.method,
-            softmax=args.softmax,
-            target=args.target,
-            clip_len=args.clip_len,
-            stride=args.stride,
-            device=args.device,
-            side_by_side=args.side_by_side,
-            batch_size=args.batch_size,
-            normalize=args.normalize,
-        )
+        if args.output:
+            result = write_explained_video(
+                args.input, args.output, json_path=args.json, preview=args.preview, **options
+            )
+        else:
+            result = write_preview(args.input, args.preview, **options)
     if not args.quiet:
         took = time.perf_counter() - started
+        wrote = " and ".join(p for p in (args.output, args.preview) if p)
         print(
-            f"wrote {args.output}: {result.frames} frames, {len(result.windows)} windows, "
+            f"wrote {wrote}: {result.frames} frames, {len(result.windows)} windows, "
             f"{result.model} / {result.method}, {took:.1f} s",
             file=sys.stderr,
         )

@@ -49,6 +49,7 @@ from vidcam.video.pipeline import (
     explain_video,
     iter_explained_frames,
     write_explained_video,
+    write_preview,
 )
 from vidcam.video.render import Renderer
 from vidcam.video.results import ExplainedFrame, VideoAnalysis, VideoExplanation, WindowResult
@@ -73,4 +74,5 @@ __all__ = [
     "resolve_device",
     "resolve_target",
     "write_explained_video",
+    "write_preview",
 ]

@@ -4,6 +4,10 @@
 (:class:`~vidcam.video.to_source.MapBlender`), with the window that weighs most on it (its
 predictions label the frame). :class:`Placers` puts a panel's crop-space map onto the
 source pixel grid; :func:`explained_frames` does both for the Python API.
+
+The display scale (``normalize``, :class:`~vidcam.video.scale.DisplayScale`) is applied here:
+its video-level reference is read from the spool before the first frame, each window's maps
+are scaled as they are loaded, and every blended frame gets the display gamma.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from vidcam.progress import Progress
 from vidcam.video.decode import DecodedFrame
 from vidcam.video.results import ExplainedFrame, VideoAnalysis, WindowResult
+from vidcam.video.scale import DEFAULT_NORMALIZE, DisplayScale
 from vidcam.video.threads import Prefetch
 from vidcam.video.to_source import MapBlender, SourcePlacer
 
@@ -37,15 +42,27 @@ class Placers:
         return self._placers[panel]
 
 
+def display_scale(analysis: VideoAnalysis, normalize: str = DEFAULT_NORMALIZE) -> DisplayScale:
+    """The display scale of ``analysis``'s heat panels (one cheap pass over the spool)."""
+    heat = [p.id for p in analysis.panels if not p.guided]
+    return DisplayScale.from_spool(analysis.spool, heat, normalize, device=analysis.model.device)
+
+
 def blended(
-    analysis: VideoAnalysis, *, progress: bool = False
+    analysis: VideoAnalysis,
+    scale: DisplayScale | str = DEFAULT_NORMALIZE,
+    *,
+    progress: bool = False,
 ) -> Iterator[tuple[DecodedFrame, dict[str, torch.Tensor], WindowResult]]:
-    """Per source frame: ({method id: (h, w) heat | (h, w, 3) image} in crop space, blended
-    over the windows covering it, and the window weighing most on it)."""
+    """Per source frame: ({method id: (h, w) display heat in [0, 1] | (h, w, 3) image} in crop
+    space, blended over the windows covering it, and the window weighing most on it).
+    ``scale``: a :class:`DisplayScale` or a ``normalize`` name."""
     dev = analysis.model.device
+    if isinstance(scale, str):
+        scale = display_scale(analysis, scale)
     blender = MapBlender(
         analysis.supports,
-        lambda i: {k: _as_float(v.to(dev)) for k, v in analysis.spool.get(i).items()},
+        lambda i: {k: scale.window(k, v.to(dev)) for k, v in analysis.spool.get(i).items()},
     )
     n = len(analysis.times)
     bar = Progress(n, unit="frames", desc="rendering", enabled=progress)
@@ -55,6 +72,7 @@ def blended(
             if frame.index >= n:
                 break
             maps, weights = blender.at(float(frame.time))
+            maps = {k: scale.frame(v) for k, v in maps.items()}
             yield frame, maps, analysis.windows[max(weights, key=weights.get)]
             bar.update(1)
     finally:
@@ -63,11 +81,17 @@ def blended(
 
 
 def explained_frames(
-    analysis: VideoAnalysis, *, progress: bool = False
+    analysis: VideoAnalysis,
+    scale: DisplayScale | str = DEFAULT_NORMALIZE,
+    *,
+    progress: bool = False,
 ) -> Iterator[ExplainedFrame]:
-    """Every frame with its maps on the source grid (torch, on the model's device)."""
+    """Every frame with its maps on the source grid (torch, on the model's device). With the
+    ``frame`` scale every heatmap's maximum on the source grid is exactly 1."""
     place = Placers(analysis)
-    for frame, maps, window in blended(analysis, progress=progress):
+    if isinstance(scale, str):
+        scale = display_scale(analysis, scale)
+    for frame, maps, window in blended(analysis, scale, progress=progress):
         panels: dict[str, torch.Tensor] = {}
         for p in analysis.panels:
             m = maps[p.id]
@@ -76,7 +100,11 @@ def explained_frames(
             if image:  # guided product (h, w, 3)
                 panels[p.id] = placer(m.permute(2, 0, 1)).permute(1, 2, 0)
             else:
-                panels[p.id] = placer(m).clamp_(0, 1)
+                heat = placer(m).clamp_(0, 1)
+                if scale.normalize == "frame":  # bilinear placement may shave the peak
+                    top = heat.max()
+                    heat = heat / top if bool(top > 0) else heat
+                panels[p.id] = heat
         yield ExplainedFrame(
             index=frame.index,
             time=frame.time,
@@ -86,7 +114,3 @@ def explained_frames(
             window=window,
             method=analysis.method.id,
         )
-
-
-def _as_float(v: torch.Tensor) -> torch.Tensor:
-    return v.float().div_(255.0) if v.dtype == torch.uint8 else v.float()

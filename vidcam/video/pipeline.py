@@ -4,7 +4,10 @@ Both passes stream (see :mod:`vidcam.video` for the whole data path): pass 1
 (:func:`~vidcam.video.explain_pass.explain_pass`) explains every window and spools its maps;
 pass 2 (:mod:`vidcam.video.map_pass`) decodes again and maps them back onto each source frame,
 which :func:`write_explained_video` renders and encodes while :func:`explain_video` collects
-them.
+them; :func:`write_preview` renders only a contact sheet (:mod:`vidcam.video.preview`).
+
+``normalize`` (the display scale, :mod:`vidcam.video.scale`) is a pass-2 choice, like
+``alpha`` and ``colormap``: pass 1 spools maps in the CAM's own units, whatever the scale.
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
+from vidcam.paths import check_distinct
 from vidcam.video.decode import VideoSource
 from vidcam.video.encode import VideoEncoder
 from vidcam.video.explain_pass import explain_pass
-from vidcam.video.map_pass import Placers, blended, explained_frames
+from vidcam.video.map_pass import Placers, blended, display_scale, explained_frames
+from vidcam.video.preview import ContactSheet, check_preview
 from vidcam.video.render import Panel, Renderer, check_alpha, colormap_lut, to_u8
 from vidcam.video.results import ExplainedFrame, VideoAnalysis, VideoExplanation
+from vidcam.video.scale import DEFAULT_NORMALIZE, DisplayScale, check_normalize
 from vidcam.video.setup import ExplainOptions, check_paths
 from vidcam.video.threads import WriteBehind
 
@@ -30,9 +37,17 @@ if TYPE_CHECKING:
     from vidcam.video.setup import ExplainKwargs
 
 
+def _options(options: dict) -> tuple[ExplainOptions, str]:
+    """(pass-1 options, the display scale ``normalize``), both validated."""
+    options = dict(options)
+    normalize = check_normalize(options.pop("normalize", DEFAULT_NORMALIZE))
+    return ExplainOptions(**options), normalize
+
+
 def analyze(path: str | Path, **options: Unpack[ExplainKwargs]) -> VideoAnalysis:
-    """Pass 1 only: the :class:`VideoAnalysis` record (close it, or use ``with``)."""
-    o = ExplainOptions(**options)
+    """Pass 1 only: the :class:`VideoAnalysis` record (close it, or use ``with``); pass 2:
+    :func:`~vidcam.video.map_pass.explained_frames` (with the ``normalize`` of your choice)."""
+    o, _ = _options(options)
     return explain_pass(VideoSource(path), o)
 
 
@@ -41,9 +56,9 @@ def iter_explained_frames(
 ) -> Iterator[ExplainedFrame]:
     """Stream every frame of ``path`` with its explanation (options of :func:`explain_video`);
     memory stays bounded however long the video is."""
-    o = ExplainOptions(**options)
+    o, normalize = _options(options)
     with explain_pass(VideoSource(path), o) as analysis:
-        yield from explained_frames(analysis, progress=o.progress)
+        yield from explained_frames(analysis, normalize, progress=o.progress)
 
 
 def explain_video(path: str | Path, **options: Unpack[ExplainKwargs]) -> VideoExplanation:
@@ -69,17 +84,18 @@ def explain_video(path: str | Path, **options: Unpack[ExplainKwargs]) -> VideoEx
         side_by_side: also compute the companion panel (Grad-CAM | Grad-CAM++, or the CAM next
             to the guided product).
         batch_size: windows per engine call (default 1).
-        normalize: "clip" (default: one heatmap scale per window volume) or "frame" (every
-            frame's map min-max normalised on its own).
+        normalize: the heatmaps' display scale (:mod:`vidcam.video.scale`): "video" (default:
+            one robust scale for the whole video, its 99th percentile = 1, gamma 0.6), "clip"
+            (one scale per window volume) or "frame" (every frame min-max normalised).
 
     All but ``path`` are keyword-only (:class:`~vidcam.video.setup.ExplainOptions`). The
     heatmaps of all frames are collected as uint8 (F, H, W): for long videos use
     :func:`iter_explained_frames` or :func:`write_explained_video`, which stream.
     """
-    o = ExplainOptions(**options)
+    o, normalize = _options(options)
     with explain_pass(VideoSource(path), o) as analysis:
         collected: dict[str, list[torch.Tensor]] = {p.id: [] for p in analysis.panels}
-        for fr in explained_frames(analysis, progress=o.progress):
+        for fr in explained_frames(analysis, normalize, progress=o.progress):
             for pid, v in fr.panels.items():
                 collected[pid].append(v.mul(255).round_().to(torch.uint8).cpu())
         result = analysis.summary()
@@ -95,64 +111,175 @@ def write_explained_video(
     output: str | Path,
     *,
     overwrite: bool = False,
-    alpha: float = 0.5,
+    alpha: float = 0.6,
     colormap: str = "jet",
     json_path: str | Path | None = None,
+    preview: str | Path | None = None,
     **options: Unpack[ExplainKwargs],
 ) -> VideoExplanation:
     """Explain ``path`` and write the annotated video to ``output`` (.mp4/.mov/.mkv/.gif),
-    plus, with ``json_path``, the per-window predictions and per-frame importance as JSON.
+    plus, with ``json_path``, the per-window predictions and per-frame importance as JSON, and
+    with ``preview``, a contact sheet PNG (:func:`write_preview`).
 
-    Streams both passes; ``output`` appears only when complete. Other keyword arguments as in
+    ``alpha`` is the opacity of full heat (cold pixels stay the source's). Streams both passes;
+    every output appears only when complete. Other keyword arguments as in
     :func:`explain_video`. Returns the explanation without per-frame heatmaps.
     """
     src, out = check_paths(path, output, overwrite=overwrite, json_path=json_path)
+    if preview is not None:
+        check_preview(preview, inputs=[src], overwrite=overwrite)
+        check_distinct([("the output video", out), ("--json", json_path), ("--preview", preview)])
     colormap_lut(colormap)
     check_alpha(alpha)
-    o = ExplainOptions(**options)
-    source = VideoSource(src)
-    with explain_pass(source, o) as analysis:
-        info = source.info
-        renderer = Renderer(
-            info.height,
-            info.width,
-            colormap=colormap,
+    o, normalize = _options(options)
+    with explain_pass(VideoSource(src), o) as analysis:
+        result = render_analysis(
+            analysis,
+            out,
+            normalize=normalize,
             alpha=alpha,
-            importance=analysis.importance,
-            times=analysis.times,
-            crop_box=analysis.geometry.crop_box(),
+            colormap=colormap,
+            preview=preview,
+            progress=o.progress,
         )
-        place = Placers(analysis)
-        with (
-            VideoEncoder(
-                out,
-                width=info.width * len(analysis.panels),
-                height=info.height,
-                fps=info.fps,
-                time_base=info.time_base,
-                audio_from=src if info.has_audio else None,
-                audio_offset=info.start,
-            ) as enc,
-            WriteBehind(enc.write) as write,
-        ):
-            for frame, maps, window in blended(analysis, progress=o.progress):
-                panels = []
-                for p in analysis.panels:
-                    m = to_u8(maps[p.id].cpu().numpy())
-                    is_image = m.ndim == 3  # guided product (h, w, 3)
-                    placed = place(p.id, m.shape[:2], is_image).place_u8(m)
-                    panels.append(
-                        Panel(p.title, image=placed) if is_image else Panel(p.title, heat=placed)
-                    )
-                image = renderer(
-                    frame.image,
-                    panels,
-                    time=float(frame.time),
-                    frame=frame.index,
-                    lines=window.caption(analysis.model.labels),
-                )
-                write(image, frame.time)
-        result = analysis.summary()
     if json_path:
         result.write_json(Path(json_path))
     return result
+
+
+def render_analysis(
+    analysis: VideoAnalysis,
+    output: str | Path,
+    *,
+    normalize: str | DisplayScale = DEFAULT_NORMALIZE,
+    alpha: float = 0.6,
+    colormap: str = "jet",
+    preview: str | Path | None = None,
+    progress: bool = False,
+) -> VideoExplanation:
+    """Pass 2 of :func:`write_explained_video` on a pass-1 record (e.g. from :func:`analyze`;
+    the same analysis can be rendered with several scales and looks). Paths are not checked."""
+    info = analysis.info
+    scale = normalize if isinstance(normalize, DisplayScale) else display_scale(analysis, normalize)
+    renderer = _renderer(analysis, scale, alpha, colormap)
+    sheet = _sheet(analysis, scale, renderer) if preview is not None else None
+    with (
+        VideoEncoder(
+            output,
+            width=info.width * len(analysis.panels),
+            height=info.height,
+            fps=info.fps,
+            time_base=info.time_base,
+            audio_from=info.path if info.has_audio else None,
+            audio_offset=info.start,
+        ) as enc,
+        WriteBehind(enc.write) as write,
+    ):
+        for frame, panels, window in _panels(analysis, scale, progress):
+            if sheet is not None and sheet.wants(frame.index):
+                _add_to_sheet(sheet, analysis, renderer, frame, panels, window)
+            image = renderer(
+                frame.image,
+                panels,
+                time=float(frame.time),
+                frame=frame.index,
+                lines=window.caption(analysis.model.labels),
+            )
+            write(image, frame.time)
+    if sheet is not None:
+        sheet.write(preview)
+    return analysis.summary()
+
+
+def write_preview(
+    path: str | Path,
+    preview: str | Path,
+    *,
+    overwrite: bool = False,
+    alpha: float = 0.6,
+    colormap: str = "jet",
+    rows: int = 3,
+    cols: int = 4,
+    **options: Unpack[ExplainKwargs],
+) -> VideoExplanation:
+    """Explain ``path`` and write only its contact sheet to ``preview`` (.png/.jpg): ``rows ×
+    cols`` frames spread over the video, each with its heat, time, top label and importance
+    (:mod:`vidcam.video.preview`). Written atomically; the path is checked before any work.
+    Options as in :func:`write_explained_video`."""
+    from vidcam.video.decode import check_input
+
+    src = check_input(path)
+    check_preview(preview, inputs=[src], overwrite=overwrite)
+    colormap_lut(colormap)
+    check_alpha(alpha)
+    o, normalize = _options(options)
+    with explain_pass(VideoSource(src), o) as analysis:
+        scale = display_scale(analysis, normalize)
+        renderer = _renderer(analysis, scale, alpha, colormap)
+        sheet = _sheet(analysis, scale, renderer, rows=rows, cols=cols)
+        for frame, panels, window in _panels(analysis, scale, o.progress, only=sheet.picks):
+            _add_to_sheet(sheet, analysis, renderer, frame, panels, window)
+        result = analysis.summary()
+    sheet.write(preview)
+    return result
+
+
+def _renderer(analysis: VideoAnalysis, scale: DisplayScale, alpha: float, colormap: str):
+    info = analysis.info
+    return Renderer(
+        info.height,
+        info.width,
+        colormap=colormap,
+        alpha=alpha,
+        importance=analysis.importance,
+        times=analysis.times,
+        crop_box=analysis.geometry.crop_box(),
+        legend=scale.legend,
+    )
+
+
+def _sheet(
+    analysis: VideoAnalysis, scale: DisplayScale, renderer: Renderer, rows: int = 3, cols: int = 4
+) -> ContactSheet:
+    title = " | ".join(p.title for p in analysis.panels)
+    return ContactSheet(
+        len(analysis.times),
+        rows=rows,
+        cols=cols,
+        title=f"{analysis.info.path.name}  -  {analysis.model.name}, {title}",
+        legend=f"{scale.legend}; {scale.note}",
+        lut=renderer.lut,
+        importance=analysis.importance,
+        times=analysis.times,
+        tile_width=360 * len(analysis.panels),
+    )
+
+
+def _panels(analysis: VideoAnalysis, scale: DisplayScale, progress: bool, only=None):
+    """Per frame (or only the frames ``only``): (frame, [Panel] on the source grid, window)."""
+    place = Placers(analysis)
+    wanted = None if only is None else set(only)
+    for frame, maps, window in blended(analysis, scale, progress=progress):
+        if wanted is not None and frame.index not in wanted:
+            if frame.index > max(wanted, default=-1):
+                break
+            continue
+        panels = []
+        for p in analysis.panels:
+            m = to_u8(maps[p.id].cpu().numpy())
+            is_image = m.ndim == 3  # guided product (h, w, 3)
+            placed = place(p.id, m.shape[:2], is_image).place_u8(m)
+            panels.append(Panel(p.title, image=placed) if is_image else Panel(p.title, heat=placed))
+        yield frame, panels, window
+
+
+def _add_to_sheet(sheet, analysis, renderer, frame, panels, window) -> None:
+    tiles = [renderer.tile(frame.image, p) for p in panels]
+    caption = window.caption(analysis.model.labels)
+    sheet.add(
+        frame.index,
+        tiles[0] if len(tiles) == 1 else np.concatenate(tiles, axis=1),
+        time=float(frame.time),
+        label=caption[0] if caption else "",
+        importance=float(analysis.importance[frame.index]),
+    )

@@ -21,9 +21,8 @@ from vidcam.models.spec import InputSpec
 from vidcam.paths import check_distinct, check_output
 from vidcam.video.decode import check_input
 from vidcam.video.encode import check_output_extension
+from vidcam.video.scale import DEFAULT_NORMALIZE, NORMALIZE
 from vidcam.video.spatial import SPATIAL
-
-NORMALIZE = ("clip", "frame")
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class ExplainOptions:
     progress: bool = True
     side_by_side: bool = False
     batch_size: int = 1
-    normalize: str = "clip"
+    normalize: str = DEFAULT_NORMALIZE
     spatial: str = "auto"
 
     def __post_init__(self) -> None:
