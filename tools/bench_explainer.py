@@ -1,6 +1,7 @@
 """Explainer speed vs the floor (one forward + autograd.grad down to the layer), side by side.
 
-Prints, per model: the floor, vidcam Grad-CAM++ (maps upsampled to the input), K=5 targets,
+Prints, per model: the floor, the floor without autograd before the layer (what vidcam's
+gradient-free prefix runs), vidcam Grad-CAM++ (maps upsampled to the input), K=5 targets,
 the softmax variant, and pytorch-grad-cam 1.5.7's GradCAMPlusPlus when installed
 (``pip install grad-cam==1.5.7``; a peer for comparison, not a dependency). Random weights.
 Targets: vidcam / floor ≤ 1.10, K=5 / K=1 ≤ 1.5. Runs on CUDA too when one is present.
@@ -66,6 +67,37 @@ def make_floor(
     return floor
 
 
+def make_prefix_floor(
+    model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor
+) -> Callable[[], None]:
+    """The floor when the forward records autograd only from ``layer`` on: no graph before it,
+    the activation made a leaf there (grad mode is switched on inside the hook and stays on for
+    the rest of the forward), then autograd.grad of the top score to that leaf."""
+
+    def hook(_module: torch.nn.Module, _inputs: object, out: torch.Tensor) -> torch.Tensor:
+        leaf = out.detach().requires_grad_(True)
+        store["a"] = leaf
+        torch.set_grad_enabled(True)
+        return leaf.clone()  # a leaf can not go through in-place ops downstream
+
+    store: dict[str, torch.Tensor] = {}
+
+    def floor() -> None:
+        handle = layer.register_forward_hook(hook)
+        previous = torch.is_grad_enabled()
+        try:
+            torch.set_grad_enabled(False)
+            out = model(x)
+        finally:
+            torch.set_grad_enabled(previous)
+            handle.remove()
+        with torch.enable_grad():
+            score = out.gather(1, out.argmax(1)[:, None]).sum()
+        torch.autograd.grad(score, store.pop("a"))
+
+    return floor
+
+
 def bench_model(name: str, device: torch.device, repeats: int, batch: int) -> None:
     """Time the floor, vidcam's variants and the peer on one model; print the ratios."""
     model, layer_name, shape = build(name)
@@ -80,6 +112,7 @@ def bench_model(name: str, device: torch.device, repeats: int, batch: int) -> No
     soft = vidcam.Explainer(model, layer_name, softmax=True)
     rows = [
         ("floor: forward + grad to layer", floor),
+        ("floor, no autograd before the layer", make_prefix_floor(model, layer, x)),
         ("vidcam Grad-CAM++ (upsampled)", lambda: explainer(x)),
         ("vidcam Grad-CAM++ K=5 targets", lambda: explainer(x, "topk:5")),
         ("vidcam Grad-CAM++ softmax variant", lambda: soft(x)),

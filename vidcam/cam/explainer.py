@@ -2,7 +2,9 @@
 
 One call = one forward with hooks on the explained layer(s) + one backward, batched over the K
 targets, down to those layers (plus, for the softmax variant, a chunked batched backward over
-all classes). Everything stays on the model's device.
+all classes). The forward records autograd only from the explained layer(s) on: the part before
+them runs like plain inference (see :mod:`vidcam.cam.prefix`). Everything stays on the model's
+device.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from torch import nn
 
 from vidcam.cam import formulas
 from vidcam.cam.backward import class_moments, grads_per_target
-from vidcam.cam.hooks import capture_layers, eval_mode
+from vidcam.cam.hooks import eval_mode
 from vidcam.cam.layers import LayerArg, resolve_layers
 from vidcam.cam.maps import fuse, upsample
+from vidcam.cam.prefix import autograd_errors, record_forward
 from vidcam.cam.targets import Target, resolve_targets
 from vidcam.errors import VidcamError
 from vidcam.models.spec import Reshape
@@ -75,8 +78,14 @@ class Explainer:
         reshape: turns a token layer's output into (N, C, T, H, W); see ``vidcam.models.spec``.
 
     The object holds no hooks between calls; each call restores the model exactly (train/eval
-    flags, ``requires_grad``, parameters' ``.grad``).
+    flags, ``requires_grad``, parameters' ``.grad``) and the caller's grad mode. Autograd records
+    only from the explained layer(s) to the score; calling it inside ``torch.inference_mode()``
+    is an error (``torch.no_grad()`` around it is fine).
     """
+
+    #: private: record the whole forward (the engine before the gradient-free prefix), for
+    #: benchmarks and equivalence tests only
+    _full_graph: bool = False
 
     def __init__(
         self,
@@ -139,20 +148,22 @@ class Explainer:
         if self.softmax and callable(target) and not isinstance(target, torch.Tensor):
             raise VidcamError("target: the softmax variant needs class indices, not a callable")
         layers = self._layers(clip)
-        with eval_mode(self.model), capture_layers(layers) as store, torch.enable_grad():
-            output = self.model(clip)
-            scores, indices = resolve_targets(output, target)
-            if scores.shape[0] != clip.shape[0]:
-                raise VidcamError(
-                    f"target: got scores for {scores.shape[0]} samples, the clip batch has "
-                    f"{clip.shape[0]}"
-                )
+        with eval_mode(self.model), torch.enable_grad(), autograd_errors():
+            output, store = record_forward(
+                self.model, clip, layers, full_graph=self._full_graph
+            )
             names = [name for name, _ in layers]
             missing = [name for name in names if name not in store]
             if missing:
                 raise VidcamError(
                     f"layer {missing[0]!r} was never reached by the model's forward; pick a layer "
                     "that the forward pass runs"
+                )
+            scores, indices = resolve_targets(output, target)
+            if scores.shape[0] != clip.shape[0]:
+                raise VidcamError(
+                    f"target: got scores for {scores.shape[0]} samples, the clip batch has "
+                    f"{clip.shape[0]}"
                 )
             tensors = [store[name].tensor for name in names]
             grads = grads_per_target(scores, tensors, names)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -34,13 +34,17 @@ def _first_tensor(output: Any) -> tuple[torch.Tensor | None, int | None]:
 
 
 @contextmanager
-def capture_layers(layers: list[tuple[str, nn.Module]]) -> Iterator[dict[str, Captured]]:
+def capture_layers(
+    layers: list[tuple[str, nn.Module]], on_capture: Callable[[str], None] | None = None
+) -> Iterator[dict[str, Captured]]:
     """Hook ``layers`` for the duration of the ``with`` block; yields ``{name: Captured}``.
 
-    The captured tensor requires grad (a frozen model's activation becomes a leaf that does),
-    and the layer passes on a *clone*, so in-place ops downstream (``ReLU(inplace=True)``) can
-    not modify the captured activation. For tuple outputs (e.g. MViT's ``(tokens, thw)``) the
-    first tensor is captured.
+    The captured tensor requires grad (an activation that does not — frozen model, or a forward
+    run without autograd so far — becomes a leaf that does), and the layer passes on a *clone*,
+    so in-place ops downstream (``ReLU(inplace=True)``) can not modify the captured activation.
+    For tuple outputs (e.g. MViT's ``(tokens, thw)``) the first tensor is captured.
+    ``on_capture(name)`` runs after each capture, before the clone is made (the gradient-free
+    prefix switches grad mode on there, see :mod:`vidcam.cam.prefix`).
     """
     store: dict[str, Captured] = {}
     handles = []
@@ -61,6 +65,8 @@ def capture_layers(layers: list[tuple[str, nn.Module]]) -> Iterator[dict[str, Ca
                 store[name] = Captured(tensor, output, store[name].calls + 1)
             else:
                 store[name] = Captured(tensor, output)
+            if on_capture is not None:
+                on_capture(name)
             passed_on = tensor.clone()
             if index is None:
                 return passed_on
