@@ -74,6 +74,94 @@ def test_json_records_every_method_and_metric(evaluated):
         assert curves["insertion_voxel"][-1] == pytest.approx(mean_y, abs=1e-5)
 
 
+def test_json_has_fills_keep_remove_and_map_size(evaluated):
+    data, _, _ = evaluated
+    assert data["options"]["fills"] == ["road", "blur"]  # the natural fills by default
+    assert data["options"]["fractions"] == pytest.approx([0.1, 0.2, 0.5])
+    assert data["options"]["fill_grids"]["road"] == pytest.approx([0, 0.1, 0.2, 0.5, 1])
+    for clip in data["clips"]:
+        for m in METHODS:
+            rec = clip["methods"][m]
+            for fill in ("road", "blur"):
+                for p in ("10", "20", "50"):
+                    assert rec[f"remove_{p}_{fill}"] >= 0.0 and rec[f"keep_{p}_{fill}"] >= 0.0
+                assert f"deletion_rel_{fill}" in rec and f"insertion_rel_{fill}" in rec
+            assert 0.0 <= rec["map_area50"] <= 1.0 and 0.0 <= rec["map_mean"] <= 1.0
+        assert clip["methods"]["ones"]["map_mean"] == 1.0
+        assert clip["methods"]["ones"]["map_area50"] == 1.0
+    summary = data["summary"]["methods"]
+    for m in METHODS:
+        curves = data["mean_curves"][m]
+        assert len(curves["deletion_rel_road"]) == 5  # 0, 10, 20, 50, 100 %
+        assert curves["deletion_rel_road"][0] == pytest.approx(1.0)  # nothing removed: Y / Y
+        assert curves["insertion_rel_blur"][-1] == pytest.approx(1.0)
+        vals = [c["methods"][m]["remove_20_road"] for c in data["clips"]]
+        assert summary[m]["remove_20_road"] == pytest.approx(sum(vals) / len(vals))
+    # on the sample model both CAMs find what it needs: removing their top 20 % (ROAD fill)
+    # costs far more confidence than removing a random 20 %
+    for cam in ("gradcam", "gradcam++"):
+        assert summary[cam]["remove_20_road"] < summary["random"]["remove_20_road"] - 0.3
+    timing = data["timing"]
+    assert timing["clips_per_minute"] > 0 and timing["masked_forwards"] > 0
+    assert timing["road_solves"] == 2 * (4 * 2 * 3 + 1)  # per clip: 4 maps × 2 modes × 3 + 1
+
+
+def test_table_leads_with_removal_under_natural_fills(evaluated):
+    _, _, table = evaluated
+    head = table.index("Headline")
+    assert table.index("How to read") < head < table.index("| baseline: black")
+    for title in (
+        "Remove 20 % · road ↓",
+        "Keep 20 % · road ↑",
+        "Remove 20 % · blur ↓",
+        "Mean map",
+        "Area ≥ 0.5",
+        "Avg Drop % (black) ↓",
+        "Win % vs the other CAM",
+        "| fill: road |",
+        "| fill: blur |",
+        "Remove 50 % ↓",
+    ):
+        assert title in table, title
+    headline = table[head:].split("\n\n")[1].splitlines()
+    assert len(headline) == 2 + len(METHODS)
+    ones = next(line for line in headline if line.startswith("| all-ones"))
+    cells = [c.strip() for c in ones.strip("|").split("|")]
+    assert cells[5:7] == ["1.000", "1.000"]  # map mean and area of the all-ones map
+    assert cells[7] == "0.00"  # ... and its perfect Average Drop
+
+
+def test_fill_fraction_and_unit_options(tmp_path, capsys):
+    clip = str(SAMPLES / f"{CLIPS[1]}.mp4")
+    out = tmp_path / "r.json"
+    argv = ["evaluate", clip, "--model", "sample", "--device", "cpu", "--quiet", "--json", str(out)]
+    argv += ["--fill", "blur,black", "--fractions", "25", "--units", "none", "--fill-steps", "4"]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "Remove 25 % · blur ↓" in table and "Keep 25 % · black ↑" in table
+    assert "road" not in table.split("The paper's metrics")[0]
+    data = json.loads(out.read_text())
+    rec = data["clips"][0]["methods"]["gradcam++"]
+    assert "remove_25_black" in rec and "deletion_voxel" not in rec
+    assert data["summary"]["methods"]["gradcam++"]["deletion_voxel"] is None
+    assert data["options"]["fill_grids"]["blur"] == pytest.approx([0, 0.25, 0.5, 0.75, 1])
+    assert data["timing"]["road_solves"] == 0
+    # the black fill shares its masked clips with the black baseline: remove 100 % = baseline
+    assert data["mean_curves"]["ones"]["deletion_rel_black"][-1] == pytest.approx(
+        data["clips"][0]["baseline_score"] / data["clips"][0]["Y"], rel=1e-5
+    )
+
+
+def test_bad_fill_options_exit_2(capsys):
+    clip = str(SAMPLES / f"{CLIPS[0]}.mp4")
+    assert main(["evaluate", clip, "--fill", "white", "--quiet"]) == 2
+    assert "not one of" in capsys.readouterr().err
+    assert main(["evaluate", clip, "--fractions", "0,150", "--quiet"]) == 2
+    assert "between" in capsys.readouterr().err
+    assert main(["evaluate", clip, "--units", "pixel", "--quiet"]) == 2
+    assert main(["evaluate", clip, "--fill-steps", "-1", "--quiet"]) == 2
+
+
 def test_sample_model_recognises_the_sample_clips(evaluated):
     data, _, _ = evaluated
     assert all(c["correct"] for c in data["clips"])

@@ -1,10 +1,15 @@
 """``vidcam evaluate``: how faithful and how well-localized are a model's explanations?
 
 For every video (one clip each, sampled per the model's input spec) it compares Grad-CAM,
-Grad-CAM++, a seeded random map and the all-ones map: Average Drop %, % Increase in Confidence
-and Win % (Chattopadhyay et al. 2018), deletion/insertion AUC over voxels and over whole frames,
-and, when ground truth is found (``<stem>.json`` next to the video or in ``--gt``), pointing
-games, instance coverage, temporal energy and IoU. Prints a table; writes ``--json`` / ``--plot``.
+Grad-CAM++, a seeded random map and the all-ones map. The headline: the model's confidence
+(relative to the whole clip) after removing the map's top k % voxels, or keeping only them,
+under natural fills (``--fill``: ROAD noisy linear imputation over T×H×W, a blurred copy), with
+the map's size (mean value, area ≥ 0.5) beside it. Then Average Drop %, % Increase in Confidence
+and Win % (Chattopadhyay et al. 2018) on E = map ⊙ clip against ``--baseline``, deletion/insertion
+AUC over voxels and over whole frames under that baseline, and, when ground truth is found
+(``<stem>.json`` next to the video or in ``--gt``), pointing games, instance coverage, temporal
+energy and IoU. Every masked forward runs batched (``--batch``) under inference mode. Prints the
+tables; writes ``--json`` / ``--plot`` / ``--markdown``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import argparse
 import sys
 
 from vidcam.errors import VidcamError
+from vidcam.evaluate.fills import FILL_HELP, FILLS, NATURAL_FILLS
 from vidcam.evaluate.masking import BASELINE_HELP, BASELINES
 
 
@@ -29,9 +35,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baseline",
         choices=BASELINES,
         default="black",
-        help="what masked voxels become: "
+        help="baseline of the paper's metrics (E = map ⊙ clip) and of the classic curves: "
         + "; ".join(f"{k}: {v}" for k, v in BASELINE_HELP.items())
         + " (default: black, as the paper's E = map ⊙ clip)",
+    )
+    parser.add_argument(
+        "--fill",
+        default=",".join(NATURAL_FILLS),
+        metavar="F[,F...]",
+        help="fills of the keep/remove scores and relative curves, the first is the headline's: "
+        + "; ".join(f"{k}: {FILL_HELP[k]}" for k in FILLS)
+        + f" (default: {','.join(NATURAL_FILLS)})",
+    )
+    parser.add_argument(
+        "--fractions",
+        default="10,20,50",
+        metavar="P[,P...]",
+        help="percentages of the map's top voxels removed / kept (default: 10,20,50)",
+    )
+    parser.add_argument(
+        "--fill-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="equal steps added to the fills' curves (default 0: only 0, the fractions and 1; "
+        "each step costs 8 masked forwards per clip, and 8 ROAD solves with --fill road)",
+    )
+    parser.add_argument(
+        "--units",
+        default="voxel,frame",
+        help="units of the classic deletion/insertion curves under --baseline: voxel, frame, "
+        "both (default) or none (fastest: keep/remove scores and the paper's metrics only)",
     )
     parser.add_argument(
         "--target",
@@ -39,8 +73,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="pred",
         help="class to explain: the model's top-1 prediction (default) or the ground-truth label",
     )
-    parser.add_argument("--steps", type=int, default=16, help="voxel deletion/insertion steps")
-    parser.add_argument("--batch", type=int, default=16, help="masked clips per forward pass")
+    parser.add_argument(
+        "--steps", type=int, default=16, help="steps of the classic deletion/insertion curves"
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=16,
+        help="masked clips per forward pass (default 16; lower it for large models on little "
+        "memory, e.g. 4 for I3D at 64×224×224)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random map and tie-breaks")
     parser.add_argument("--limit", type=int, help="evaluate only the first N videos")
     parser.add_argument("--json", metavar="PATH", help="write the full results as JSON")
@@ -56,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from vidcam.evaluate.clips import list_videos
-    from vidcam.evaluate.report import format_table, plot_curves, write_json
-    from vidcam.evaluate.run import EvalOptions, evaluate
+    from vidcam.evaluate.fills import parse_fills
+    from vidcam.evaluate.report import format_table, format_timing, plot_curves, write_json
+    from vidcam.evaluate.run import EvalOptions, evaluate, parse_fractions, parse_units
     from vidcam.models.record import resolve_model
     from vidcam.paths import check_distinct, check_output, write_text
 
@@ -67,6 +110,11 @@ def run(args: argparse.Namespace) -> int:
         raise VidcamError(f"--plot {args.plot!r}: the plot is a PNG; give a path ending in .png")
     if args.gt and not Path(args.gt).is_dir():
         raise VidcamError(f"--gt {args.gt!r} is not a folder")
+    fills = parse_fills(args.fill)  # option errors before any decoding or model loading
+    fractions = parse_fractions(args.fractions)
+    units = parse_units(args.units)
+    if args.fill_steps < 0:
+        raise VidcamError(f"--fill-steps must be >= 0, got {args.fill_steps}")
     videos = list_videos(args.inputs)[: args.limit]
     outputs = [("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)]
     for flag, value in outputs:
@@ -88,10 +136,16 @@ def run(args: argparse.Namespace) -> int:
         target=args.target,
         gt_dir=args.gt,
         quiet=args.quiet,
+        fills=fills,
+        fractions=fractions,
+        fill_steps=args.fill_steps,
+        units=units,
     )
     result = evaluate(videos, em, opts)
     table = format_table(result)
     sys.stdout.write(table)
+    if not args.quiet:
+        sys.stderr.write(format_timing(result))
     if args.markdown:
         write_text(args.markdown, table)
     if args.json:

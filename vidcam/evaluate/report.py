@@ -1,23 +1,28 @@
-"""Evaluation output: a Markdown table, a JSON file and a PNG of the mean curves (OpenCV)."""
+"""Evaluation output: Markdown tables, a JSON file and a PNG of the mean curves (matplotlib).
+
+The printed table leads with what does not reward coverage: how much of the model's confidence
+is left after a map's top voxels are removed (or after keeping only them) under a natural fill,
+with the map's size beside it, and the paper's Average Drop / Increase in Confidence / Win % next
+to those. The classic tables (the paper's metrics and the deletion/insertion AUC under the
+baseline, the win matrix, localization) follow. Every file is written atomically.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-
-import cv2
-import numpy as np
-import torch
+from typing import Any
 
 from vidcam.errors import VidcamError
-from vidcam.evaluate.curves import auc
+from vidcam.evaluate.curves import auc_xy
+from vidcam.evaluate.fills import FILL_HELP
 from vidcam.evaluate.masking import BASELINE_HELP
 from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS
-from vidcam.evaluate.run import METHOD_TITLES, METHODS, EvalResult
-from vidcam.paths import write_text
+from vidcam.evaluate.metrics_size import SIZE_METRICS
+from vidcam.evaluate.run import METHOD_TITLES, METHODS, EvalResult, pct
+from vidcam.paths import atomic_write, write_text
 
-#: (key, column title, better) for the faithfulness table.
+#: (key, column title, better) for the classic faithfulness table.
 FAITH_COLUMNS = (
     ("average_drop", "Avg Drop % ↓", "low"),
     ("increase_in_confidence", "Incr. Conf. % ↑", "high"),
@@ -26,6 +31,7 @@ FAITH_COLUMNS = (
     ("deletion_frame", "Del. AUC frame ↓", "low"),
     ("insertion_frame", "Ins. AUC frame ↑", "high"),
 )
+SIZE_COLUMNS = (("map_mean", "Mean map"), ("map_area50", "Area ≥ 0.5"))
 PERCENT_KEYS = ("average_drop", "increase_in_confidence")
 LOC_COLUMNS = (
     ("energy_pg", "Energy PG ↑"),
@@ -33,6 +39,19 @@ LOC_COLUMNS = (
     ("coverage", "Inst. coverage ↑"),
     ("temporal", "Temporal energy ↑"),
     ("iou", "IoU@0.5 ↑"),
+)
+#: the headline keeps/removes this share of voxels when it is among the fractions (else the
+#: nearest one): the share the issue's and ROAD's comparisons use
+HEADLINE_FRACTION = 0.2
+
+HOW_TO_READ = (
+    "How to read: **Remove k %** is the model's confidence in the explained class after the k % "
+    "of voxels a map ranks highest are replaced by the fill, as a fraction of its confidence on "
+    "the whole clip (lower = the map found what the model needs); **Keep k %** keeps only those "
+    "voxels (higher = better). The paper's Average Drop and Increase in Confidence score "
+    "E = map ⊙ clip against a {baseline} baseline, which mostly measures how much of the clip a "
+    "map keeps (mean map, area ≥ 0.5): the all-ones map scores a perfect 0 % drop, so read them "
+    "beside the map size, never alone."
 )
 
 
@@ -42,56 +61,165 @@ def _fmt(v: float | None, pct: bool = False, digits: int = 3) -> str:
     return f"{v * 100:.2f}" if pct else f"{v:.{digits}f}"
 
 
+def headline_fraction(fractions: list[float]) -> float:
+    """The fraction the headline table shows (see :data:`HEADLINE_FRACTION`)."""
+    return min(fractions, key=lambda f: (abs(f - HEADLINE_FRACTION), f))
+
+
+def _row(title: str, cells: list[str]) -> str:
+    return f"| {title} | " + " | ".join(cells) + " |"
+
+
+def _head(first: str, titles: list[str]) -> list[str]:
+    return ["| " + first + " | " + " | ".join(titles) + " |", "|---|" + "---:|" * len(titles)]
+
+
+def _other_cam_win(s: dict[str, Any], m: str) -> str:
+    other = {"gradcam": "gradcam++", "gradcam++": "gradcam"}.get(m)
+    return "–" if other is None else f"{s['win_percent'][m][other]:.2f}"
+
+
+def headline_table(result: EvalResult) -> list[str]:
+    """Removal/keep scores at the headline fraction under each fill, map size, paper metrics."""
+    s, opts = result.summary, result.options
+    fills = opts.get("fills") or []
+    if not fills:
+        return []
+    k = headline_fraction(opts["fractions"])
+    p = pct(k)
+    titles = []
+    for f in fills:
+        titles += [f"Remove {p} % · {f} ↓", f"Keep {p} % · {f} ↑"]
+    titles += [t for _, t in SIZE_COLUMNS]
+    base = opts["baseline"]
+    titles += [
+        f"Avg Drop % ({base}) ↓",
+        f"Incr. Conf. % ({base}) ↑",
+        "Win % vs the other CAM",
+    ]
+    lines = _head("method", titles)
+    for m in METHODS:
+        row = s["methods"][m]
+        cells = []
+        for f in fills:
+            cells += [_fmt(row.get(f"remove_{p}_{f}")), _fmt(row.get(f"keep_{p}_{f}"))]
+        cells += [_fmt(row.get(key)) for key, _ in SIZE_COLUMNS]
+        cells += [
+            _fmt(row["average_drop"], digits=2),
+            _fmt(row["increase_in_confidence"], digits=2),
+        ]
+        cells.append(_other_cam_win(s, m))
+        lines.append(_row(METHOD_TITLES[m], cells))
+    return lines
+
+
+def fill_table(result: EvalResult, fill: str) -> list[str]:
+    """Every keep/remove fraction and the relative deletion/insertion AUC under one fill."""
+    s, opts = result.summary, result.options
+    ps = [pct(k) for k in opts["fractions"]]
+    titles = [f"Remove {p} % ↓" for p in ps] + [f"Keep {p} % ↑" for p in ps]
+    titles += ["Del. AUC ↓", "Ins. AUC ↑"] + [t for _, t in SIZE_COLUMNS]
+    lines = _head(f"fill: {fill}", titles)
+    for m in METHODS:
+        row = s["methods"][m]
+        cells = [_fmt(row.get(f"remove_{p}_{fill}")) for p in ps]
+        cells += [_fmt(row.get(f"keep_{p}_{fill}")) for p in ps]
+        cells += [_fmt(row.get(f"deletion_rel_{fill}")), _fmt(row.get(f"insertion_rel_{fill}"))]
+        cells += [_fmt(row.get(key)) for key, _ in SIZE_COLUMNS]
+        lines.append(_row(METHOD_TITLES[m], cells))
+    return lines
+
+
 def format_table(result: EvalResult) -> str:
-    """The summary as Markdown tables (faithfulness, win %, localization) with their settings."""
+    """The summary as Markdown: the headline (removal under natural fills, map size, the paper's
+    metrics), one table per fill, the classic faithfulness table, win %, localization."""
     s = result.summary
     opts = result.options
     methods = s["methods"]
+    fills = opts.get("fills") or []
     lines = [
         f"Model `{result.model['name']}` ({result.model['weights'] or 'weights: see registry'}), "
         f"layer(s) {', '.join(result.model['layers'])}; {s['clips']} clips"
         + (f", top-1 accuracy {s['accuracy'] * 100:.1f}%" if s["accuracy"] is not None else "")
         + f"; explained class: {'prediction' if opts['target'] == 'pred' else 'ground truth'}.",
-        f"Masking baseline: **{opts['baseline']}** ({BASELINE_HELP[opts['baseline']]}); "
-        f"scores Y, O and curves are softmax probabilities; {opts['steps']} voxel steps.",
-        "",
-        "| baseline: " + opts["baseline"] + " | " + " | ".join(c[1] for c in FAITH_COLUMNS) + " |",
-        "|---|" + "---:|" * len(FAITH_COLUMNS),
     ]
+    if fills:
+        grid_note = (
+            f"{opts['fill_steps']} equal steps and the fractions"
+            if opts.get("fill_steps")
+            else "0, the fractions and 1"
+        )
+        lines += [
+            "Fills: "
+            + "; ".join(f"**{f}** ({FILL_HELP[f]})" for f in fills)
+            + f". Keep/remove scores and their AUCs are relative (score / Y); fill curves at "
+            f"{grid_note}.",
+            "",
+            HOW_TO_READ.format(baseline=opts["baseline"]),
+            "",
+            f"Headline (k = {pct(headline_fraction(opts['fractions']))} % of the voxels; "
+            f"paper metrics with the {opts['baseline']} baseline):",
+            "",
+        ]
+        lines += headline_table(result)
+        for f in fills:
+            lines += ["", f"All fractions, fill **{f}**:", ""] + fill_table(result, f)
+        lines += [""]
+    units = opts.get("units", ["voxel", "frame"])
+    lines += [
+        f"The paper's metrics (E = map ⊙ clip) and the classic curves (absolute probabilities; "
+        f"units: {', '.join(units) or 'none'}), masking baseline: **{opts['baseline']}** "
+        f"({BASELINE_HELP[opts['baseline']]}); scores Y, O and curves are softmax probabilities; "
+        f"{opts['steps']} voxel steps.",
+        "",
+    ]
+    titles = [c[1] for c in FAITH_COLUMNS] + [t for _, t in SIZE_COLUMNS]
+    lines += _head("baseline: " + opts["baseline"], titles)
     for m in METHODS:
         row = methods[m]
-        cells = [_fmt(row[k], digits=2 if k in PERCENT_KEYS else 3) for k, _, _ in FAITH_COLUMNS]
-        lines.append(f"| {METHOD_TITLES[m]} | " + " | ".join(cells) + " |")
+        cells = [
+            _fmt(row.get(k), digits=2 if k in PERCENT_KEYS else 3) for k, _, _ in FAITH_COLUMNS
+        ]
+        cells += [_fmt(row.get(key)) for key, _ in SIZE_COLUMNS]
+        lines.append(_row(METHOD_TITLES[m], cells))
     win = s["win_percent"]
     lines += [
         "",
         "Win % (row beats column: smaller drop in confidence on E = map ⊙ clip; ties count half):",
         "",
-        "| baseline: "
-        + opts["baseline"]
-        + " | "
-        + " | ".join(METHOD_TITLES[m] for m in METHODS)
-        + " |",
-        "|---|" + "---:|" * len(METHODS),
+        *_head("baseline: " + opts["baseline"], [METHOD_TITLES[m] for m in METHODS]),
     ]
     for a in METHODS:
         cells = ["–" if a == b else f"{win[a][b]:.2f}" for b in METHODS]
-        lines.append(f"| {METHOD_TITLES[a]} | " + " | ".join(cells) + " |")
+        lines.append(_row(METHOD_TITLES[a], cells))
     if any(methods[m]["energy_pg"] is not None for m in METHODS):
         n_gt = methods[METHODS[0]]["energy_pg_clips"]
         lines += [
             "",
             f"Localization against ground truth ({n_gt} clips; percentages):",
             "",
-            "| method | " + " | ".join(c[1] for c in LOC_COLUMNS) + " |",
-            "|---|" + "---:|" * len(LOC_COLUMNS),
+            *_head("method", [c[1] for c in LOC_COLUMNS]),
         ]
         for m in METHODS:
             row = methods[m]
             cells = [_fmt(row[k], pct=True) for k, _ in LOC_COLUMNS]
-            lines.append(f"| {METHOD_TITLES[m]} | " + " | ".join(cells) + " |")
+            lines.append(_row(METHOD_TITLES[m], cells))
         lines += [""] + [f"- {k}: {v}" for k, v in LOCALIZATION_METRICS.items()]
+    lines += [""] + [f"- {k}: {v}" for k, v in SIZE_METRICS.items() if k != "map_peak1"]
     return "\n".join(lines) + "\n"
+
+
+def format_timing(result: EvalResult) -> str:
+    """One line: clips, wall time, clips/minute and the masked forwards / ROAD solves run."""
+    t = result.timing
+    if not t:
+        return ""
+    return (
+        f"Run: {result.summary['clips']} clips in {t['seconds']:.1f} s "
+        f"({t['clips_per_minute']:.2f} clips/min) on {t['device']} with {t['torch_threads']} "
+        f"threads; {t['masked_forwards']} masked forwards, {t['road_solves']} ROAD solves, "
+        f"engine (Grad-CAM, Grad-CAM++) {t['engine_seconds']:.1f} s.\n"
+    )
 
 
 def write_json(result: EvalResult, path: str | Path) -> Path:
@@ -100,77 +228,86 @@ def write_json(result: EvalResult, path: str | Path) -> Path:
 
 # -- plot ---------------------------------------------------------------------------------------
 
-COLORS_BGR = {
-    "gradcam": (200, 120, 30),
-    "gradcam++": (40, 40, 220),
-    "random": (130, 130, 130),
-    "ones": (40, 170, 40),
-}
-PANELS = (
-    ("deletion_voxel", "Deletion (voxels)"),
-    ("insertion_voxel", "Insertion (voxels)"),
-    ("deletion_frame", "Deletion (frames)"),
-    ("insertion_frame", "Insertion (frames)"),
-)
+COLORS = {"gradcam": "#1f77b4", "gradcam++": "#d62728", "random": "#7f7f7f", "ones": "#2ca02c"}
 
 
-def _panel(curves: dict[str, dict[str, list[float]]], key: str, title: str, w: int, h: int):
-    img = np.full((h, w, 3), 255, np.uint8)
-    x0, y0, x1, y1 = 50, 30, w - 15, h - 75  # plot area; axis label and legend below
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(img, title, (x0, 20), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    top = max((max(c[key]) for c in curves.values() if key in c), default=1.0)
-    scale = 10.0 if top > 0.1 else 100.0 if top > 0.01 else 1000.0
-    y_max = min(1.0, max(1.0 / scale, math.ceil(top * scale) / scale))  # y axis: 0 .. y_max
-    digits = 1 if scale == 10.0 else 2 if scale == 100.0 else 3
-    for i in range(6):
-        v = i / 5
-        y = int(round(y1 - v * (y1 - y0)))
-        x = int(round(x0 + v * (x1 - x0)))
-        cv2.line(img, (x0, y), (x1, y), (225, 225, 225), 1)
-        text = f"{v * y_max:.{digits + 1}f}"
-        cv2.putText(img, text, (4, y + 4), font, 0.35, (60, 60, 60), 1, cv2.LINE_AA)
-        cv2.putText(img, f"{v:.1f}", (x - 8, y1 + 15), font, 0.35, (60, 60, 60), 1, cv2.LINE_AA)
-    cv2.rectangle(img, (x0, y0), (x1, y1), (0, 0, 0), 1)
-    cv2.putText(
-        img, "fraction removed/revealed", (x0 + 120, y1 + 32), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA
-    )
-    legend = []
-    for m in METHODS:
-        if m not in curves or key not in curves[m]:
-            continue
-        c = np.asarray(curves[m][key], dtype=np.float64)
-        xs = x0 + np.linspace(0, 1, len(c)) * (x1 - x0)
-        ys = y1 - np.clip(c / y_max, 0, 1) * (y1 - y0)
-        pts = np.stack([xs, ys], 1).round().astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(img, [pts], False, COLORS_BGR[m], 2, cv2.LINE_AA)
-        legend.append((m, float(auc(torch.from_numpy(c)))))
-    for li, (m, area) in enumerate(legend):  # two rows of two entries under the axis label
-        lx, ly = x0 + 10 + 190 * (li % 2), y1 + 52 + 17 * (li // 2)
-        cv2.line(img, (lx, ly - 4), (lx + 20, ly - 4), COLORS_BGR[m], 2)
-        label = f"{METHOD_TITLES[m]}: AUC {area:.3f}"
-        cv2.putText(img, label, (lx + 25, ly), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    return img
+def _panels(result: EvalResult) -> list[tuple[str, str, list[float], str]]:
+    """(curve key, title, x positions, y label) for every curve family in the result."""
+    opts = result.options
+    out = []
+    for f in opts.get("fills") or []:
+        xs = opts["fill_grids"][f]
+        for kind, verb in (("deletion", "remove top"), ("insertion", "keep top")):
+            out.append((f"{kind}_rel_{f}", f"{kind.capitalize()} · {f} ({verb})", xs, "score / Y"))
+    for unit in opts.get("units", ["voxel", "frame"]):
+        for kind in ("deletion", "insertion"):
+            key = f"{kind}_{unit}"
+            n = next((len(c[key]) for c in result.curves.values() if key in c), 0)
+            if n >= 2:
+                xs = [i / (n - 1) for i in range(n)]
+                title = f"{kind.capitalize()} · {opts['baseline']} ({unit}s)"
+                out.append((key, title, xs, "probability"))
+    return out
 
 
 def plot_curves(
     result: EvalResult, path: str | Path, *, width: int = 900, height: int = 720
 ) -> Path:
-    """Write a 2×2 PNG of the mean deletion/insertion curves (AUC in each legend)."""
+    """Write a PNG (``width``×``height`` pixels) of the mean curves: deletion above insertion,
+    one column per fill (relative scores) and per classic unit (probabilities, under the
+    baseline); every legend gives the curves' AUC."""
     p = Path(path)
     if p.suffix.lower() != ".png":
         raise VidcamError(f"--plot {str(p)!r}: the plot is a PNG; give a path ending in .png")
-    w, h = width // 2, (height - 30) // 2
-    panels = [_panel(result.curves, k, t, w, h) for k, t in PANELS]
-    grid = np.concatenate([np.concatenate(panels[:2], 1), np.concatenate(panels[2:], 1)], 0)
-    head = np.full((30, grid.shape[1], 3), 255, np.uint8)
-    text = (
-        f"{result.model['name']}: mean curves over {result.summary['clips']} clips, "
-        f"baseline {result.options['baseline']}, score = softmax probability "
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    panels = _panels(result)
+    if not panels:
+        raise VidcamError("no curves to plot")
+    cols = (len(panels) + 1) // 2
+    dpi = 100
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    axes = fig.subplots(2, cols, squeeze=False)
+    for i, (key, title, xs, ylabel) in enumerate(panels):
+        # panels come in (deletion, insertion) pairs: one column per pair
+        ax = axes[i % 2][i // 2]
+        for m in METHODS:
+            curve = result.curves.get(m, {}).get(key)
+            if curve is None:
+                continue
+            import torch
+
+            area = float(auc_xy(xs, torch.tensor(curve, dtype=torch.float64)))
+            ax.plot(
+                [x * 100 for x in xs],
+                curve,
+                color=COLORS[m],
+                lw=1.6,
+                marker="o" if len(xs) <= 6 else None,
+                ms=3,
+                label=f"{METHOD_TITLES[m]} {area:.3f}",
+            )
+        ax.set_title(title, fontsize=8)
+        ax.set_xlim(0, 100)
+        ax.set_ylim(bottom=0)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("% of voxels" if "frame" not in key else "% of frames", fontsize=7)
+        if i // 2 == 0:
+            ax.set_ylabel(ylabel, fontsize=7)
+        ax.legend(fontsize=6, title="AUC", title_fontsize=6, loc="best", frameon=False)
+    for j in range(len(panels), 2 * cols):
+        axes[j % 2][j // 2].set_visible(False)
+    fig.suptitle(
+        f"{result.model['name']}: mean curves over {result.summary['clips']} clips "
+        f"(fills: {', '.join(result.options.get('fills') or []) or 'none'}; "
+        f"baseline {result.options['baseline']})",
+        fontsize=9,
     )
-    cv2.putText(head, text, (10, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    img = np.concatenate([head, grid], 0)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(p), img):
-        raise VidcamError(f"could not write the plot to {str(p)!r}")
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    with atomic_write(p) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
     return p

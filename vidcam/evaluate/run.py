@@ -5,10 +5,24 @@ Methods: Grad-CAM, Grad-CAM++ (vidcam's engine at the model's registered layers)
 min-max normalised; seeded per clip) and the ALL-ONES map. All four maps explain the same class:
 the model's top-1 prediction on the clip (``target="pred"``) or the ground-truth label
 (``target="gt"``, clips without ground truth fall back to the prediction).
+
+Per clip, the engine runs twice (Grad-CAM, Grad-CAM++: the only forwards with autograd); every
+other forward scores a masked clip under :func:`torch.inference_mode`, through ONE
+:class:`~vidcam.evaluate.curves.MaskedScorer` per clip: all requests of the clip (the classic
+curves under the baseline, the keep/remove points under every fill, for all four maps) are
+queued first, identical ones scored once, the rest in full batches of ``batch``. Computed once
+and reused: the baseline and every constant fill (per clip), the unit rankings (per map and
+unit, shared by the classic curves and the fills), the score on the whole clip and on the fully
+filled clip (per clip and fill, shared by all maps), and each ROAD imputation (per map, share
+and mode: it is both the curve point and the keep/remove score). Forwards per clip:
+1 (Y) + 5 (E = map ⊙ clip for the four maps, and the baseline) + ``8·(steps − 1)`` (classic
+voxel curves) + ``8·(min(steps, T) − 1)`` (classic frame curves) + ``8·P + 1`` per fill, with P
+the fill's inner curve positions (the fractions by default); with ROAD, ``8·P + 1`` solves.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +34,26 @@ import torch.nn.functional as F
 from vidcam.cam.targets import find_class
 from vidcam.errors import VidcamError
 from vidcam.evaluate.clips import find_gt, load_gt, map_gt, read_clip
-from vidcam.evaluate.curves import UNITS, auc, deletion_insertion
+from vidcam.evaluate.curves import (
+    UNITS,
+    MaskedScorer,
+    Ranking,
+    auc,
+    auc_xy,
+    counts_for,
+    deletion_insertion,
+    grid,
+    keep_remove_curves,
+    unit_ranks,
+)
+from vidcam.evaluate.fills import (
+    NATURAL_FILLS,
+    ROAD_NOISE,
+    ConstantFill,
+    make_fill,
+    parse_fills,
+    stable_seed,
+)
 from vidcam.evaluate.masking import BASELINES, blend, make_baseline
 from vidcam.evaluate.metrics_faithfulness import (
     average_drop,
@@ -29,6 +62,7 @@ from vidcam.evaluate.metrics_faithfulness import (
     win_percent,
 )
 from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS, box_masks, localization
+from vidcam.evaluate.metrics_size import map_size
 from vidcam.models.record import ModelRecord
 from vidcam.progress import Progress
 
@@ -41,8 +75,37 @@ METHOD_TITLES: dict[str, str] = {
 }
 
 
+#: default keep/remove fractions of the map's top voxels
+FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.5)
+
+
+def parse_fractions(text: str | Sequence[float]) -> tuple[float, ...]:
+    """``"10,20,50"`` (percent) or fractions -> sorted unique fractions in (0, 1)."""
+    if isinstance(text, str):
+        try:
+            vals = [float(v) / 100.0 for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise VidcamError(f"--fractions {text!r}: give percentages, e.g. 10,20,50") from None
+    else:
+        vals = [float(v) for v in text]
+    if not vals or any(not 0.0 < v < 1.0 for v in vals):
+        raise VidcamError(f"fractions must lie strictly between 0 and 100 %, got {text!r}")
+    return tuple(sorted(set(vals)))
+
+
+def pct(f: float) -> str:
+    """A fraction as the percentage used in keys and titles: 0.2 -> ``"20"``, 0.125 -> ``"12.5"``."""
+    return f"{f * 100:.6g}"
+
+
 @dataclass
 class EvalOptions:
+    """``baseline``: the paper's E = map ⊙ clip and the classic curves (``deletion_voxel`` ...);
+    ``fills``: the fills of the keep/remove scores and of the relative deletion/insertion curves;
+    ``fractions``: the keep/remove shares; ``fill_steps``: equal steps added to the fills' curve
+    positions (0: only 0, the fractions and 1, see :func:`fill_grid`); ``units``: the units of
+    the classic curves under ``baseline`` (``()``: none, the fastest run)."""
+
     baseline: str = "black"
     steps: int = 16
     batch: int = 16
@@ -50,6 +113,10 @@ class EvalOptions:
     target: str = "pred"
     gt_dir: str | Path | None = None
     quiet: bool = False
+    fills: tuple[str, ...] = NATURAL_FILLS
+    fractions: tuple[float, ...] = FRACTIONS
+    fill_steps: int = 0
+    units: tuple[str, ...] = UNITS
 
     def check(self) -> None:
         if self.baseline not in BASELINES:
@@ -60,6 +127,35 @@ class EvalOptions:
             raise VidcamError(f"batch must be >= 1, got {self.batch}")
         if self.target not in ("pred", "gt"):
             raise VidcamError(f"target must be 'pred' or 'gt', got {self.target!r}")
+        if self.fill_steps < 0:
+            raise VidcamError(f"fill steps must be >= 0, got {self.fill_steps}")
+        self.units = parse_units(self.units)
+        self.fills = parse_fills(self.fills)
+        self.fractions = parse_fractions(self.fractions)
+
+
+def parse_units(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``"voxel,frame"``, ``"none"`` or a sequence -> the classic curves' units, in UNITS order."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names = {v.strip().lower() for v in items if v.strip()}
+    if names == {"none"}:
+        return ()
+    bad = names - set(UNITS)
+    if bad:
+        raise VidcamError(f"unit {sorted(bad)[0]!r} is not one of {', '.join(UNITS)} or none")
+    return tuple(u for u in UNITS if u in names)
+
+
+def fill_grid(fill: str, opts: EvalOptions) -> tuple[float, ...]:
+    """Positions (shares of the map's top voxels removed, or kept) of a fill's relative curves:
+    0, the fractions and 1, plus ``fill_steps`` equal steps.
+
+    Every position costs one masked forward per map and mode, and for ROAD one sparse solve
+    too, so by default the fills are scored only where the keep/remove scores need them (their
+    AUC is then a coarse trapezoid over 0, the fractions and 1); ``--fill-steps`` refines the
+    curves. The classic curves (``--steps``, under ``--baseline``) are separate.
+    """
+    return grid(opts.fill_steps, opts.fractions)
 
 
 @dataclass
@@ -71,6 +167,7 @@ class EvalResult:
     clips: list[dict[str, Any]] = field(default_factory=list)
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +176,7 @@ class EvalResult:
             "summary": self.summary,
             "mean_curves": self.curves,
             "clips": self.clips,
+            "timing": self.timing,
         }
 
 
@@ -112,10 +210,12 @@ def evaluate(videos: Sequence[Path], em: ModelRecord, opts: EvalOptions) -> Eval
     device = next(model.parameters()).device
     spec = em.input
     mean, std = _channel(spec.mean, device), _channel(spec.std, device)
+    scale, shift = 1.0 / std, -mean / std  # (x − mean) / std as one fused pass
 
-    @torch.no_grad()
     def score_fn(pixels: torch.Tensor) -> torch.Tensor:
-        return model((pixels - mean) / std).float().softmax(-1)
+        """Softmax probabilities of masked clips: never records autograd (inference mode)."""
+        with torch.inference_mode():
+            return model(torch.addcmul(shift, pixels, scale)).float().softmax(-1)
 
     explainers = {
         m: Explainer(model, layer=em.layers or None, method=m, reshape=em.reshape)
@@ -128,6 +228,15 @@ def evaluate(videos: Sequence[Path], em: ModelRecord, opts: EvalOptions) -> Eval
             "seed": opts.seed,
             "target": opts.target,
             "score": "softmax probability of the target class (for Y, O and the curves)",
+            "fills": list(opts.fills),
+            "fractions": list(opts.fractions),
+            "fill_steps": opts.fill_steps,
+            "units": list(opts.units),
+            "road_noise": ROAD_NOISE,
+            "fill_grids": {f: list(fill_grid(f, opts)) for f in opts.fills},
+            "relative": "keep_/remove_ scores and *_rel_<fill> curves are the target's score "
+            "divided by Y (its score on the whole clip)",
+            "batch": opts.batch,
         },
         model={
             "name": em.name,
@@ -138,27 +247,31 @@ def evaluate(videos: Sequence[Path], em: ModelRecord, opts: EvalOptions) -> Eval
         },
     )
     sums: dict[str, dict[str, torch.Tensor]] = {m: {} for m in METHODS}
+    counters = {"masked_forwards": 0, "road_solves": 0, "engine_seconds": 0.0}
+    t0 = time.perf_counter()
     with Progress(len(videos), unit="clips", desc="evaluate", enabled=not opts.quiet) as bar:
         for ci, path in enumerate(videos):
-            rec = _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums)
+            rec = _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums, counters)
             result.clips.append(rec)
             bar.update(1)
+    seconds = time.perf_counter() - t0
     n = len(videos)
     result.curves = {
         m: {k: (v / n).tolist() for k, v in sums[m].items()} for m in METHODS if sums[m]
     }
     result.summary = summarize(result.clips)
+    result.timing = {
+        "seconds": seconds,
+        "clips_per_minute": 60.0 * n / seconds if seconds > 0 else None,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        **counters,
+    }
     return result
 
 
-def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums) -> dict[str, Any]:
-    clip = read_clip(path, em.input, next(em.module.parameters()).device)
-    pixels = clip.pixels
-    device = pixels.device
-    gt_path = find_gt(clip.path, opts.gt_dir)
-    gt = load_gt(gt_path) if gt_path is not None else None
-
-    probs = score_fn(pixels)[0]
+def _clip_truth(clip, gt, em, opts, probs):
+    """(target, pred, gt_index) for a clip."""
     pred = int(probs.argmax())
     target = pred
     gt_index = None
@@ -171,22 +284,89 @@ def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums) -> dict[str, 
                 "model; use --target pred (localization then explains the prediction)"
             )
         target = gt_index
+    return target, pred, gt_index
+
+
+def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums, counters) -> dict[str, Any]:
+    clip = read_clip(path, em.input, next(em.module.parameters()).device)
+    pixels = clip.pixels
+    device = pixels.device
+    gt_path = find_gt(clip.path, opts.gt_dir)
+    gt = load_gt(gt_path) if gt_path is not None else None
+
+    probs = score_fn(pixels)[0]
+    target, pred, gt_index = _clip_truth(clip, gt, em, opts, probs)
     norm = (pixels - _channel(em.input.mean, device)) / _channel(em.input.std, device)
     heats: dict[str, torch.Tensor] = {}
     raw_shape = None
-    for m, ex in explainers.items():
+    t_engine = time.perf_counter()
+    for m, ex in explainers.items():  # the engine needs autograd: outside inference mode
         res = ex(norm, target=[target])
         heats[m] = res.maps[0, 0].detach()
         raw_shape = tuple(res.raw.shape[-3:])
+    counters["engine_seconds"] += time.perf_counter() - t_engine
     size = tuple(pixels.shape[-3:])
     heats["random"] = random_map(raw_shape, size, _gen(device, opts.seed, ci, 1))
     heats["ones"] = torch.ones(size, device=device)
 
+    with torch.inference_mode():
+        rec = _score_clip(ci, clip, gt, em, opts, score_fn, heats, probs, target, sums, counters)
+    rec.update(
+        pred=pred,
+        pred_name=em.labels[pred] if em.labels else str(pred),
+        correct=None if gt_index is None else pred == gt_index,
+    )
+    return rec
+
+
+def _score_clip(ci, clip, gt, em, opts, score_fn, heats, probs, target, sums, counters):
+    """Every masked forward of one clip (inference mode): E = map ⊙ clip, the classic curves
+    under the baseline, and keep/remove scores and relative curves under each fill."""
+    pixels = clip.pixels
+    device = pixels.device
+    size = tuple(pixels.shape[-3:])
     baseline = make_baseline(pixels, opts.baseline, em.input.mean)
     y = probs[target]
-    base_score = score_fn(baseline)[0, target]
     stack = torch.stack([heats[m] for m in METHODS]).unsqueeze(1)  # (M, 1, T, H, W)
-    o = score_fn(blend(pixels, baseline, stack))[:, target]  # explanation-map scores
+    scorer = MaskedScorer(score_fn, pixels, target, batch=opts.batch, full=y)
+    base_fill = ConstantFill(opts.baseline, baseline)
+    fills = {
+        f: make_fill(
+            f,
+            pixels,
+            em.input.mean,
+            stable_seed(opts.seed, ci, f),
+            baseline=(opts.baseline, baseline),
+        )
+        for f in opts.fills
+    }
+    if opts.baseline in fills:  # one fill object per kind: its masked clips are shared
+        base_fill = fills[opts.baseline]
+    # E = map ⊙ clip for the four maps and the baseline itself, in one batch
+    o_all = score_fn(torch.cat([blend(pixels, baseline, stack), baseline]))[:, target]
+    o, base_score = o_all[:-1], o_all[-1]
+    counters["masked_forwards"] += o_all.shape[0]
+    scorer.set_empty(base_fill, base_score)
+
+    rankings: dict[tuple[str, str], Ranking] = {}
+    for mi, m in enumerate(METHODS):
+        for ui, unit in enumerate(UNITS):
+            r, n = unit_ranks(heats[m], unit, _gen(device, opts.seed, ci, 2 + mi * len(UNITS) + ui))
+            rankings[m, unit] = Ranking((m, unit), r, n)
+
+    # queue every masked clip of this clip first, so batches are full across maps and fills
+    jobs = []
+    grids = {f: fill_grid(f, opts) for f in fills}
+    for m in METHODS:
+        for unit in opts.units:
+            rk = rankings[m, unit]
+            s = min(opts.steps, rk.n) if unit == "frame" else opts.steps
+            counts = [round(k * rk.n / s) for k in range(s + 1)]
+            jobs += scorer.jobs(base_fill, rk, counts)
+        rk = rankings[m, "voxel"]
+        for f, fill in fills.items():
+            jobs += scorer.jobs(fill, rk, counts_for(grids[f], rk.n))
+    scorer.run(jobs)
 
     truth = None
     if gt is not None:
@@ -196,17 +376,17 @@ def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums) -> dict[str, 
         "video": str(clip.path),
         "frames": list(clip.frames),
         "gt_label": None if gt is None else str(gt["label"]),
-        "pred": pred,
-        "pred_name": em.labels[pred] if em.labels else str(pred),
         "target": target,
-        "correct": None if gt_index is None else pred == gt_index,
         "Y": float(y),
         "baseline_score": float(base_score),
+        "empty_scores": {f: float(scorer.empty_score(fill)) for f, fill in fills.items()},
         "methods": {},
     }
+    yv = float(y)
     for mi, m in enumerate(METHODS):
         mrec: dict[str, Any] = {"O": float(o[mi])}
-        for ui, unit in enumerate(UNITS):
+        mrec.update(map_size(heats[m]))
+        for unit in opts.units:
             d, ins = deletion_insertion(
                 score_fn,
                 pixels,
@@ -215,20 +395,36 @@ def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums) -> dict[str, 
                 target,
                 unit=unit,
                 steps=opts.steps,
-                batch=opts.batch,
-                generator=_gen(device, opts.seed, ci, 2 + mi * len(UNITS) + ui),
-                full_score=y,
-                base_score=base_score,
+                scorer=scorer,
+                fill=base_fill,
+                ranking=rankings[m, unit],
             )
             mrec[f"deletion_{unit}"] = float(auc(d))
             mrec[f"insertion_{unit}"] = float(auc(ins))
-            for kind, c in (("deletion", d), ("insertion", ins)):
-                key = f"{kind}_{unit}"
-                sums[m][key] = sums[m][key] + c if key in sums[m] else c.clone()
+            _accumulate(sums[m], {f"deletion_{unit}": d, f"insertion_{unit}": ins})
+        rk = rankings[m, "voxel"]
+        for f, fill in fills.items():
+            xs = grids[f]
+            d, ins = keep_remove_curves(scorer, fill, rk, xs, yv)
+            mrec[f"deletion_rel_{f}"] = float(auc_xy(xs, d))
+            mrec[f"insertion_rel_{f}"] = float(auc_xy(xs, ins))
+            for k in opts.fractions:
+                i = xs.index(k)
+                mrec[f"remove_{pct(k)}_{f}"] = float(d[i])
+                mrec[f"keep_{pct(k)}_{f}"] = float(ins[i])
+            _accumulate(sums[m], {f"deletion_rel_{f}": d, f"insertion_rel_{f}": ins})
         if truth is not None:
             mrec.update(localization(heats[m], inst, truth.interval))
         rec["methods"][m] = mrec
+    counters["masked_forwards"] += scorer.forwards
+    counters["road_solves"] += sum(getattr(f, "solves", 0) for f in fills.values())
     return rec
+
+
+def _accumulate(sums: dict[str, torch.Tensor], curves: dict[str, torch.Tensor]) -> None:
+    for key, c in curves.items():
+        c = c.detach().double().cpu()
+        sums[key] = sums[key] + c if key in sums else c.clone()
 
 
 def summarize(clips: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -247,7 +443,20 @@ def summarize(clips: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "mean_drop": float(drops(y, o[m]).mean()),
         }
         for key in (f"{k}_{u}" for u in UNITS for k in ("deletion", "insertion")):
-            row[key] = sum(c["methods"][m][key] for c in clips) / len(clips)
+            vals = [c["methods"][m].get(key) for c in clips]  # absent with units=()
+            row[key] = sum(vals) / len(vals) if None not in vals else None
+        extra = [  # map size, keep/remove scores and relative curves: plain means over clips
+            k
+            for k, v in clips[0]["methods"][m].items()
+            if k not in row
+            and k not in LOCALIZATION_METRICS
+            and k != "O"
+            and isinstance(v, (int, float))
+        ]
+        for key in extra:
+            vals = [c["methods"][m].get(key) for c in clips]
+            vals = [v for v in vals if v is not None]
+            row[key] = sum(vals) / len(vals) if vals else None
         for key in LOCALIZATION_METRICS:
             vals = [c["methods"][m].get(key) for c in clips]
             vals = [v for v in vals if v is not None]
