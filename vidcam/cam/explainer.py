@@ -149,9 +149,7 @@ class Explainer:
             raise VidcamError("target: the softmax variant needs class indices, not a callable")
         layers = self._layers(clip)
         with eval_mode(self.model), torch.enable_grad(), autograd_errors():
-            output, store = record_forward(
-                self.model, clip, layers, full_graph=self._full_graph
-            )
+            output, store = record_forward(self.model, clip, layers, full_graph=self._full_graph)
             names = [name for name, _ in layers]
             missing = [name for name in names if name not in store]
             if missing:

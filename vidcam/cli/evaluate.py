@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="equal steps added to the fills' curves (default 0: only 0, the fractions and 1; "
-        "each step costs 8 masked forwards per clip, and 8 ROAD solves with --fill road)",
+        "each step costs 8 masked forwards per clip and fill, and 8 ROAD solves for road)",
     )
     parser.add_argument(
         "--units",

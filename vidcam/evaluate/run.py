@@ -42,19 +42,17 @@ from vidcam.evaluate.curves import (
     auc_xy,
     counts_for,
     deletion_insertion,
-    grid,
     keep_remove_curves,
     unit_ranks,
 )
 from vidcam.evaluate.fills import (
-    NATURAL_FILLS,
     ROAD_NOISE,
+    ROAD_TOL,
     ConstantFill,
     make_fill,
-    parse_fills,
     stable_seed,
 )
-from vidcam.evaluate.masking import BASELINES, blend, make_baseline
+from vidcam.evaluate.masking import blend, make_baseline
 from vidcam.evaluate.metrics_faithfulness import (
     average_drop,
     drops,
@@ -63,6 +61,14 @@ from vidcam.evaluate.metrics_faithfulness import (
 )
 from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS, box_masks, localization
 from vidcam.evaluate.metrics_size import map_size
+from vidcam.evaluate.options import (  # noqa: F401 (re-exported)
+    FRACTIONS,
+    EvalOptions,
+    fill_grid,
+    parse_fractions,
+    parse_units,
+    pct,
+)
 from vidcam.models.record import ModelRecord
 from vidcam.progress import Progress
 
@@ -76,88 +82,6 @@ METHOD_TITLES: dict[str, str] = {
 
 
 #: default keep/remove fractions of the map's top voxels
-FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.5)
-
-
-def parse_fractions(text: str | Sequence[float]) -> tuple[float, ...]:
-    """``"10,20,50"`` (percent) or fractions -> sorted unique fractions in (0, 1)."""
-    if isinstance(text, str):
-        try:
-            vals = [float(v) / 100.0 for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise VidcamError(f"--fractions {text!r}: give percentages, e.g. 10,20,50") from None
-    else:
-        vals = [float(v) for v in text]
-    if not vals or any(not 0.0 < v < 1.0 for v in vals):
-        raise VidcamError(f"fractions must lie strictly between 0 and 100 %, got {text!r}")
-    return tuple(sorted(set(vals)))
-
-
-def pct(f: float) -> str:
-    """A fraction as the percentage used in keys and titles: 0.2 -> ``"20"``, 0.125 -> ``"12.5"``."""
-    return f"{f * 100:.6g}"
-
-
-@dataclass
-class EvalOptions:
-    """``baseline``: the paper's E = map ⊙ clip and the classic curves (``deletion_voxel`` ...);
-    ``fills``: the fills of the keep/remove scores and of the relative deletion/insertion curves;
-    ``fractions``: the keep/remove shares; ``fill_steps``: equal steps added to the fills' curve
-    positions (0: only 0, the fractions and 1, see :func:`fill_grid`); ``units``: the units of
-    the classic curves under ``baseline`` (``()``: none, the fastest run)."""
-
-    baseline: str = "black"
-    steps: int = 16
-    batch: int = 16
-    seed: int = 0
-    target: str = "pred"
-    gt_dir: str | Path | None = None
-    quiet: bool = False
-    fills: tuple[str, ...] = NATURAL_FILLS
-    fractions: tuple[float, ...] = FRACTIONS
-    fill_steps: int = 0
-    units: tuple[str, ...] = UNITS
-
-    def check(self) -> None:
-        if self.baseline not in BASELINES:
-            raise VidcamError(f"baseline {self.baseline!r} is not one of {', '.join(BASELINES)}")
-        if self.steps < 2:
-            raise VidcamError(f"steps must be >= 2, got {self.steps}")
-        if self.batch < 1:
-            raise VidcamError(f"batch must be >= 1, got {self.batch}")
-        if self.target not in ("pred", "gt"):
-            raise VidcamError(f"target must be 'pred' or 'gt', got {self.target!r}")
-        if self.fill_steps < 0:
-            raise VidcamError(f"fill steps must be >= 0, got {self.fill_steps}")
-        self.units = parse_units(self.units)
-        self.fills = parse_fills(self.fills)
-        self.fractions = parse_fractions(self.fractions)
-
-
-def parse_units(text: str | Sequence[str]) -> tuple[str, ...]:
-    """``"voxel,frame"``, ``"none"`` or a sequence -> the classic curves' units, in UNITS order."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    names = {v.strip().lower() for v in items if v.strip()}
-    if names == {"none"}:
-        return ()
-    bad = names - set(UNITS)
-    if bad:
-        raise VidcamError(f"unit {sorted(bad)[0]!r} is not one of {', '.join(UNITS)} or none")
-    return tuple(u for u in UNITS if u in names)
-
-
-def fill_grid(fill: str, opts: EvalOptions) -> tuple[float, ...]:
-    """Positions (shares of the map's top voxels removed, or kept) of a fill's relative curves:
-    0, the fractions and 1, plus ``fill_steps`` equal steps.
-
-    Every position costs one masked forward per map and mode, and for ROAD one sparse solve
-    too, so by default the fills are scored only where the keep/remove scores need them (their
-    AUC is then a coarse trapezoid over 0, the fractions and 1); ``--fill-steps`` refines the
-    curves. The classic curves (``--steps``, under ``--baseline``) are separate.
-    """
-    return grid(opts.fill_steps, opts.fractions)
-
-
 @dataclass
 class EvalResult:
     """Per-clip records, per-method mean curves and the summary (see :func:`summarize`)."""
@@ -233,6 +157,7 @@ def evaluate(videos: Sequence[Path], em: ModelRecord, opts: EvalOptions) -> Eval
             "fill_steps": opts.fill_steps,
             "units": list(opts.units),
             "road_noise": ROAD_NOISE,
+            "road_tol": ROAD_TOL,
             "fill_grids": {f: list(fill_grid(f, opts)) for f in opts.fills},
             "relative": "keep_/remove_ scores and *_rel_<fill> curves are the target's score "
             "divided by Y (its score on the whole clip)",

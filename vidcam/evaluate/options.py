@@ -1,0 +1,93 @@
+"""``vidcam evaluate`` options: the fills, fractions, units and steps of one run, validated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidcam.errors import VidcamError
+from vidcam.evaluate.curves import UNITS, grid
+from vidcam.evaluate.fills import NATURAL_FILLS, parse_fills
+from vidcam.evaluate.masking import BASELINES
+
+FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.5)
+
+
+def parse_fractions(text: str | Sequence[float]) -> tuple[float, ...]:
+    """``"10,20,50"`` (percent) or fractions -> sorted unique fractions in (0, 1)."""
+    if isinstance(text, str):
+        try:
+            vals = [float(v) / 100.0 for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise VidcamError(f"--fractions {text!r}: give percentages, e.g. 10,20,50") from None
+    else:
+        vals = [float(v) for v in text]
+    if not vals or any(not 0.0 < v < 1.0 for v in vals):
+        raise VidcamError(f"fractions must lie strictly between 0 and 100 %, got {text!r}")
+    return tuple(sorted(set(vals)))
+
+
+def pct(f: float) -> str:
+    """A fraction as the percentage used in keys and titles: 0.2 -> ``"20"``, 0.125 -> ``"12.5"``."""
+    return f"{f * 100:.6g}"
+
+
+@dataclass
+class EvalOptions:
+    """``baseline``: the paper's E = map ⊙ clip and the classic curves (``deletion_voxel`` ...);
+    ``fills``: the fills of the keep/remove scores and of the relative deletion/insertion curves;
+    ``fractions``: the keep/remove shares; ``fill_steps``: equal steps added to the fills' curve
+    positions (0: only 0, the fractions and 1, see :func:`fill_grid`); ``units``: the units of
+    the classic curves under ``baseline`` (``()``: none, the fastest run)."""
+
+    baseline: str = "black"
+    steps: int = 16
+    batch: int = 16
+    seed: int = 0
+    target: str = "pred"
+    gt_dir: str | Path | None = None
+    quiet: bool = False
+    fills: tuple[str, ...] = NATURAL_FILLS
+    fractions: tuple[float, ...] = FRACTIONS
+    fill_steps: int = 0
+    units: tuple[str, ...] = UNITS
+
+    def check(self) -> None:
+        if self.baseline not in BASELINES:
+            raise VidcamError(f"baseline {self.baseline!r} is not one of {', '.join(BASELINES)}")
+        if self.steps < 2:
+            raise VidcamError(f"steps must be >= 2, got {self.steps}")
+        if self.batch < 1:
+            raise VidcamError(f"batch must be >= 1, got {self.batch}")
+        if self.target not in ("pred", "gt"):
+            raise VidcamError(f"target must be 'pred' or 'gt', got {self.target!r}")
+        if self.fill_steps < 0:
+            raise VidcamError(f"fill steps must be >= 0, got {self.fill_steps}")
+        self.units = parse_units(self.units)
+        self.fills = parse_fills(self.fills)
+        self.fractions = parse_fractions(self.fractions)
+
+
+def parse_units(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``"voxel,frame"``, ``"none"`` or a sequence -> the classic curves' units, in UNITS order."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names = {v.strip().lower() for v in items if v.strip()}
+    if names == {"none"}:
+        return ()
+    bad = names - set(UNITS)
+    if bad:
+        raise VidcamError(f"unit {sorted(bad)[0]!r} is not one of {', '.join(UNITS)} or none")
+    return tuple(u for u in UNITS if u in names)
+
+
+def fill_grid(fill: str, opts: EvalOptions) -> tuple[float, ...]:
+    """Positions (shares of the map's top voxels removed, or kept) of a fill's relative curves:
+    0, the fractions and 1, plus ``fill_steps`` equal steps.
+
+    Every position costs one masked forward per map and mode, and for ROAD one sparse solve
+    too, so by default the fills are scored only where the keep/remove scores need them (their
+    AUC is then a coarse trapezoid over 0, the fractions and 1); ``--fill-steps`` refines the
+    curves. The classic curves (``--steps``, under ``--baseline``) are separate.
+    """
+    return grid(opts.fill_steps, opts.fractions)
