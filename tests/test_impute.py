@@ -186,6 +186,7 @@ def test_dtypes_are_kept():
             {},
             "clip",
         ),
+        (torch.rand(1, 3, 0, 5, 6), torch.zeros(1, 0, 5, 6, dtype=torch.bool), {}, "clip"),
         (torch.rand(1, 3, 4, 5, 6), torch.zeros(1, 4, 5, 6), {}, "remove"),
         (torch.rand(1, 3, 4, 5, 6), torch.zeros(1, 3, 4, 5, 6, dtype=torch.bool), {}, "remove"),
         (torch.rand(1, 3, 4, 5, 6), torch.zeros(2, 4, 5, 6, dtype=torch.bool), {}, "remove"),

@@ -1,51 +1,50 @@
 """ROAD noisy linear imputation (Rong et al., ICML 2022) for video volumes T×H×W, in pure torch.
 
-Every removed voxel is made the weighted mean of its in-volume neighbours (known neighbours go to
-the right-hand side); then Gaussian noise of std ``noise`` is added to the removed voxels only.
+Each removed voxel becomes the weighted mean of its in-volume neighbours (known ones go to the
+right-hand side); then N(0, noise²) is added to the removed voxels only.
 
-Weights. ``neighbours=26`` uses the binomial kernel [1,2,1]⊗[1,2,1]⊗[1,2,1] without its centre:
-face 4, edge 2, corner 1 (normalised 1/14, 1/28, 1/56). Inside one frame this is ROAD's 2D stencil
-exactly (direct 1/6, diagonal 1/12), and it is separable, so the fixed 3×3×3 convolution runs as
-three 1D [1,2,1] passes (shift-adds: no im2col, same result as ``conv3d``). ``neighbours=6`` uses
-the 6 face neighbours, weight 1 each. Neighbours outside the volume are dropped: the normaliser
-D_i is the sum of in-volume weights of voxel i.
+Weights: ``neighbours=26`` is the binomial kernel [1,2,1]⊗[1,2,1]⊗[1,2,1] minus its centre: face 4,
+edge 2, corner 1 (1/14, 1/28, 1/56 normalised). Within a frame that is ROAD's 2D stencil exactly
+(direct 1/6, diagonal 1/12); being separable, the 3×3×3 convolution runs as three 1D [1,2,1]
+shift-add passes. ``neighbours=6``: face neighbours, weight 1. Out-of-volume neighbours are
+dropped, so voxel i's normaliser D_i is its in-volume weight sum.
 
-System. Multiplying the row of voxel i by D_i turns x_i = Σ_j K_ij u_j / D_i into
-(D − K) x = K v on the removed voxels (v: known values), a Dirichlet weighted graph Laplacian,
-the same form as ROAD's sparse system: symmetric (K is), and positive-definite when every removed
-component touches a known voxel (irreducible diagonal dominance). The 6- and 26-grids are
-connected, so the only component without a known voxel is a clip with *everything* removed; such
-a clip is filled with :data:`EMPTY_FILL` (0.5, mid-grey: there is no known mean) and skipped.
+System: scaling row i by D_i turns x_i = Σ_j K_ij u_j / D_i into (D − K) x = K v on the removed
+voxels (ROAD's own form): a Dirichlet weighted graph Laplacian, symmetric, and positive-definite
+when each removed component touches a known voxel. The grid is connected, so the only exception is
+a clip with everything removed: it gets :data:`EMPTY_FILL` (0.5; no known mean exists).
 
-Solver. All N×C systems at once, matrix-free, by preconditioned conjugate gradients, warm-started
-from a push-pull fill (pyramid of normalised 2×2×2 sums, trilinearly pulled back). Plain
-Jacobi needs ~hole-diameter iterations (95 at 16×112×112 with a 90 % blob), so the preconditioner
-is one symmetric multigrid V(1,1)-cycle (hence SPD, as CG needs): damped Jacobi (ω = 0.8)
-smoothing, 2×2×2 sum restriction and its transpose (piecewise-constant prolongation, scaled by
-1.5/2^(k−1), k = halved axes), the same stencil re-discretised on coarse grids whose owned voxels
-are the blocks removed *entirely* (so scattered holes stay with Jacobi), Jacobi sweeps on the
-coarsest (≤ 4 per side) grid. Each system stops at ‖r‖₂ ≤ tol·‖b‖₂ (tol 1e-5 gives ~1e-4 max
-error in [0, 1] pixels), all stop after ``max_iter`` iterations.
+Solver: all N×C systems at once, matrix-free conjugate gradients, warm-started from a push-pull
+fill (block means of known voxels over a 2×2×2 pyramid, trilinearly pulled back). Jacobi alone
+needs ~hole-diameter iterations (95 for a 90 % blob at 16×112×112), so CG is preconditioned by one
+symmetric (hence SPD) multigrid V(1,1)-cycle: ω-Jacobi smoothing, 2×2×2 sum restriction with its
+transpose (piecewise-constant prolongation, scaled 1.5/2^(k−1), k = halved axes), the stencil
+re-discretised on coarse grids that own only blocks removed entirely (scattered holes stay with
+Jacobi), Jacobi sweeps on the last (≤ 4 per side) grid. A system stops at ‖r‖₂ ≤ tol·‖b‖₂;
+see below for the error that tol = 1e-5 leaves.
 
-A function linear in (t, h, w) is reproduced exactly at removed voxels off the volume border (the
-stencil is symmetric); at the border the dropped neighbours bias it.
+A function linear in (t, h, w) is reproduced exactly (to tol) at removed voxels off the border.
 
-Timings (2 CPU cores, float32, noise 0, tol 1e-5; "iid" = random voxels, "blob" = ROAD-style top-k
-of a smooth saliency map, i.e. large connected holes), seconds (CG iterations):
+Timings on 2 CPU cores (torch 2.14, float32, default noise and tol; best of repeated runs on a
+shared machine, 2-4× slower under load); "iid": random voxels, "blob": the top share of a smooth
+random saliency map, as ROAD removes (large holes); wall seconds (CG iterations):
 
-============================  =========  =========  =========
-clip, mask                    10 %       50 %       90 %
-============================  =========  =========  =========
-1×3×16×112×112, iid           TODO
-1×3×16×112×112, blob
-1×3×64×224×224, iid
-1×3×64×224×224, blob
-============================  =========  =========  =========
+=====================  ===========  ===========  ===========
+clip, mask             10 %         50 %         90 %
+=====================  ===========  ===========  ===========
+1×3×16×112×112 iid     0.08 (3)     0.08 (5)     0.11 (10)
+1×3×16×112×112 blob    0.12 (9)     0.15 (11)    0.12 (13)
+1×3×64×224×224 iid     1.3 (3)      1.4 (5)      2.7 (10)
+1×3×64×224×224 blob    2.7 (10)     3.6 (13)     3.7 (15)
+=====================  ===========  ===========  ===========
+
+Max error against a float64 solve at tol 1e-10, in [0, 1] pixel units: 2e-5 to 3e-4 (small
+clips), 7e-5 to 1e-3 (large); far below the default noise (0.01).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +54,6 @@ from vidcam.errors import VidcamError
 #: Value of every voxel of a clip whose voxels are all removed (nothing known to interpolate).
 EMPTY_FILL = 0.5
 
-_SPACE = (-3, -2, -1)
 _CENTRE = {26: 8, 6: 6}  # centre weight of _stencil: 2·2·2 (three tents) or 2+2+2 (sum of tents)
 _COARSEST = 4  # multigrid levels halve the grid until every side is <= this
 _OMEGA = 0.8  # Jacobi damping; D⁻¹(D − K) has spectrum in (0, 8/7] (26) or (0, 2) (6)
@@ -91,7 +89,9 @@ def neighbour_sum(u: torch.Tensor, neighbours: int = 26) -> torch.Tensor:
     return out.sub_(u, alpha=_CENTRE[neighbours])
 
 
-def _halve(u: torch.Tensor, k: list[int], pair=torch.add) -> torch.Tensor:
+def _halve(
+    u: torch.Tensor, k: list[int], pair: Callable[..., torch.Tensor] = torch.add
+) -> torch.Tensor:
     """Combine 2-blocks with ``pair`` along the axes of (N, C, T, H, W) ``u`` where ``k`` is 2
     (an odd last voxel stays alone): a 2×2×2 sum (or min) pooling, faster than ``avg_pool3d``."""
     for dim, kk in zip((2, 3, 4), k, strict=True):
@@ -108,30 +108,23 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ncl,ncl->nc", a.flatten(2), b.flatten(2))[..., None, None, None]
 
 
-@dataclass
 class _Level:
     """One multigrid grid: owned voxels ``m`` (N, 1, T, H, W) 0/1 and (D − K) restricted to them."""
 
-    m: torch.Tensor
-    neighbours: int
-    channels: int
-
-    def __post_init__(self) -> None:
-        d = neighbour_sum(torch.ones_like(self.m[:1]), self.neighbours)  # (1, 1, T, H, W): D
-        self.w_inv_d = self.m * torch.where(d > 0, _OMEGA / d, 0.0)
-        self.mdc, self.neg_m = self.m * (d + _CENTRE[self.neighbours]), -self.m
-        shape = (self.m.shape[0], self.channels, *self.m.shape[2:])
-        self.out, self.tmp = self.m.new_empty(shape), self.m.new_empty(shape)
-
-    def apply(self, u: torch.Tensor) -> torch.Tensor:
-        """(D − K) u on the owned voxels (``u`` is 0 off them), in the scratch buffer ``out``."""
-        return (
-            _stencil(u, self.neighbours, self.out, self.tmp).mul_(self.neg_m).addcmul_(self.mdc, u)
+    def __init__(self, m: torch.Tensor, neighbours: int, channels: int) -> None:
+        d = neighbour_sum(torch.ones_like(m[:1]), neighbours)  # (1, 1, T, H, W): D
+        self.m, self.neighbours, self.w_inv_d = (
+            m,
+            neighbours,
+            m * torch.where(d > 0, _OMEGA / d, 0.0),
         )
+        self.mdc, self.neg_m = m * (d + _CENTRE[neighbours]), -m
+        self.out, self.tmp = (m.new_empty((m.shape[0], channels, *m.shape[2:])) for _ in range(2))
 
-    def residual(self, r: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """r − (D − K) u, in ``out``."""
-        return torch.sub(r, self.apply(u), out=self.out)
+    def apply(self, u: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
+        """(D − K) u on the owned voxels (``u`` is 0 off them), or r − that; in buffer ``out``."""
+        a = _stencil(u, self.neighbours, self.out, self.tmp).mul_(self.neg_m).addcmul_(self.mdc, u)
+        return a if r is None else torch.sub(r, a, out=a)
 
 
 def _vcycle(levels: list[_Level], r: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:
@@ -140,15 +133,15 @@ def _vcycle(levels: list[_Level], r: torch.Tensor, e: torch.Tensor | None = None
     e = torch.mul(r, lv.w_inv_d, out=e)
     if len(levels) == 1:
         for _ in range(8):
-            e.addcmul_(lv.w_inv_d, lv.residual(r, e))
+            e.addcmul_(lv.w_inv_d, lv.apply(e, r))
         return e
     size, coarse = r.shape[2:], levels[1].m.shape[2:]
     k = [2 if c < s else 1 for s, c in zip(size, coarse, strict=True)]
     halved = sum(kk == 2 for kk in k)
-    rc = _halve(lv.residual(r, e), k)
+    rc = _halve(lv.apply(e, r), k)
     ec = F.interpolate(_vcycle(levels[1:], rc), size=size, mode="nearest")
     e.addcmul_(lv.m, ec, value=1.5 / 2 ** (halved - 1))
-    return e.addcmul_(lv.w_inv_d, lv.residual(r, e))
+    return e.addcmul_(lv.w_inv_d, lv.apply(e, r))
 
 
 def _push_pull(v: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -200,9 +193,10 @@ def _solve(
 
 def _check(clip: torch.Tensor, remove: torch.Tensor, neighbours: int, noise: float) -> torch.Tensor:
     """Validated ``remove`` as (N, 1, T, H, W) bool."""
-    if not isinstance(clip, torch.Tensor) or clip.ndim != 5 or not clip.is_floating_point():
+    ok = isinstance(clip, torch.Tensor) and clip.ndim == 5 and clip.is_floating_point()
+    if not ok or clip.numel() == 0:
         got = f"{tuple(clip.shape)} {clip.dtype}" if isinstance(clip, torch.Tensor) else type(clip)
-        raise VidcamError(f"clip must be a floating (N, C, T, H, W) tensor, got {got}")
+        raise VidcamError(f"clip must be a non-empty floating (N, C, T, H, W) tensor, got {got}")
     if not isinstance(remove, torch.Tensor) or remove.dtype != torch.bool:
         got = remove.dtype if isinstance(remove, torch.Tensor) else type(remove)
         raise VidcamError(f"remove must be a bool tensor (True = removed voxel), got {got}")
@@ -237,6 +231,7 @@ def noisy_linear_impute(
     Returns a new tensor of ``clip``'s shape and dtype: known voxels bitwise equal to ``clip``
     (whose removed voxels are ignored, NaN allowed), removed ones imputed plus N(0, noise²) noise
     drawn with ``generator``. Computes in float64 for float64 input, else float32, on clip's device.
+    ``tol``: per-system relative residual; ``max_iter``: CG iterations; ``neighbours``: 26 or 6.
     """
     mask = _check(clip, remove, neighbours, noise)
     if not tol > 0 or int(max_iter) != max_iter or max_iter < 0:
