@@ -109,7 +109,11 @@ def assert_same(a: vidcam.Explanation, b: vidcam.Explanation, tol: float = 1e-5)
 def requires_grad_probe(module: nn.Module) -> tuple[list[bool], object]:
     """Record, for every call of ``module``, whether its output requires grad."""
     seen: list[bool] = []
-    handle = module.register_forward_hook(lambda m, i, o: seen.append(o.requires_grad))
+
+    def hook(_m: nn.Module, _i: object, out: object) -> None:
+        seen.append((out if isinstance(out, torch.Tensor) else out[0]).requires_grad)
+
+    handle = module.register_forward_hook(hook)
     return seen, handle
 
 
@@ -287,22 +291,26 @@ def _registry(name: str) -> tuple[nn.Module, object]:
     return spec.build(pretrained=False, **spec.test_arch), spec
 
 
-@pytest.mark.parametrize("name", ["r3d_18", "slowfast_r50", "mvit_base_16x4"])
+REGISTRY = {  # name: (a module before the explained layers, one after them)
+    "r3d_18": ("stem", "fc"),
+    "slowfast_r50": ("net.blocks.0", "net.blocks.6"),
+    "mvit_base_16x4": ("patch_embed", "head"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_registry_models_same_maps_and_weights(name):
     model, spec = _registry(name)
     x = clip(1, spec.test_input, seed=2)
-    res, ref = both(model, x, "topk:2", layer=list(spec.layers), reshape=spec.reshape)
-    assert_same(res, ref, tol=1e-4)
-    assert len(res.raw_per_layer) == len(spec.layers)
-
-
-def test_registry_stem_records_nothing():
-    model, spec = _registry("r3d_18")
-    stem_seen, h1 = requires_grad_probe(model.stem)
-    fc_seen, h2 = requires_grad_probe(model.fc)
+    before, after = (model.get_submodule(m) for m in REGISTRY[name])
+    before_seen, h1 = requires_grad_probe(before)
+    after_seen, h2 = requires_grad_probe(after)
     try:
-        vidcam.Explainer(model, "layer4")(clip(1, spec.test_input))
+        res, ref = both(model, x, "topk:2", layer=list(spec.layers), reshape=spec.reshape)
     finally:
         h1.remove()
         h2.remove()
-    assert stem_seen == [False] and fc_seen == [True]
+    assert_same(res, ref, tol=1e-4)
+    assert len(res.raw_per_layer) == len(spec.layers)
+    # first call: the prefix explainer, second: full recording
+    assert before_seen == [False, True] and after_seen == [True, True]

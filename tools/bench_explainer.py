@@ -112,7 +112,7 @@ def bench_model(name: str, device: torch.device, repeats: int, batch: int) -> No
     soft = vidcam.Explainer(model, layer_name, softmax=True)
     rows = [
         ("floor: forward + grad to layer", floor),
-        ("floor, no autograd before the layer", make_prefix_floor(model, layer, x)),
+        ("floor, no autograd before layer", make_prefix_floor(model, layer, x)),
         ("vidcam Grad-CAM++ (upsampled)", lambda: explainer(x)),
         ("vidcam Grad-CAM++ K=5 targets", lambda: explainer(x, "topk:5")),
         ("vidcam Grad-CAM++ softmax variant", lambda: soft(x)),
