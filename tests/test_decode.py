@@ -100,17 +100,20 @@ def test_stream_without_frames_is_an_error(tmp_path):
         probe(p)
 
 
-def test_truncated_file_keeps_decoded_frames_and_warns(videos):
+def test_truncated_file_fails_unless_partial_is_allowed(videos):
+    with pytest.raises(VidcamError, match=r"truncated: only \d+ of 60 frames .*allow-partial"):
+        list(iter_frames(videos["truncated"]))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        frames = list(iter_frames(videos["truncated"]))
+        frames = list(iter_frames(videos["truncated"], allow_partial=True))
     assert 0 < len(frames) < 60
     msgs = [str(w.message) for w in caught if issubclass(w.category, DecodeWarning)]
     assert len(msgs) == 1
-    assert "truncated" in msgs[0] or "stopped" in msgs[0]
-    assert str(len(frames)) in msgs[0]
-    times = [f.time for f in frames]
-    assert times == [Fraction(i, 25) for i in range(len(frames))]
+    assert "truncated" in msgs[0]
+    assert f"{len(frames)} of 60 frames decoded, {60 - len(frames)} lost" in msgs[0]
+    times = [f.time for f in frames]  # their own times: a frame lost to the cut leaves a gap
+    assert times == sorted(set(times)) and all((t * 25).denominator == 1 for t in times)
+    assert times[:10] == [Fraction(i, 25) for i in range(10)]
 
 
 def test_decoder_streams(tmp_path):
@@ -120,20 +123,20 @@ def test_decoder_streams(tmp_path):
     import vidcam.video.decode as decode_mod
 
     decoded = []
-    real = decode_mod._decode
+    real = decode_mod._Decoded.__iter__
 
-    def counting(container, stream):
-        for frame in real(container, stream):
+    def counting(self):
+        for frame in real(self):
             decoded.append(frame.pts)
             yield frame
 
-    decode_mod._decode = counting
+    decode_mod._Decoded.__iter__ = counting
     try:
         it = iter_frames(p)
         first = [next(it), next(it)]
         it.close()
     finally:
-        decode_mod._decode = real
+        decode_mod._Decoded.__iter__ = real
     assert [f.index for f in first] == [0, 1]
     # only a few frames past the two taken were decoded (a lookahead of one), not 400
     assert 2 <= len(decoded) <= 4, len(decoded)

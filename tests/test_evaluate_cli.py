@@ -36,7 +36,7 @@ def evaluated(tmp_path_factory):
     out_json, out_png, out_md = tmp / "r.json", tmp / "curves.png", tmp / "table.md"
     argv = ["evaluate", str(videos), "--model", "sample", "--device", "cpu", "--gt", str(SAMPLES)]
     argv += ["--steps", "4", "--json", str(out_json), "--plot", str(out_png)]
-    argv += ["--markdown", str(out_md), "--quiet"]
+    argv += ["--markdown", str(out_md), "--quiet", "--methods", "gradcam,gradcam++"]
     assert main(argv) == 0
     return json.loads(out_json.read_text()), out_png, out_md.read_text()
 
@@ -117,7 +117,7 @@ def test_table_leads_with_removal_under_natural_fills(evaluated):
         "Mean map",
         "Area ≥ 0.5",
         "Avg Drop % (black) ↓",
-        "Win % vs the other CAM",
+        "Mean rank ↓",
         "| fill: road |",
         "| fill: blur |",
         "Remove 50 % ↓",
@@ -127,8 +127,38 @@ def test_table_leads_with_removal_under_natural_fills(evaluated):
     assert len(headline) == 2 + len(METHODS)
     ones = next(line for line in headline if line.startswith("| all-ones"))
     cells = [c.strip() for c in ones.strip("|").split("|")]
-    assert cells[5:7] == ["1.000", "1.000"]  # map mean and area of the all-ones map
-    assert cells[7] == "0.00"  # ... and its perfect Average Drop
+    # map mean and area of the all-ones map (not ranked) ...
+    assert cells[6:8] == ["1.000 ± 0.000", "1.000 ± 0.000"]
+    assert cells[8] == "0.00 ± 0.00 (1)"  # ... and its perfect Average Drop, ranked first
+    # rows are sorted by mean rank; both CAMs beat both references on this model
+    ranks = [float(line.split("|")[2]) for line in headline[2:]]
+    assert ranks == sorted(ranks)
+    names = [line.split("|")[1].strip() for line in headline[2:]]
+    assert set(names[:2]) == {"Grad-CAM", "Grad-CAM++"}
+
+
+def test_ranking_in_json_matches_the_clips(evaluated):
+    data, _, table = evaluated
+    ranking = data["summary"]["ranking"]
+    assert ranking["fraction"] == pytest.approx(0.2)
+    assert [c["key"] for c in ranking["columns"]][:4] == [
+        "remove_20_road",
+        "keep_20_road",
+        "remove_20_blur",
+        "keep_20_blur",
+    ]
+    for m in METHODS:
+        vals = [c["methods"][m]["remove_20_road"] for c in data["clips"]]
+        mean = sum(vals) / 2
+        std = (sum((v - mean) ** 2 for v in vals) / 1) ** 0.5
+        cell = ranking["methods"][m]["remove_20_road"]
+        assert cell["mean"] == pytest.approx(mean) and cell["std"] == pytest.approx(std)
+        assert f"{mean:.3f} ± {std:.3f}" in table
+        honest = [c["key"] for c in ranking["columns"] if c["in_mean_rank"]]
+        ranks = [ranking["methods"][m][k]["rank"] for k in honest]
+        assert ranking["methods"][m]["mean_rank"] == pytest.approx(sum(ranks) / len(ranks))
+        assert ranking["methods"][m]["map_mean"]["rank"] is None  # size is never ranked
+    assert sorted(ranking["order"]) == sorted(METHODS)
 
 
 def test_fill_fraction_and_unit_options(tmp_path, capsys):
@@ -160,6 +190,8 @@ def test_bad_fill_options_exit_2(capsys):
     assert "between" in capsys.readouterr().err
     assert main(["evaluate", clip, "--units", "pixel", "--quiet"]) == 2
     assert main(["evaluate", clip, "--fill-steps", "-1", "--quiet"]) == 2
+    assert main(["evaluate", clip, "--methods", "gradcam,nope", "--quiet"]) == 2
+    assert "'nope' is not one of" in capsys.readouterr().err
 
 
 def test_sample_model_recognises_the_sample_clips(evaluated):

@@ -272,20 +272,28 @@ def test_evaluate_runs_masked_forwards_without_autograd_and_batched():
         layer=f"net.{SAMPLE_LAYER}",
         device="cpu",
     )
-    opts = EvalOptions(steps=2, batch=8, quiet=True, fills=("blur", "road"), fractions=(0.2,))
+    opts = EvalOptions(
+        steps=2,
+        batch=8,
+        quiet=True,
+        fills=("blur", "road"),
+        fractions=(0.2,),
+        methods=("gradcam", "gradcam++", "layercam"),
+    )
     res = evaluate([SAMPLES / "growing_1x.mp4"], em, opts)
     engine = [c for c in model.calls if not c[0]]
     masked = [c for c in model.calls if c[0]]
-    # the engine (Grad-CAM, Grad-CAM++) is the only code that runs outside inference mode
-    assert len(engine) == 2
+    # the engine is the only code that runs outside inference mode: ONE forward for all three
+    # methods (and one backward)
+    assert len(engine) == 1 and res.timing["engine_forwards"] == 1
     assert masked and all(not grad for _, grad, _ in masked)
     # every masked clip is counted, and they run in batches of up to 8 (all full but the last
-    # of each fill group): 1 (Y) + 5 (E and the baseline) + classic 2 units × 4 maps × 2 modes
-    # × 1 inner step = 16 + per fill 4 maps × 2 modes × 1 fraction + 1 = 9
+    # of each fill group): 1 (Y) + 6 (E for 5 maps and the baseline) + classic 2 units × 5 maps
+    # × 2 modes × 1 inner step = 20 + per fill 5 maps × 2 modes × 1 fraction + 1 = 11
     n_masked = sum(b for _, _, b in masked)
-    assert n_masked == 1 + 5 + 16 + 9 + 9
+    assert n_masked == 1 + 6 + 20 + 11 + 11
     assert res.timing["masked_forwards"] == n_masked - 1
-    assert res.timing["road_solves"] == 9
+    assert res.timing["road_solves"] == 11
     assert max(b for _, _, b in masked) == 8
     rec = res.clips[0]["methods"]["gradcam++"]
     for key in ("remove_20_road", "keep_20_blur", "deletion_rel_road", "map_mean", "map_area50"):

@@ -253,20 +253,16 @@ def test_cli_bad_inputs(videos, tmp_path, capsys):
 
 
 def test_truncated_input_gives_output_and_a_warning(videos, tmp_path, capsys):
+    """A truncated file (21 of 60 frames decode) is refused in one line; with --allow-partial
+    the decodable part is explained, with a warning."""
     out = tmp_path / "t.mp4"
-    rc = main(
-        [
-            "explain",
-            str(videos["truncated"]),
-            "-o",
-            str(out),
-            "--model",
-            "sample",
-            "--random-weights",
-            "--quiet",
-        ]
-    )
-    assert rc == 0
+    argv = ["explain", str(videos["truncated"]), "-o", str(out), "--model", "sample"]
+    argv += ["--random-weights", "--quiet"]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--allow-partial" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+    assert main([*argv, "--allow-partial"]) == 0
     err = capsys.readouterr().err
     assert "warning:" in err and ("truncated" in err or "stopped" in err)
     n = len(list(iter_frames(out)))
@@ -387,3 +383,20 @@ def test_pcm_audio_shorter_than_video_is_reencoded_to_aac_completely(tmp_path):
         assert c.streams.audio[0].codec_context.name == "aac"
         decoded = sum(f.samples for f in c.decode(audio=0))
     assert decoded >= 8000 - 1024  # all but at most one AAC frame of priming/padding
+
+
+@pytest.mark.parametrize(("written", "shown"), [(1, "1 frames"), (0, "250 frames")])
+def test_summary_counts_the_frames_written(videos, tmp_path, capsys, monkeypatch, written, shown):
+    """The summary line reports the result's ``frames_written`` (the encoder's count; 0 = no
+    video written, then the frames explained), not the frames the input declared."""
+
+    class Result:
+        frames, frames_written, windows, model, method = 250, written, [1, 2], "sample", "m"
+
+    import vidcam.video
+
+    monkeypatch.setattr(vidcam.video, "write_explained_video", lambda *a, **k: Result())
+    out = tmp_path / "o.mp4"
+    assert main(["explain", str(videos["lossless"]), "-o", str(out), "--model", "sample"]) == 0
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"wrote {out}: {shown}, 2 windows, sample / m"), line

@@ -92,3 +92,27 @@ def test_closing_early_stops_the_decoding_thread():
     assert next(iter(it)) == 0
     it.close()
     assert not it._thread.is_alive()
+
+
+def test_frames_written_counts_what_the_encoder_wrote(motion, tmp_path, monkeypatch):
+    """The input is replaced by a 3-frame clip between the passes: the result says 24 frames
+    were explained, 3 written, and a warning says why (issue 11, 12(c))."""
+    import shutil
+
+    from vidcam.video import pipeline, write_explained_video
+
+    src = tmp_path / "in.mkv"
+    shutil.copy(motion, src)
+    real = pipeline.explain_pass
+
+    def then_changed(*args, **kwargs):
+        analysis = real(*args, **kwargs)
+        write_video(src, moving_square(3, 48, 64, box=(4, 8, 40, 56), size=8), fps=25)
+        return analysis
+
+    monkeypatch.setattr(pipeline, "explain_pass", then_changed)
+    kw = dict(model=MotionNet(), spec=MOTION_SPEC, progress=False, spatial="center")
+    with pytest.warns(UserWarning, match="changed while vidcam ran: .* decoded 3 of 24 frames"):
+        res = write_explained_video(src, tmp_path / "o.mp4", **kw)
+    assert (res.frames, res.frames_written) == (24, 3)
+    assert any("decoded 3 of 24" in w for w in res.warnings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from fractions import Fraction
 
 import av
@@ -74,6 +75,7 @@ def _encode(path, frames, times, **kw):
     with VideoEncoder(path, width=frames.shape[2], height=frames.shape[1], **kw) as enc:
         for f, t in zip(frames, times, strict=True):
             enc.write(f, t)
+    return enc
 
 
 @pytest.mark.parametrize("ext", [".mp4", ".mov", ".mkv"])
@@ -163,3 +165,55 @@ def test_failure_leaves_no_file_and_keeps_old_output(tmp_path, exc):
         raise exc()
     assert out.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["o.mp4"]
+
+
+def _gif_delays(path) -> list[int]:
+    """Each GIF frame's delay in 1/100 s, as the file stores them (what players wait)."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        assert s.time_base == Fraction(1, 100)
+        return [p.duration for p in c.demux(s) if p.size]
+
+
+@pytest.mark.parametrize(("fps", "seconds", "shown"), [(60, 2, 100), (240, 1, 50), (25, 1, 25)])
+def test_gif_plays_at_the_source_speed(tmp_path, fps, seconds, shown):
+    """Players stretch GIF delays under 2/100 s to 10/100 s: above 50 fps frames are left out
+    (a 1/50 s grid), so every delay is >= 2/100 s and they add up to the source's duration."""
+    n = fps * seconds
+    frames = pattern_frames(n, 24, 32)
+    out = tmp_path / f"f{fps}.gif"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        enc = _encode(out, frames, [Fraction(i, fps) for i in range(n)], fps=fps)
+    delays = _gif_delays(out)
+    assert enc.frames == len(delays) == shown
+    assert min(delays) >= 2
+    assert abs(sum(delays) / 100 - seconds) <= 1 / fps + 0.01  # within a frame (and a 1/100 s)
+    with av.open(str(out)) as c:  # what a player reads as the duration
+        assert abs(c.duration / 1e6 - seconds) <= 1 / fps + 0.01
+    msgs = [str(w.message) for w in caught]
+    if shown < n:
+        assert msgs == [
+            f"GIF plays at most 50 frames per second: {n - shown} of {n} frames left out, "
+            "timing kept (write .mp4 to keep every frame)"
+        ]
+        assert enc.notes == msgs
+    else:
+        assert msgs == [] and enc.notes == []
+
+
+def test_audio_ends_with_the_video(tmp_path):
+    """A 2 s sine under a 1 s video: the output's audio stops at the video's end (last frame
+    time + 1/fps), to within half an AAC packet (1024 samples at 16 kHz = 64 ms)."""
+    from conftest import write_video
+
+    src = write_video(tmp_path / "a.mp4", pattern_frames(15, 32, 32), fps=15, audio=True)
+    frames = list(iter_frames(src))[:8]  # video ends at 8/15 s ~ 0.533 s, audio lasts 1.04 s
+    out = tmp_path / "cut.mp4"
+    with VideoEncoder(out, width=32, height=32, fps=15, audio_from=src) as enc:
+        for f in frames:
+            enc.write(f.image, f.time)
+    with av.open(str(out)) as c:
+        a = c.streams.audio[0]
+        end = max(float((p.pts + p.duration) * a.time_base) for p in c.demux(a) if p.size)
+    assert abs(end - 8 / 15) <= 0.032 + 1e-6

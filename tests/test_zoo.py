@@ -37,7 +37,9 @@ EXPECTED = {
     "r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v1_b", "mvit_v2_s", "swin3d_t",
     "x3d_xs", "x3d_s", "x3d_m", "x3d_l", "slow_r50", "slowfast_r50", "i3d_r50", "c2d_r50",
     "csn_r101", "r2plus1d_r50", "mvit_base_16x4", "i3d", "sample",
+    "videomae", "timesformer", "vivit",
 }  # fmt: skip
+HF = {"videomae", "timesformer", "vivit"}  # optional extra: tests/test_hf_models.py
 SLOW = {"mvit_v1_b", "mvit_v2_s"}  # fixed 16 x 224 x 224 input: ~10 s each on 2 cores
 RUN_SLOW = os.environ.get("VIDCAM_SLOW_TESTS", "1") != "0"
 
@@ -83,7 +85,7 @@ def _build_small(name: str) -> torch.nn.Module:
             n,
             marks=pytest.mark.skipif(n in SLOW and not RUN_SLOW, reason="VIDCAM_SLOW_TESTS=0"),
         )
-        for n in sorted(EXPECTED)
+        for n in sorted(EXPECTED - HF)
     ],
 )
 def test_every_model_is_explained_end_to_end(name):
@@ -149,6 +151,44 @@ def test_tokens_to_volume_places_each_token():
         adapters.TokensToVolume()(tokens, tokens)
     with pytest.raises(VidcamError, match="cannot hold"):
         adapters.TokensToVolume()(tokens, (tokens, (4, 4, 4)))
+
+
+def test_token_grid_places_each_token_in_both_orders():
+    n, t, h, w, c = 2, 3, 4, 5, 6
+    idx = torch.arange(t * h * w, dtype=torch.float32)
+    patches = idx.view(1, -1, 1) + 1000 * torch.arange(c, dtype=torch.float32).view(1, 1, -1)
+    tokens = torch.cat([torch.full((1, 1, c), -1.0), patches], dim=1).expand(n, -1, -1)
+    thw = adapters.TokenGrid((t, h, w), order="thw", cls=1)(tokens)
+    hwt = adapters.TokenGrid((t, h, w), order="hwt", cls=1)((tokens,))  # tuple outputs too
+    assert thw.shape == hwt.shape == (n, c, t, h, w)
+    # token i = (t*H + h)*W + w  vs  i = (h*W + w)*T + t, for (t, h, w) = (2, 3, 1), channel 4
+    assert thw[1, 4, 2, 3, 1].item() == 4000 + (2 * h + 3) * w + 1 == 4056
+    assert hwt[1, 4, 2, 3, 1].item() == 4000 + (3 * w + 1) * t + 2 == 4050
+    assert (thw >= 0).all() and (hwt >= 0).all()  # the class token is dropped
+    no_cls = adapters.TokenGrid((t, h, w))(patches)
+    torch.testing.assert_close(no_cls, thw[:1])
+    with pytest.raises(VidcamError, match=r"expected tokens \(N, 1 \+ 3\*4\*5, C\)"):
+        adapters.TokenGrid((t, h, w), cls=1)(patches)
+    with pytest.raises(VidcamError, match="order 'twh'"):
+        adapters.TokenGrid((t, h, w), order="twh")
+
+
+def test_hf_models_without_transformers_say_how_to_install(monkeypatch, tmp_path, capsys):
+    import sys
+
+    from conftest import pattern_frames, write_video
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
+    assert {"videomae", "timesformer", "vivit"} <= set(MODELS)  # listed all the same
+    with pytest.raises(VidcamError, match=r"pip install 'vidcam\[transformers\]'") as err:
+        load_model("videomae", pretrained=False)
+    assert "\n" not in str(err.value)
+    src = write_video(tmp_path / "c.mkv", pattern_frames(4, 32, 32))
+    rc = main(["explain", str(src), "-o", str(tmp_path / "o.mp4"), "--model", "timesformer",
+               "--random-weights", "--quiet"])  # fmt: skip
+    err_text = capsys.readouterr().err
+    assert rc == 2 and "pip install 'vidcam[transformers]'" in err_text
+    assert len(err_text.strip().splitlines()) == 1 and not (tmp_path / "o.mp4").exists()
 
 
 def test_channels_last_to_volume():

@@ -12,11 +12,17 @@ median of ``--repeats`` after a warm-up):
 - pytorch-grad-cam 1.5.7 GradCAMPlusPlus when importable (fp32 only: it copies to numpy, which
   has no bfloat16; one timed call, it is slow), skipped otherwise.
 
-Also the peak CUDA memory of one call of each row. Random weights (speed does not depend on
-them). Goals (issue 12): vidcam ≤ 1.10× the floor, ≥ 100× pytorch-grad-cam. Meant to finish in
-well under 4 minutes on an H200. Without CUDA it prints one line and exits 0.
+Also the peak CUDA memory of one call of each row. Then the pipeline rows (``video<F>``): a
+generated 640×360 H.264 clip of ``--frames`` frames, `vidcam explain` end to end
+(``write_explained_video``, r3d_18, ``batch_size=--batch``) vs a plain PyAV decode + libx264
+encode of the same clip; for those rows "ms/batch" is ms per run, "clips/s" frames/s and
+"× floor" the ratio to decode + encode. Random weights (speed does not depend on them). Goals
+(issue 12): vidcam ≤ 1.10× the floor, ≥ 100× pytorch-grad-cam, `vidcam explain` ≤ 1.2×
+decode + encode. Sized to finish within 8 minutes on an H200 (defaults). Without CUDA it prints
+one line and exits 0; ``--smoke`` runs everything on the CPU with tiny inputs (checks the code).
 
     python tools/bench_gpu.py [--batch 8] [--repeats 10] [--models r3d_18,x3d_m,i3d] [--no-peer]
+        [--frames 300] [--no-pipeline] [--smoke]
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import argparse
 import contextlib
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -157,6 +164,61 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> li
     return rows
 
 
+def decode_encode(clip: Path, out: Path) -> int:
+    """A plain PyAV decode of every frame + H.264 encode (crf 18, veryfast, as vidcam writes)."""
+    import av
+
+    with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
+        stream = src.streams.video[0]
+        stream.thread_type = "AUTO"
+        enc = dst.add_stream("libx264", rate=stream.average_rate)
+        enc.width, enc.height = stream.codec_context.width, stream.codec_context.height
+        enc.pix_fmt = "yuv420p"
+        enc.options = {"crf": "18", "preset": "veryfast"}
+        n = 0
+        for frame in src.decode(stream):
+            rgb = frame.to_ndarray(format="rgb24")  # vidcam renders RGB frames too
+            dst.mux(enc.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+            n += 1
+        dst.mux(enc.encode())
+    return n
+
+
+def bench_pipeline(args: argparse.Namespace) -> list[tuple]:
+    """`vidcam explain` (write_explained_video, r3d_18 random weights, batch ``args.batch``)
+    wall time vs a plain PyAV decode + encode of the same clip. One warm-up, then medians."""
+    from bench_pipeline import make_clip
+
+    from vidcam.video import write_explained_video
+
+    frames = 24 if args.smoke else args.frames
+    out_dir = Path(tempfile.mkdtemp(prefix="bench_gpu_"))
+    clip = make_clip(out_dir / f"clip_{frames}.mp4", frames)
+
+    def explain() -> None:
+        write_explained_video(
+            clip,
+            out_dir / "explained.mp4",
+            model="r3d_18",
+            pretrained=False,
+            device=DEVICE,
+            batch_size=args.batch,
+            progress=False,
+            overwrite=True,
+        )
+
+    fns = {
+        "PyAV decode + encode (640x360 H.264)": lambda: decode_encode(clip, out_dir / "plain.mp4"),
+        "vidcam explain (r3d_18, whole pipeline)": explain,
+    }
+    times = timed(fns, "fp32", max(1, min(args.repeats, 3)))
+    base = times["PyAV decode + encode (640x360 H.264)"]
+    return [
+        (f"video{frames}", "fp32", label, t, frames / t, t / base, None)
+        for label, t in times.items()
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="r3d_18,x3d_m,i3d")
@@ -164,8 +226,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--dtypes", default="fp32,bf16")
     parser.add_argument("--no-peer", dest="peer", action="store_false")
+    parser.add_argument("--frames", type=int, default=300, help="frames of the pipeline clip")
+    parser.add_argument("--no-pipeline", dest="pipeline", action="store_false")
     # a quick run of this script on the CPU (small clips, batch 1): checks the code, not speed
-    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the code")
     args = parser.parse_args()
     global DEVICE
     if args.smoke:
@@ -190,8 +254,11 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
-    for name in args.models.split(","):
-        for model, dtype, label, t, rate, ratio, *more in bench_model(name, args, device):
+    groups = [lambda name=name: bench_model(name, args, device) for name in args.models.split(",")]
+    if args.pipeline:
+        groups.append(lambda: bench_pipeline(args))
+    for group in groups:
+        for model, dtype, label, t, rate, ratio, *more in group():
             if t is None:
                 print(f"{model:7} {dtype:5} {label:42} {'':9} {'':9} {ratio:7.1f}x")
                 continue

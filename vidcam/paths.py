@@ -130,9 +130,16 @@ class AtomicFile:
         try:
             _match_umask(self.tmp)
             if self.overwrite:
+                _refuse_non_regular(self.final)  # one appeared since check_output
                 os.replace(self.tmp, self.final)
             else:
                 _create_no_replace(self.tmp, self.final)
+        except NotRegularError as exc:
+            self.discard()
+            raise VidcamError(
+                f"{str(self.final)!r} became {exc} while vidcam ran; not replaced (only regular "
+                "files are ever replaced)"
+            ) from None
         except FileExistsError:
             self.discard()
             raise VidcamError(
@@ -192,6 +199,17 @@ def remove_live_temps() -> None:
     for p in list(LIVE_TEMPS):
         p.unlink(missing_ok=True)
         LIVE_TEMPS.discard(p)
+
+
+class NotRegularError(OSError):
+    """The name to replace is a symbolic link, a device, a FIFO or a directory."""
+
+
+def _refuse_non_regular(final: Path) -> None:
+    if final.is_symlink():
+        raise NotRegularError("a symbolic link")
+    if final.exists() and not final.is_file():
+        raise NotRegularError("something other than a regular file")
 
 
 def _create_no_replace(tmp: Path, final: Path) -> None:

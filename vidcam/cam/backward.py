@@ -1,5 +1,6 @@
 """Backward passes for the explainer: per-target gradients batched over targets, and the
-per-class gradient moments of the Grad-CAM++ softmax variant (batched over classes in chunks)."""
+per-class gradient moments of the Grad-CAM++ softmax variant (one backward for the mean,
+chunks batched over classes for the central moments)."""
 
 from __future__ import annotations
 
@@ -71,37 +72,50 @@ def batched_grad(
 def class_moments(
     output: torch.Tensor, tensors: list[torch.Tensor]
 ) -> list[tuple[torch.Tensor, ...]]:
-    """Ḡ, V, M3 of the per-class gradients ∂S^k/∂A, weighted by p = softmax(S).
+    """Ḡ, V, M3 of the per-class gradients G_j = ∂S^j/∂A, weighted by p = softmax(S).
 
-    Gradients of all M classes come from chunked backward passes batched over classes.
-    Returns, per tensor, (mean, variance, third central moment), each shaped like the tensor.
+    output (N, M) scores; returns, per tensor, (Ḡ, V, M3), each shaped like the tensor::
+
+        Ḡ = Σ_j p_j G_j,   V = Σ_j p_j (G_j − Ḡ)²,   M3 = Σ_j p_j (G_j − Ḡ)³
+
+    Ḡ is ONE backward (cotangent p). V and M3 need every G_j (powers do not commute with the
+    sum), so they come from chunked backward passes batched over classes; each chunk is
+    centred on Ḡ first and reduced with a matrix product over classes, so the central moments
+    are summed directly (no E[G²] − Ḡ² cancellation) in the gradients' own precision.
+
+    Exact for any head. Why no cheaper exact route in general: when the head is linear in A up to
+    a global pool (r3d_18, I3D) the G_j are cheap anyway; when a per-position nonlinearity
+    sits between A and the pool (X3D's conv-BN-ReLU before its pool), G_j = R_j·diag(mask)·W per
+    position and every power sum is an M×Z×|A| contraction, the same work as M backward passes.
     """
     n, m = output.shape
-    probs = output.detach().double().softmax(dim=1)  # (N, M)
+    bad = [tuple(t.shape) for t in tensors if n > 1 and (t.dim() == 0 or t.shape[0] != n)]
+    if bad:
+        raise VidcamError(
+            f"softmax variant: the explained layer's output {bad[0]} has no leading batch axis "
+            f"of size {n}; explain one clip at a time or pick a layer with a batch axis"
+        )
+    work = torch.float32 if output.dtype in (torch.float16, torch.bfloat16) else output.dtype
+    probs = output.detach().to(torch.float64).softmax(dim=1)  # (N, M)
+    means = batched_grad(output, tensors, probs.to(output.dtype)[None])
+    means = [None if g is None else g[0].to(work) for g in means]
     per_class = sum(t.numel() for t in tensors)
     chunk = max(1, min(m, CLASS_CHUNK_ELEMENTS // max(per_class, 1)))
-    acc_dtype = torch.float32 if output.device.type == "mps" else torch.float64
-    sums = [
-        [torch.zeros(t.shape, dtype=acc_dtype, device=t.device) for _ in range(3)] for t in tensors
-    ]
+    sums = [[torch.zeros(t.shape, dtype=work, device=t.device) for _ in range(2)] for t in tensors]
     eye = torch.eye(m, dtype=output.dtype, device=output.device)
-    for start in range(0, m, chunk):
+    live = [i for i, g in enumerate(means) if g is not None]
+    for start in range(0, m if live else 0, chunk):
         stop = min(m, start + chunk)
         grad_outputs = eye[start:stop, None, :].expand(stop - start, n, m).contiguous()
-        grads = batched_grad(output, tensors, grad_outputs)
-        p = probs[:, start:stop].transpose(0, 1).to(acc_dtype)  # (B, N)
-        for acc, g, t in zip(sums, grads, tensors, strict=True):
-            if g is None:
-                continue
-            g = g.to(acc_dtype)
-            pw = p.reshape(*p.shape, *([1] * (t.dim() - 1)))
-            g2 = g * g
-            acc[0] += (pw * g).sum(0)
-            acc[1] += (pw * g2).sum(0)
-            acc[2] += (pw * g2 * g).sum(0)
+        grads = batched_grad(output, [tensors[i] for i in live], grad_outputs)
+        p = probs[:, start:stop].transpose(0, 1).to(work)  # (B, N)
+        for i, g in zip(live, grads, strict=True):
+            d = g.to(work).sub_(means[i]).reshape(stop - start, n, -1)  # (B, N, rest)
+            d2 = d * d
+            sums[i][0] += torch.einsum("bn,bnk->nk", p, d2).view(tensors[i].shape)
+            sums[i][1] += torch.einsum("bn,bnk->nk", p, d2.mul_(d)).view(tensors[i].shape)
     out = []
-    for (m1, m2, m3), t in zip(sums, tensors, strict=True):
-        var = m2 - m1 * m1
-        third = m3 - 3 * m1 * m2 + 2 * m1 * m1 * m1
-        out.append(tuple(x.to(t.dtype) for x in (m1, var, third)))
+    for mean, (var, third), t in zip(means, sums, tensors, strict=True):
+        mean = torch.zeros_like(var) if mean is None else mean
+        out.append(tuple(x.to(t.dtype) for x in (mean, var, third)))
     return out

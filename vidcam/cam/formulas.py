@@ -17,6 +17,18 @@ linear in A (second derivatives of S vanish)::
 
     ∂Y/∂A = p_c D,   ∂²Y/∂A² = p_c (D² − V),   ∂³Y/∂A³ = p_c (D³ − 3 D V − M3)
     alpha = (D² − V) / (2 (D² − V) + (Σ A)(D³ − 3 D V − M3)),   w_k = Σ alpha · relu(p_c D)
+
+The other gradient methods, with g = ∂S/∂A::
+
+    XGrad-CAM (Fu et al., BMVC 2020):  w_k = Σ (g · A_k) / Σ A_k,   map = relu(Σ_k w_k A_k)
+    LayerCAM (Jiang et al., TIP 2021): map = relu(Σ_k relu(g) ⊙ A_k)           (elementwise)
+    HiResCAM (Draelos & Carin, 2020):  map = relu(Σ_k g ⊙ A_k)                 (elementwise)
+
+Eigen-CAM (Muhammad & Yeasin, IJCNN 2020) needs no gradient: with the activations of a sample
+as an (L = t·h·w, C) matrix M = U Σ Vᵀ, the map is relu(M v₁) (v₁ the first right singular
+vector, the paper's projection on the first principal component, without centring), the sign
+of v₁ chosen so that the projection correlates positively with the mean activation over
+channels.
 """
 
 from __future__ import annotations
@@ -99,3 +111,34 @@ def weighted_map(acts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     else:
         cam = torch.einsum("knct,ncthw->nkthw", w, acts)
     return cam.clamp_min(0)
+
+
+def xgradcam_weights(acts: torch.Tensor, grads: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+    """XGrad-CAM weights Σ(g·A)/ΣA (0 where ΣA = 0). acts (N,C,t,h,w), grads (K,N,C,t,h,w)
+    -> (K, N, C, t|1, 1, 1)."""
+    dims = pooled_dims(pooling)
+    num = (grads * acts).sum(dim=dims, keepdim=True)
+    return _safe_div(num, activation_sums(acts, pooling).expand_as(num))
+
+
+def elementwise_map(acts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """relu(Σ_k w ⊙ A_k) with elementwise weights: acts (N,C,t,h,w), weights (K,N,C,t,h,w)
+    -> (N, K, t, h, w). LayerCAM: w = relu(g); HiResCAM: w = g."""
+    return (weights * acts).sum(dim=2).transpose(0, 1).clamp_min(0)
+
+
+def eigencam_weights(acts: torch.Tensor) -> torch.Tensor:
+    """First right singular vector v₁ of each sample's (t·h·w, C) activation matrix, its sign
+    fixed so that M v₁ correlates positively with the channel mean. acts (N,C,t,h,w) -> (N, C).
+
+    Ties (zero correlation, e.g. zero-mean activations) are broken by making v₁'s entry of
+    largest magnitude positive.
+    """
+    m = acts.flatten(2).transpose(1, 2)  # (N, L, C)
+    dtype = m.dtype if m.dtype == torch.float64 else torch.float32
+    v = torch.linalg.svd(m.to(dtype), full_matrices=False).Vh[:, 0, :]  # (N, C)
+    proj = torch.einsum("nlc,nc->nl", m.to(dtype), v)
+    corr = (proj * m.to(dtype).mean(dim=2)).sum(dim=1)  # (N,)
+    peak = v.gather(1, v.abs().argmax(dim=1, keepdim=True))[:, 0]
+    sign = torch.where(corr != 0, corr.sign(), torch.where(peak < 0, -1.0, 1.0).to(dtype))
+    return (v * sign[:, None]).to(acts.dtype)

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from vidcam import __version__
+from vidcam.cli.choices import one_line_errors
 from vidcam.errors import VidcamError
 from vidcam.paths import remove_live_temps
 
@@ -55,6 +56,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("vidcam.cli.explain", "explain a video file and write an annotated MP4/GIF"),
     "models": ("vidcam.cli.models", "list the registered models and their input specs"),
     "evaluate": ("vidcam.cli.evaluate", "measure explanation quality (faithfulness, localization)"),
+    "batch": ("vidcam.cli.batch", "explain many videos (files, folders, manifests), resumably"),
 }
 
 
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidcam",
         description="Where and when does a video model look? Grad-CAM++ for video action recognition.",
     )
+    one_line_errors(parser)
     parser.add_argument("--version", action="version", version=f"vidcam {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
@@ -92,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Stopped as exc:
         remove_live_temps()
         name = signal.Signals(exc.signum).name
-        print(f"vidcam {args.command}: stopped by {name}; no output written", file=sys.stderr)
+        print(f"vidcam {args.command}: stopped by {name}; no partial output left", file=sys.stderr)
         return 128 + exc.signum
 
 

@@ -1,7 +1,9 @@
 """``vidcam evaluate``: how faithful and how well-localized are a model's explanations?
 
-For every video (one clip each, sampled per the model's input spec) it compares Grad-CAM,
-Grad-CAM++, a seeded random map and the all-ones map. The headline: the model's confidence
+For every video (one clip each, sampled per the model's input spec) it compares the explanation
+methods (``--methods``; default every cheap one, all from one forward and one backward per clip),
+a seeded random map and the all-ones map, and RANKS them per metric (mean ± std over clips, the
+rank in each column, the mean rank over keep/remove). The headline: the model's confidence
 (relative to the whole clip) after removing the map's top k % voxels, or keeping only them,
 under natural fills (``--fill``: ROAD noisy linear imputation over T×H×W, a blurred copy), with
 the map's size (mean value, area ≥ 0.5) beside it. Then Average Drop %, % Increase in Confidence
@@ -9,7 +11,8 @@ and Win % (Chattopadhyay et al. 2018) on E = map ⊙ clip against ``--baseline``
 AUC over voxels and over whole frames under that baseline, and, when ground truth is found
 (``<stem>.json`` next to the video or in ``--gt``), pointing games, instance coverage, temporal
 energy and IoU. Every masked forward runs batched (``--batch``) under inference mode. Prints the
-tables; writes ``--json`` / ``--plot`` / ``--markdown``.
+tables; writes ``--json`` / ``--plot`` / ``--markdown``. torch loads only inside :func:`run`
+(the parser's constants come from :mod:`vidcam.evaluate.choices`), so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -18,8 +21,16 @@ import argparse
 import sys
 
 from vidcam.errors import VidcamError
-from vidcam.evaluate.fills import FILL_HELP, FILLS, NATURAL_FILLS
-from vidcam.evaluate.masking import BASELINE_HELP, BASELINES
+from vidcam.evaluate.choices import (
+    BASELINE_HELP,
+    BASELINES,
+    DEFAULT_METHODS,
+    ENGINE_METHODS,
+    FILL_HELP,
+    FILLS,
+    NATURAL_FILLS,
+    SLOW_METHODS,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-pretrained", action="store_true", help="random weights (a sanity check)"
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default: auto)")
+    parser.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        metavar="M[,M...]",
+        help=f"methods compared and ranked: {', '.join(ENGINE_METHODS)} or all (default: every "
+        f"cheap one, {','.join(DEFAULT_METHODS)}: one forward + one backward per clip for all; "
+        f"{', '.join(SLOW_METHODS)} costs a masked forward per channel); the random and "
+        "all-ones references are always added",
+    )
     parser.add_argument("--gt", metavar="DIR", help="folder of ground-truth <stem>.json files")
     parser.add_argument(
         "--baseline",
@@ -100,7 +120,13 @@ def run(args: argparse.Namespace) -> int:
     from vidcam.evaluate.clips import list_videos
     from vidcam.evaluate.fills import parse_fills
     from vidcam.evaluate.report import format_table, format_timing, plot_curves, write_json
-    from vidcam.evaluate.run import EvalOptions, evaluate, parse_fractions, parse_units
+    from vidcam.evaluate.run import (
+        EvalOptions,
+        evaluate,
+        parse_fractions,
+        parse_methods,
+        parse_units,
+    )
     from vidcam.models.record import resolve_model
     from vidcam.paths import check_distinct, check_output, write_text
 
@@ -113,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     fills = parse_fills(args.fill)  # option errors before any decoding or model loading
     fractions = parse_fractions(args.fractions)
     units = parse_units(args.units)
+    methods = parse_methods(args.methods)
     if args.fill_steps < 0:
         raise VidcamError(f"--fill-steps must be >= 0, got {args.fill_steps}")
     videos = list_videos(args.inputs)[: args.limit]
@@ -140,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         fractions=fractions,
         fill_steps=args.fill_steps,
         units=units,
+        methods=methods,
     )
     result = evaluate(videos, em, opts)
     table = format_table(result)

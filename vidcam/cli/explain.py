@@ -2,7 +2,10 @@
 
 ``--preview PATH.png`` adds a contact sheet (or, without ``-o``, writes only the sheet).
 Everything that can be checked before the work starts is checked first (input, outputs'
-directories, extensions, overwrite, colormap, alpha, device); the input file is only ever read.
+directories, extensions, overwrite, colormap, alpha, device, and --clip-len / --stride /
+--batch-size against the model, the video's length and the free memory); the input file is only
+ever read. torch and the pipeline are imported inside :func:`run`, so ``--help`` and argument
+errors answer at once (the parser's choices come from :mod:`vidcam.cli.choices`).
 """
 
 from __future__ import annotations
@@ -12,14 +15,21 @@ import sys
 import time
 import warnings
 
+from vidcam.cli.choices import (
+    DEFAULT_NORMALIZE,
+    METHODS,
+    NORMALIZE,
+    SPATIAL,
+    VALID_EXTENSIONS,
+    VIDEO_GAMMA,
+    VIDEO_PERCENTILE,
+    one_line_errors,
+)
 from vidcam.errors import VidcamError
-from vidcam.video import METHODS, resolve_device, write_explained_video, write_preview
-from vidcam.video.encode import VALID_EXTENSIONS
-from vidcam.video.scale import DEFAULT_NORMALIZE, NORMALIZE, VIDEO_GAMMA, VIDEO_PERCENTILE
-from vidcam.video.spatial import SPATIAL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    one_line_errors(parser)
     parser.add_argument("input", help="video file to explain (any format FFmpeg reads)")
     parser.add_argument(
         "-o",
@@ -89,8 +99,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--side-by-side",
-        action="store_true",
-        help="two panels: Grad-CAM | Grad-CAM++ (or CAM | guided product)",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="M1,M2,...",
+        help="panels side by side: alone, Grad-CAM | Grad-CAM++ (or CAM | guided product, or "
+        "Grad-CAM++ | the method); with a list of method ids, those panels "
+        "(e.g. gradcam,layercam,eigencam; put it after the input)",
     )
     parser.add_argument(
         "--normalize",
@@ -111,6 +126,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "when the model allows it",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="accept a damaged or truncated input of which much less than its header announces "
+        "decodes (default: refuse it)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress or summary output")
 
 
@@ -119,7 +140,12 @@ def run(args: argparse.Namespace) -> int:
         raise VidcamError("nothing to write: give -o OUTPUT and/or --preview PATH.png")
     if not args.output and args.json:
         raise VidcamError("--json needs -o OUTPUT")
-    resolve_device(args.device)  # paths, colormap and alpha are checked first thing below
+    from vidcam.cam.methods import panel_ids
+    from vidcam.video import resolve_device, write_explained_video, write_preview
+
+    side_by_side = panel_ids(args.side_by_side)  # method ids checked before any work
+
+    device = resolve_device(args.device)  # paths, colormap and alpha are checked first below
     started = time.perf_counter()
     options = dict(
         overwrite=args.overwrite,
@@ -136,14 +162,16 @@ def run(args: argparse.Namespace) -> int:
         clip_len=args.clip_len,
         stride=args.stride,
         device=args.device,
-        side_by_side=args.side_by_side,
+        side_by_side=side_by_side,
         batch_size=args.batch_size,
         normalize=args.normalize,
         spatial=args.spatial,
+        allow_partial=args.allow_partial,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = _one_line_warning
+        _check_window(args, device)
         if args.output:
             result = write_explained_video(
                 args.input, args.output, json_path=args.json, preview=args.preview, **options
@@ -154,11 +182,39 @@ def run(args: argparse.Namespace) -> int:
         took = time.perf_counter() - started
         wrote = " and ".join(p for p in (args.output, args.preview) if p)
         print(
-            f"wrote {wrote}: {result.frames} frames, {len(result.windows)} windows, "
+            f"wrote {wrote}: {_frames_written(result)} frames, "
+            f"{len(result.windows)} windows, "
             f"{result.model} / {result.method}, {took:.1f} s",
             file=sys.stderr,
         )
     return 0
+
+
+def _frames_written(result: object) -> int:
+    """The frames the written video holds (the encoder's count), else those explained (a
+    preview-only run, or a pipeline that does not count)."""
+    return getattr(result, "frames_written", 0) or result.frames
+
+
+def _check_window(args: argparse.Namespace, device: object) -> None:
+    """Paths first, then --clip-len / --stride / --batch-size against the model's clip, the
+    video's length and the free memory (:func:`vidcam.video.setup.check_window`), before the
+    model loads."""
+    from vidcam.models.registry import get_spec
+    from vidcam.video.decode import probe
+    from vidcam.video.setup import check_paths, check_window
+
+    if args.output:
+        check_paths(args.input, args.output, overwrite=args.overwrite, json_path=args.json)
+    check_window(
+        get_spec(args.model).input,
+        clip_len=args.clip_len,
+        stride=args.stride,
+        batch_size=args.batch_size,
+        info=probe(args.input),
+        spatial=args.spatial,
+        device=device,
+    )
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -6,11 +6,14 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from vidcam.cli.choices import one_line_errors
+
 if TYPE_CHECKING:
     from vidcam.models.spec import InputSpec, ModelSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    one_line_errors(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "name", nargs="?", default=None, help="show one model in detail (with its description)"

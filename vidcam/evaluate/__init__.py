@@ -1,45 +1,46 @@
 """Explanation quality: faithfulness (keep/remove top-k % scores and relative deletion/insertion
 curves under natural fills — ROAD imputation, blur —, Average Drop, Increase in Confidence,
-Win %, classic deletion and insertion AUC), map size, and localization against ground truth
-(pointing games, coverage, temporal energy, IoU). The metric modules are pure tensor functions;
-:mod:`vidcam.evaluate.run` is the loop."""
+Win %, classic deletion and insertion AUC), map size, the methods' ranking per metric, and
+localization against ground truth (pointing games, coverage, temporal energy, IoU). The metric
+modules are pure tensor functions; :mod:`vidcam.evaluate.run` is the loop.
 
-from vidcam.evaluate.curves import (
-    MaskedScorer,
-    Ranking,
-    auc,
-    auc_xy,
-    deletion_insertion,
-    keep_remove_curves,
-)
-from vidcam.evaluate.fills import FILLS, NATURAL_FILLS, ConstantFill, RoadFill, make_fill
-from vidcam.evaluate.masking import BASELINES, blend, make_baseline
-from vidcam.evaluate.metrics_faithfulness import (
-    average_drop,
-    increase_in_confidence,
-    win_percent,
-)
-from vidcam.evaluate.metrics_localization import localization
-from vidcam.evaluate.metrics_size import map_size
+The names below load on first use (they import torch), so :mod:`vidcam.evaluate.choices` — the
+constants of ``vidcam evaluate --help`` — imports without torch.
+"""
 
-__all__ = [
-    "BASELINES",
-    "FILLS",
-    "NATURAL_FILLS",
-    "ConstantFill",
-    "MaskedScorer",
-    "Ranking",
-    "RoadFill",
-    "auc",
-    "auc_xy",
-    "average_drop",
-    "blend",
-    "deletion_insertion",
-    "increase_in_confidence",
-    "keep_remove_curves",
-    "localization",
-    "make_baseline",
-    "make_fill",
-    "map_size",
-    "win_percent",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "MaskedScorer": "curves",
+    "Ranking": "curves",
+    "auc": "curves",
+    "auc_xy": "curves",
+    "deletion_insertion": "curves",
+    "keep_remove_curves": "curves",
+    "FILLS": "choices",
+    "NATURAL_FILLS": "choices",
+    "BASELINES": "choices",
+    "ConstantFill": "fills",
+    "RoadFill": "fills",
+    "make_fill": "fills",
+    "blend": "masking",
+    "make_baseline": "masking",
+    "average_drop": "metrics_faithfulness",
+    "increase_in_confidence": "metrics_faithfulness",
+    "win_percent": "metrics_faithfulness",
+    "localization": "metrics_localization",
+    "map_size": "metrics_size",
+    "rank_methods": "ranking",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vidcam.evaluate' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"vidcam.evaluate.{module}"), name)

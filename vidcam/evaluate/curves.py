@@ -23,12 +23,12 @@ from dataclasses import dataclass
 import torch
 
 from vidcam.errors import VidcamError
+from vidcam.evaluate.choices import UNITS  # noqa: F401 (re-exported)
 from vidcam.evaluate.fills import ConstantFill, Fill
 from vidcam.evaluate.masking import blend
 
 #: ``score_fn(clips (B, 3, T, H, W) in [0, 1]) -> (B, num_classes)`` probabilities.
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
-UNITS: tuple[str, ...] = ("voxel", "frame")
 
 
 def rank(importance: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -27,25 +27,20 @@ from collections.abc import Sequence
 import torch
 
 from vidcam.errors import VidcamError
-from vidcam.evaluate.masking import BASELINE_HELP, BASELINES, make_baseline
+from vidcam.evaluate.choices import (  # noqa: F401 (re-exported)
+    FILL_HELP,
+    FILLS,
+    NATURAL_FILLS,
+    ROAD_NOISE,
+)
+from vidcam.evaluate.masking import BASELINES, make_baseline
 
-#: every fill, in the order tables list them
-FILLS: tuple[str, ...] = ("road", "blur", "black", "mean")
-#: the default: the fills that keep the clip's statistics
-NATURAL_FILLS: tuple[str, ...] = ("road", "blur")
-#: std of the noise ROAD adds to imputed voxels, in [0, 1] pixel units (ROAD's default 0.01)
-ROAD_NOISE = 0.01
 #: relative residual at which ROAD's linear solve stops. Measured with the multigrid-CG solver on
 #: 16×112×112 and 64×224×224 clips with ROAD-style top-10/20 % holes and keep-10 % masks: against
 #: tol 1e-5 the fill differs by 0.0002–0.0007 on average (max 0.005 and 0.014, i.e. 1–4 8-bit
 #: grey levels, on a few voxels), far below the noise ROAD adds (std 0.01), and the solve takes
 #: 40–70 % of the time (64×224×224: 3.7–6.9 s instead of 6.7–11.2 s per mask on 2 cores).
 ROAD_TOL = 1e-3
-FILL_HELP: dict[str, str] = {
-    "road": "ROAD noisy linear imputation over T×H×W (neighbours' weighted mean + noise "
-    f"std {ROAD_NOISE})",
-    **BASELINE_HELP,
-}
 
 
 def parse_fills(text: str | Sequence[str]) -> tuple[str, ...]:

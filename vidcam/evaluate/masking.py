@@ -15,13 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from vidcam.errors import VidcamError
-
-BASELINES: tuple[str, ...] = ("black", "mean", "blur")
-BASELINE_HELP = {
-    "black": "zeros (black pixels)",
-    "mean": "the model's normalisation mean (grey for mean≈0.45), i.e. 0 after normalisation",
-    "blur": "a Gaussian-blurred copy of each frame (sigma = short side / 16 px)",
-}
+from vidcam.evaluate.choices import BASELINE_HELP, BASELINES  # noqa: F401 (re-exported)
 
 
 def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -7,11 +7,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidcam.errors import VidcamError
-from vidcam.evaluate.curves import UNITS, grid
-from vidcam.evaluate.fills import NATURAL_FILLS, parse_fills
-from vidcam.evaluate.masking import BASELINES
+from vidcam.evaluate.choices import (
+    BASELINES,
+    DEFAULT_METHODS,
+    ENGINE_METHODS,
+    NATURAL_FILLS,
+    REFERENCES,
+    UNITS,
+)
+from vidcam.evaluate.curves import grid
+from vidcam.evaluate.fills import parse_fills
 
 FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.5)
+#: the headline keeps/removes this share of voxels when it is among the fractions (else the
+#: nearest one): the share the issue's and ROAD's comparisons use
+HEADLINE_FRACTION = 0.2
+
+
+def headline_fraction(fractions: Sequence[float]) -> float:
+    """The fraction the headline table shows (see :data:`HEADLINE_FRACTION`)."""
+    return min(fractions, key=lambda f: (abs(f - HEADLINE_FRACTION), f))
 
 
 def parse_fractions(text: str | Sequence[float]) -> tuple[float, ...]:
@@ -39,7 +54,8 @@ class EvalOptions:
     ``fills``: the fills of the keep/remove scores and of the relative deletion/insertion curves;
     ``fractions``: the keep/remove shares; ``fill_steps``: equal steps added to the fills' curve
     positions (0: only 0, the fractions and 1, see :func:`fill_grid`); ``units``: the units of
-    the classic curves under ``baseline`` (``()``: none, the fastest run)."""
+    the classic curves under ``baseline`` (``()``: none, the fastest run); ``methods``: the
+    engine's methods compared (the random and all-ones references are always added)."""
 
     baseline: str = "black"
     steps: int = 16
@@ -52,6 +68,7 @@ class EvalOptions:
     fractions: tuple[float, ...] = FRACTIONS
     fill_steps: int = 0
     units: tuple[str, ...] = UNITS
+    methods: tuple[str, ...] = DEFAULT_METHODS
 
     def check(self) -> None:
         if self.baseline not in BASELINES:
@@ -67,6 +84,35 @@ class EvalOptions:
         self.units = parse_units(self.units)
         self.fills = parse_fills(self.fills)
         self.fractions = parse_fractions(self.fractions)
+        self.methods = parse_methods(self.methods)
+
+    @property
+    def evaluated(self) -> tuple[str, ...]:
+        """Every map of the run, in table order: the methods, then the references."""
+        return (*self.methods, *REFERENCES)
+
+
+def parse_methods(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``"gradcam,layercam"`` (or a sequence) -> engine method ids, de-duplicated, in order
+    (``"all"``: every method, Score-CAM too; ``"random"``/``"ones"`` are always evaluated)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for raw in items:
+        name = str(raw).strip().lower()
+        if not name or name in REFERENCES:
+            continue
+        if name == "all":
+            out += [m for m in ENGINE_METHODS if m not in out]
+            continue
+        if name not in ENGINE_METHODS:
+            raise VidcamError(
+                f"--methods: {name!r} is not one of {', '.join(ENGINE_METHODS)} (or all)"
+            )
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise VidcamError(f"--methods: give at least one of {', '.join(ENGINE_METHODS)}")
+    return tuple(out)
 
 
 def parse_units(text: str | Sequence[str]) -> tuple[str, ...]:

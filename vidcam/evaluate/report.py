@@ -1,9 +1,10 @@
 """Evaluation output: Markdown tables, a JSON file and a PNG of the mean curves (matplotlib).
 
-The printed table leads with what does not reward coverage: how much of the model's confidence
-is left after a map's top voxels are removed (or after keeping only them) under a natural fill,
-with the map's size beside it, and the paper's Average Drop / Increase in Confidence / Win % next
-to those. The classic tables (the paper's metrics and the deletion/insertion AUC under the
+The printed table leads with what does not reward coverage and RANKS the methods: how much of
+the model's confidence is left after a map's top voxels are removed (or after keeping only them)
+under a natural fill, with the map's size beside it, and the paper's Average Drop / Increase in
+Confidence next to those — every cell the mean ± std over clips and the method's rank in that
+column, rows sorted by the mean rank over the keep/remove columns. The classic tables (the paper's metrics and the deletion/insertion AUC under the
 baseline, the win matrix, localization) follow. Every file is written atomically.
 """
 
@@ -19,7 +20,8 @@ from vidcam.evaluate.fills import FILL_HELP
 from vidcam.evaluate.masking import BASELINE_HELP
 from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS
 from vidcam.evaluate.metrics_size import SIZE_METRICS
-from vidcam.evaluate.run import METHOD_TITLES, METHODS, EvalResult, pct
+from vidcam.evaluate.options import HEADLINE_FRACTION, headline_fraction  # noqa: F401
+from vidcam.evaluate.run import METHOD_TITLES, EvalResult, pct
 from vidcam.paths import atomic_write, write_text
 
 #: (key, column title, better) for the classic faithfulness table.
@@ -40,10 +42,6 @@ LOC_COLUMNS = (
     ("temporal", "Temporal energy ↑"),
     ("iou", "IoU@0.5 ↑"),
 )
-#: the headline keeps/removes this share of voxels when it is among the fractions (else the
-#: nearest one): the share the issue's and ROAD's comparisons use
-HEADLINE_FRACTION = 0.2
-
 HOW_TO_READ = (
     "How to read: **Remove k %** is the model's confidence in the explained class after the k % "
     "of voxels a map ranks highest are replaced by the fill, as a fraction of its confidence on "
@@ -51,7 +49,9 @@ HOW_TO_READ = (
     "voxels (higher = better). The paper's Average Drop and Increase in Confidence score "
     "E = map ⊙ clip against a {baseline} baseline, which mostly measures how much of the clip a "
     "map keeps (mean map, area ≥ 0.5): the all-ones map scores a perfect 0 % drop, so read them "
-    "beside the map size, never alone."
+    "beside the map size, never alone. Each cell: mean ± std over the clips (rank among the "
+    "methods, 1 = best); **Mean rank** averages the ranks of the keep/remove columns only; the "
+    "random and all-ones maps are the references a method should beat."
 )
 
 
@@ -59,11 +59,6 @@ def _fmt(v: float | None, pct: bool = False, digits: int = 3) -> str:
     if v is None:
         return "–"
     return f"{v * 100:.2f}" if pct else f"{v:.{digits}f}"
-
-
-def headline_fraction(fractions: list[float]) -> float:
-    """The fraction the headline table shows (see :data:`HEADLINE_FRACTION`)."""
-    return min(fractions, key=lambda f: (abs(f - HEADLINE_FRACTION), f))
 
 
 def _row(title: str, cells: list[str]) -> str:
@@ -74,42 +69,59 @@ def _head(first: str, titles: list[str]) -> list[str]:
     return ["| " + first + " | " + " | ".join(titles) + " |", "|---|" + "---:|" * len(titles)]
 
 
-def _other_cam_win(s: dict[str, Any], m: str) -> str:
-    other = {"gradcam": "gradcam++", "gradcam++": "gradcam"}.get(m)
-    return "–" if other is None else f"{s['win_percent'][m][other]:.2f}"
+def _methods(result: EvalResult) -> list[str]:
+    """The maps of the run, in table order."""
+    return list(result.options.get("methods") or result.summary["methods"])
+
+
+def _title(m: str) -> str:
+    return METHOD_TITLES.get(m, m)
+
+
+def _rank(r: float | None) -> str:
+    return "–" if r is None else f"{r:g}"
+
+
+def _cell(stat: dict[str, Any], digits: int = 3) -> str:
+    if stat.get("mean") is None:
+        return "–"
+    text = f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    return text + (f" ({_rank(stat['rank'])})" if stat.get("rank") is not None else "")
 
 
 def headline_table(result: EvalResult) -> list[str]:
-    """Removal/keep scores at the headline fraction under each fill, map size, paper metrics."""
+    """The ranking: keep/remove at the headline fraction under each fill, map size, paper
+    metrics; mean ± std over clips (rank) per cell, rows by mean rank."""
     s, opts = result.summary, result.options
     fills = opts.get("fills") or []
-    if not fills:
+    ranking = s.get("ranking")
+    if not fills or not ranking:
         return []
-    k = headline_fraction(opts["fractions"])
-    p = pct(k)
-    titles = []
-    for f in fills:
-        titles += [f"Remove {p} % · {f} ↓", f"Keep {p} % · {f} ↑"]
-    titles += [t for _, t in SIZE_COLUMNS]
+    p = pct(ranking["fraction"])
     base = opts["baseline"]
-    titles += [
-        f"Avg Drop % ({base}) ↓",
-        f"Incr. Conf. % ({base}) ↑",
-        "Win % vs the other CAM",
-    ]
+    titles = ["Mean rank ↓"]
+    for col in ranking["columns"]:
+        k = col["key"]
+        if k.startswith(("remove_", "keep_")):
+            verb, fill = k.split("_")[0], k.rsplit("_", 1)[1]
+            arrow = "↓" if verb == "remove" else "↑"
+            titles.append(f"{verb.capitalize()} {p} % · {fill} {arrow}")
+        elif k in dict(SIZE_COLUMNS):
+            titles.append(dict(SIZE_COLUMNS)[k])
+        elif k == "average_drop":
+            titles.append(f"Avg Drop % ({base}) ↓")
+        elif k == "increase_in_confidence":
+            titles.append(f"Incr. Conf. % ({base}) ↑")
+        else:
+            titles.append(dict((c[0], c[1]) for c in FAITH_COLUMNS).get(k, k))
     lines = _head("method", titles)
-    for m in METHODS:
-        row = s["methods"][m]
-        cells = []
-        for f in fills:
-            cells += [_fmt(row.get(f"remove_{p}_{f}")), _fmt(row.get(f"keep_{p}_{f}"))]
-        cells += [_fmt(row.get(key)) for key, _ in SIZE_COLUMNS]
-        cells += [
-            _fmt(row["average_drop"], digits=2),
-            _fmt(row["increase_in_confidence"], digits=2),
-        ]
-        cells.append(_other_cam_win(s, m))
-        lines.append(_row(METHOD_TITLES[m], cells))
+    for m in ranking["order"]:
+        row = ranking["methods"][m]
+        cells = [_rank(row["mean_rank"])]
+        for col in ranking["columns"]:
+            k = col["key"]
+            cells.append(_cell(row[k], digits=2 if k in PERCENT_KEYS else 3))
+        lines.append(_row(_title(m), cells))
     return lines
 
 
@@ -120,13 +132,13 @@ def fill_table(result: EvalResult, fill: str) -> list[str]:
     titles = [f"Remove {p} % ↓" for p in ps] + [f"Keep {p} % ↑" for p in ps]
     titles += ["Del. AUC ↓", "Ins. AUC ↑"] + [t for _, t in SIZE_COLUMNS]
     lines = _head(f"fill: {fill}", titles)
-    for m in METHODS:
+    for m in _methods(result):
         row = s["methods"][m]
         cells = [_fmt(row.get(f"remove_{p}_{fill}")) for p in ps]
         cells += [_fmt(row.get(f"keep_{p}_{fill}")) for p in ps]
         cells += [_fmt(row.get(f"deletion_rel_{fill}")), _fmt(row.get(f"insertion_rel_{fill}"))]
         cells += [_fmt(row.get(key)) for key, _ in SIZE_COLUMNS]
-        lines.append(_row(METHOD_TITLES[m], cells))
+        lines.append(_row(_title(m), cells))
     return lines
 
 
@@ -157,8 +169,9 @@ def format_table(result: EvalResult) -> str:
             "",
             HOW_TO_READ.format(baseline=opts["baseline"]),
             "",
-            f"Headline (k = {pct(headline_fraction(opts['fractions']))} % of the voxels; "
-            f"paper metrics with the {opts['baseline']} baseline):",
+            f"Headline — the methods ranked (k = {pct(headline_fraction(opts['fractions']))} % "
+            f"of the voxels; {s['clips']} clips; paper metrics with the {opts['baseline']} "
+            "baseline):",
             "",
         ]
         lines += headline_table(result)
@@ -175,35 +188,36 @@ def format_table(result: EvalResult) -> str:
     ]
     titles = [c[1] for c in FAITH_COLUMNS] + [t for _, t in SIZE_COLUMNS]
     lines += _head("baseline: " + opts["baseline"], titles)
-    for m in METHODS:
+    methods_run = _methods(result)
+    for m in methods_run:
         row = methods[m]
         cells = [
             _fmt(row.get(k), digits=2 if k in PERCENT_KEYS else 3) for k, _, _ in FAITH_COLUMNS
         ]
         cells += [_fmt(row.get(key)) for key, _ in SIZE_COLUMNS]
-        lines.append(_row(METHOD_TITLES[m], cells))
+        lines.append(_row(_title(m), cells))
     win = s["win_percent"]
     lines += [
         "",
         "Win % (row beats column: smaller drop in confidence on E = map ⊙ clip; ties count half):",
         "",
-        *_head("baseline: " + opts["baseline"], [METHOD_TITLES[m] for m in METHODS]),
+        *_head("baseline: " + opts["baseline"], [_title(m) for m in methods_run]),
     ]
-    for a in METHODS:
-        cells = ["–" if a == b else f"{win[a][b]:.2f}" for b in METHODS]
-        lines.append(_row(METHOD_TITLES[a], cells))
-    if any(methods[m]["energy_pg"] is not None for m in METHODS):
-        n_gt = methods[METHODS[0]]["energy_pg_clips"]
+    for a in methods_run:
+        cells = ["–" if a == b else f"{win[a][b]:.2f}" for b in methods_run]
+        lines.append(_row(_title(a), cells))
+    if any(methods[m]["energy_pg"] is not None for m in methods_run):
+        n_gt = methods[methods_run[0]]["energy_pg_clips"]
         lines += [
             "",
             f"Localization against ground truth ({n_gt} clips; percentages):",
             "",
             *_head("method", [c[1] for c in LOC_COLUMNS]),
         ]
-        for m in METHODS:
+        for m in methods_run:
             row = methods[m]
             cells = [_fmt(row[k], pct=True) for k, _ in LOC_COLUMNS]
-            lines.append(_row(METHOD_TITLES[m], cells))
+            lines.append(_row(_title(m), cells))
         lines += [""] + [f"- {k}: {v}" for k, v in LOCALIZATION_METRICS.items()]
     lines += [""] + [f"- {k}: {v}" for k, v in SIZE_METRICS.items() if k != "map_peak1"]
     return "\n".join(lines) + "\n"
@@ -218,7 +232,9 @@ def format_timing(result: EvalResult) -> str:
         f"Run: {result.summary['clips']} clips in {t['seconds']:.1f} s "
         f"({t['clips_per_minute']:.2f} clips/min) on {t['device']} with {t['torch_threads']} "
         f"threads; {t['masked_forwards']} masked forwards, {t['road_solves']} ROAD solves, "
-        f"engine (Grad-CAM, Grad-CAM++) {t['engine_seconds']:.1f} s.\n"
+        f"engine (every method; {t.get('engine_forwards', 0)} hooked forwards + backwards"
+        + (f", {t['scorecam_clips']} Score-CAM clips" if t.get("scorecam_clips") else "")
+        + f") {t['engine_seconds']:.1f} s.\n"
     )
 
 
@@ -228,7 +244,17 @@ def write_json(result: EvalResult, path: str | Path) -> Path:
 
 # -- plot ---------------------------------------------------------------------------------------
 
-COLORS = {"gradcam": "#1f77b4", "gradcam++": "#d62728", "random": "#7f7f7f", "ones": "#2ca02c"}
+COLORS = {
+    "gradcam": "#1f77b4",
+    "gradcam++": "#d62728",
+    "xgradcam": "#9467bd",
+    "layercam": "#ff7f0e",
+    "hirescam": "#8c564b",
+    "eigencam": "#e377c2",
+    "scorecam": "#17becf",
+    "random": "#7f7f7f",
+    "ones": "#2ca02c",
+}
 
 
 def _panels(result: EvalResult) -> list[tuple[str, str, list[float], str]]:
@@ -274,7 +300,7 @@ def plot_curves(
     for i, (key, title, xs, ylabel) in enumerate(panels):
         # panels come in (deletion, insertion) pairs: one column per pair
         ax = axes[i % 2][i // 2]
-        for m in METHODS:
+        for m in _methods(result):
             curve = result.curves.get(m, {}).get(key)
             if curve is None:
                 continue
@@ -284,11 +310,11 @@ def plot_curves(
             ax.plot(
                 [x * 100 for x in xs],
                 curve,
-                color=COLORS[m],
+                color=COLORS.get(m, "#000000"),
                 lw=1.6,
                 marker="o" if len(xs) <= 6 else None,
                 ms=3,
-                label=f"{METHOD_TITLES[m]} {area:.3f}",
+                label=f"{_title(m)} {area:.3f}",
             )
         ax.set_title(title, fontsize=8)
         ax.set_xlim(0, 100)

@@ -1,23 +1,27 @@
 """The evaluation loop: every clip × every method -> faithfulness, curves and localization.
 
-Methods: Grad-CAM, Grad-CAM++ (vidcam's engine at the model's registered layers), a RANDOM map
-(uniform noise at the explained layer's feature resolution, upsampled trilinearly like a CAM and
-min-max normalised; seeded per clip) and the ALL-ONES map. All four maps explain the same class:
-the model's top-1 prediction on the clip (``target="pred"``) or the ground-truth label
-(``target="gt"``, clips without ground truth fall back to the prediction).
+Methods: the engine's (``opts.methods``; default every cheap one: Grad-CAM, Grad-CAM++,
+XGrad-CAM, LayerCAM, HiResCAM, Eigen-CAM — Score-CAM only when asked) at the model's registered
+layers, plus two references: a RANDOM map (uniform noise at the explained layer's feature
+resolution, upsampled trilinearly like a CAM and min-max normalised; seeded per clip) and the
+ALL-ONES map. All maps explain the same class: the model's top-1 prediction on the clip
+(``target="pred"``) or the ground-truth label (``target="gt"``, clips without ground truth fall
+back to the prediction).
 
-Per clip, the engine runs twice (Grad-CAM, Grad-CAM++: the only forwards with autograd); every
-other forward scores a masked clip under :func:`torch.inference_mode`, through ONE
-:class:`~vidcam.evaluate.curves.MaskedScorer` per clip: all requests of the clip (the classic
-curves under the baseline, the keep/remove points under every fill, for all four maps) are
-queued first, identical ones scored once, the rest in full batches of ``batch``. Computed once
-and reused: the baseline and every constant fill (per clip), the unit rankings (per map and
-unit, shared by the classic curves and the fills), the score on the whole clip and on the fully
-filled clip (per clip and fill, shared by all maps), and each ROAD imputation (per map, share
-and mode: it is both the curve point and the keep/remove score). Forwards per clip:
-1 (Y) + 5 (E = map ⊙ clip for the four maps, and the baseline) + ``8·(steps − 1)`` (classic
-voxel curves) + ``8·(min(steps, T) − 1)`` (classic frame curves) + ``8·P + 1`` per fill, with P
-the fill's inner curve positions (the fractions by default); with ROAD, ``8·P + 1`` solves.
+Per clip, the engine runs ONCE for all methods: one forward with hooks and one backward (every
+gradient method reads the same A and g; Eigen-CAM needs neither; Score-CAM adds its masked
+forwards, batched by ``batch``, without autograd). Every other forward scores a masked clip
+under :func:`torch.inference_mode`, through ONE :class:`~vidcam.evaluate.curves.MaskedScorer`
+per clip: all requests of the clip (the classic curves under the baseline, the keep/remove
+points under every fill, for all maps) are queued first, identical ones scored once, the rest
+in full batches of ``batch``. Computed once and reused: the baseline and every constant fill
+(per clip), the unit rankings (per map and unit, shared by the classic curves and the fills),
+the score on the whole clip and on the fully filled clip (per clip and fill, shared by all
+maps), and each ROAD imputation (per map, share and mode: it is both the curve point and the
+keep/remove score). Forwards per clip, with M maps: 1 (Y) + M + 1 (E = map ⊙ clip, and the
+baseline) + ``2M·(steps − 1)`` (classic voxel curves) + ``2M·(min(steps, T) − 1)`` (classic
+frame curves) + ``2M·P + 1`` per fill, with P the fill's inner curve positions (the fractions
+by default); with ROAD, ``2M·P + 1`` solves.
 """
 
 from __future__ import annotations
@@ -53,35 +57,26 @@ from vidcam.evaluate.fills import (
     stable_seed,
 )
 from vidcam.evaluate.masking import blend, make_baseline
-from vidcam.evaluate.metrics_faithfulness import (
-    average_drop,
-    drops,
-    increase_in_confidence,
-    win_percent,
-)
-from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS, box_masks, localization
+from vidcam.evaluate.metrics_localization import box_masks, localization
 from vidcam.evaluate.metrics_size import map_size
 from vidcam.evaluate.options import (  # noqa: F401 (re-exported)
     FRACTIONS,
     EvalOptions,
     fill_grid,
+    headline_fraction,
     parse_fractions,
+    parse_methods,
     parse_units,
     pct,
 )
+from vidcam.evaluate.summary import METHOD_TITLES, summarize  # noqa: F401 (re-exported)
 from vidcam.models.record import ModelRecord
 from vidcam.progress import Progress
 
-METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "random", "ones")
-METHOD_TITLES: dict[str, str] = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "random": "random",
-    "ones": "all-ones",
-}
+#: the maps of a default run (the cheap methods and the references)
+METHODS: tuple[str, ...] = EvalOptions().evaluated
 
 
-#: default keep/remove fractions of the map's top voxels
 @dataclass
 class EvalResult:
     """Per-clip records, per-method mean curves and the summary (see :func:`summarize`)."""
@@ -141,10 +136,15 @@ def evaluate(videos: Sequence[Path], em: ModelRecord, opts: EvalOptions) -> Eval
         with torch.inference_mode():
             return model(torch.addcmul(shift, pixels, scale)).float().softmax(-1)
 
-    explainers = {
-        m: Explainer(model, layer=em.layers or None, method=m, reshape=em.reshape)
-        for m in ("gradcam", "gradcam++")
-    }
+    # ONE engine call per clip for all methods: one forward, one backward
+    explainer = Explainer(
+        model,
+        layer=em.layers or None,
+        method=opts.methods,
+        reshape=em.reshape,
+        batch_size=opts.batch,
+    )
+    evaluated = opts.evaluated
     result = EvalResult(
         options={
             "baseline": opts.baseline,
@@ -162,6 +162,7 @@ def evaluate(videos: Sequence[Path], em: ModelRecord, opts: EvalOptions) -> Eval
             "relative": "keep_/remove_ scores and *_rel_<fill> curves are the target's score "
             "divided by Y (its score on the whole clip)",
             "batch": opts.batch,
+            "methods": list(evaluated),
         },
         model={
             "name": em.name,
@@ -171,20 +172,31 @@ def evaluate(videos: Sequence[Path], em: ModelRecord, opts: EvalOptions) -> Eval
             "crop": list(spec.crop),
         },
     )
-    sums: dict[str, dict[str, torch.Tensor]] = {m: {} for m in METHODS}
-    counters = {"masked_forwards": 0, "road_solves": 0, "engine_seconds": 0.0}
+    sums: dict[str, dict[str, torch.Tensor]] = {m: {} for m in evaluated}
+    counters = {
+        "masked_forwards": 0,
+        "road_solves": 0,
+        "engine_seconds": 0.0,
+        "engine_forwards": 0,
+        "scorecam_clips": 0,
+    }
     t0 = time.perf_counter()
     with Progress(len(videos), unit="clips", desc="evaluate", enabled=not opts.quiet) as bar:
         for ci, path in enumerate(videos):
-            rec = _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums, counters)
+            rec = _evaluate_clip(ci, path, em, opts, score_fn, explainer, sums, counters)
             result.clips.append(rec)
             bar.update(1)
     seconds = time.perf_counter() - t0
     n = len(videos)
     result.curves = {
-        m: {k: (v / n).tolist() for k, v in sums[m].items()} for m in METHODS if sums[m]
+        m: {k: (v / n).tolist() for k, v in sums[m].items()} for m in evaluated if sums[m]
     }
-    result.summary = summarize(result.clips)
+    result.summary = summarize(
+        result.clips,
+        fills=opts.fills,
+        fraction=headline_fraction(opts.fractions),
+        units=opts.units,
+    )
     result.timing = {
         "seconds": seconds,
         "clips_per_minute": 60.0 * n / seconds if seconds > 0 else None,
@@ -212,7 +224,7 @@ def _clip_truth(clip, gt, em, opts, probs):
     return target, pred, gt_index
 
 
-def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums, counters) -> dict[str, Any]:
+def _evaluate_clip(ci, path, em, opts, score_fn, explainer, sums, counters) -> dict[str, Any]:
     clip = read_clip(path, em.input, next(em.module.parameters()).device)
     pixels = clip.pixels
     device = pixels.device
@@ -225,10 +237,12 @@ def _evaluate_clip(ci, path, em, opts, score_fn, explainers, sums, counters) -> 
     heats: dict[str, torch.Tensor] = {}
     raw_shape = None
     t_engine = time.perf_counter()
-    for m, ex in explainers.items():  # the engine needs autograd: outside inference mode
-        res = ex(norm, target=[target])
+    # the engine needs autograd: outside inference mode; all methods from one forward/backward
+    for m, res in explainer.explain_all(norm, target=[target]).items():
         heats[m] = res.maps[0, 0].detach()
         raw_shape = tuple(res.raw.shape[-3:])
+        counters["scorecam_clips"] += res.masked_clips
+    counters["engine_forwards"] += 1
     counters["engine_seconds"] += time.perf_counter() - t_engine
     size = tuple(pixels.shape[-3:])
     heats["random"] = random_map(raw_shape, size, _gen(device, opts.seed, ci, 1))
@@ -252,7 +266,8 @@ def _score_clip(ci, clip, gt, em, opts, score_fn, heats, probs, target, sums, co
     size = tuple(pixels.shape[-3:])
     baseline = make_baseline(pixels, opts.baseline, em.input.mean)
     y = probs[target]
-    stack = torch.stack([heats[m] for m in METHODS]).unsqueeze(1)  # (M, 1, T, H, W)
+    methods = opts.evaluated
+    stack = torch.stack([heats[m] for m in methods]).unsqueeze(1)  # (M, 1, T, H, W)
     scorer = MaskedScorer(score_fn, pixels, target, batch=opts.batch, full=y)
     base_fill = ConstantFill(opts.baseline, baseline)
     fills = {
@@ -267,14 +282,14 @@ def _score_clip(ci, clip, gt, em, opts, score_fn, heats, probs, target, sums, co
     }
     if opts.baseline in fills:  # one fill object per kind: its masked clips are shared
         base_fill = fills[opts.baseline]
-    # E = map ⊙ clip for the four maps and the baseline itself, in one batch
+    # E = map ⊙ clip for every map and the baseline itself, in one batch
     o_all = score_fn(torch.cat([blend(pixels, baseline, stack), baseline]))[:, target]
     o, base_score = o_all[:-1], o_all[-1]
     counters["masked_forwards"] += o_all.shape[0]
     scorer.set_empty(base_fill, base_score)
 
     rankings: dict[tuple[str, str], Ranking] = {}
-    for mi, m in enumerate(METHODS):
+    for mi, m in enumerate(methods):
         for ui, unit in enumerate(UNITS):
             r, n = unit_ranks(heats[m], unit, _gen(device, opts.seed, ci, 2 + mi * len(UNITS) + ui))
             rankings[m, unit] = Ranking((m, unit), r, n)
@@ -282,7 +297,7 @@ def _score_clip(ci, clip, gt, em, opts, score_fn, heats, probs, target, sums, co
     # queue every masked clip of this clip first, so batches are full across maps and fills
     jobs = []
     grids = {f: fill_grid(f, opts) for f in fills}
-    for m in METHODS:
+    for m in methods:
         for unit in opts.units:
             rk = rankings[m, unit]
             s = min(opts.steps, rk.n) if unit == "frame" else opts.steps
@@ -308,7 +323,7 @@ def _score_clip(ci, clip, gt, em, opts, score_fn, heats, probs, target, sums, co
         "methods": {},
     }
     yv = float(y)
-    for mi, m in enumerate(METHODS):
+    for mi, m in enumerate(methods):
         mrec: dict[str, Any] = {"O": float(o[mi])}
         mrec.update(map_size(heats[m]))
         for unit in opts.units:
@@ -350,50 +365,3 @@ def _accumulate(sums: dict[str, torch.Tensor], curves: dict[str, torch.Tensor]) 
     for key, c in curves.items():
         c = c.detach().double().cpu()
         sums[key] = sums[key] + c if key in sums else c.clone()
-
-
-def summarize(clips: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per-method means over clips, Average Drop / Increase in Confidence and pairwise Win %."""
-    if not clips:
-        raise VidcamError("no clips were evaluated")
-    y = torch.tensor([c["Y"] for c in clips], dtype=torch.float64)
-    o = {
-        m: torch.tensor([c["methods"][m]["O"] for c in clips], dtype=torch.float64) for m in METHODS
-    }
-    per_method: dict[str, dict[str, Any]] = {}
-    for m in METHODS:
-        row: dict[str, Any] = {
-            "average_drop": average_drop(y, o[m]),
-            "increase_in_confidence": increase_in_confidence(y, o[m]),
-            "mean_drop": float(drops(y, o[m]).mean()),
-        }
-        for key in (f"{k}_{u}" for u in UNITS for k in ("deletion", "insertion")):
-            vals = [c["methods"][m].get(key) for c in clips]  # absent with units=()
-            row[key] = sum(vals) / len(vals) if None not in vals else None
-        extra = [  # map size, keep/remove scores and relative curves: plain means over clips
-            k
-            for k, v in clips[0]["methods"][m].items()
-            if k not in row
-            and k not in LOCALIZATION_METRICS
-            and k != "O"
-            and isinstance(v, (int, float))
-        ]
-        for key in extra:
-            vals = [c["methods"][m].get(key) for c in clips]
-            vals = [v for v in vals if v is not None]
-            row[key] = sum(vals) / len(vals) if vals else None
-        for key in LOCALIZATION_METRICS:
-            vals = [c["methods"][m].get(key) for c in clips]
-            vals = [v for v in vals if v is not None]
-            row[key] = sum(vals) / len(vals) if vals else None
-            row[f"{key}_clips"] = len(vals)
-        per_method[m] = row
-    win = {a: {b: win_percent(o[a], o[b], y)[0] for b in METHODS if b != a} for a in METHODS}
-    judged = [c["correct"] for c in clips if c["correct"] is not None]
-    return {
-        "clips": len(clips),
-        "clips_with_gt": len(judged),
-        "accuracy": (sum(judged) / len(judged)) if judged else None,
-        "methods": per_method,
-        "win_percent": win,
-    }

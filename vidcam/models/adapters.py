@@ -2,8 +2,9 @@
 
 * :class:`SlowFastAdapter` turns PyTorchVideo's SlowFast (``forward([slow, fast])``) into a model
   taking one ``(N, C, T, H, W)`` clip.
-* :class:`TokensToVolume` and :func:`channels_last_to_volume` are ``Reshape`` callables
-  (``reshape(activation, module_output) -> (N, C, T, H, W)``) for transformer layers.
+* :class:`TokensToVolume`, :class:`TokenGrid` and :func:`channels_last_to_volume` are
+  ``Reshape`` callables (``reshape(activation, module_output) -> (N, C, T, H, W)``) for
+  transformer layers (MViT, Hugging Face video transformers, Swin3D).
 """
 
 from __future__ import annotations
@@ -97,6 +98,47 @@ class TokensToVolume:
 
     def __repr__(self) -> str:
         return f"TokensToVolume(thw={self.thw})"
+
+
+class TokenGrid:
+    """Reshape tokens ``(N, cls + T*H*W, C)`` laid out in a fixed ``order`` into ``(N, C, T, H, W)``.
+
+    ``grid`` is ``(T, H, W)`` (time in tubelets or frames, space in patches); ``cls`` leading
+    class tokens are dropped. ``order`` names the token order, slowest axis first: ``"thw"``
+    (a Conv3d tubelet embedding flattened: VideoMAE, ViViT) or ``"hwt"`` (TimeSformer, whose
+    embeddings and blocks keep each patch's frames together): patch token ``i`` (after the
+    class tokens) is ``i = (t*H + h)*W + w`` for ``"thw"`` and ``i = (h*W + w)*T + t`` for
+    ``"hwt"``.
+    """
+
+    ORDERS = ("thw", "hwt")
+
+    def __init__(self, grid: Sequence[int], *, order: str = "thw", cls: int = 0) -> None:
+        if order not in self.ORDERS:
+            raise VidcamError(f"TokenGrid order {order!r}: use one of {', '.join(self.ORDERS)}")
+        self.grid = tuple(int(v) for v in grid)
+        if len(self.grid) != 3 or min(self.grid) < 1 or cls < 0:
+            raise VidcamError(f"TokenGrid: grid {grid} needs 3 positive sizes, cls {cls} >= 0")
+        self.order = order
+        self.cls = int(cls)
+
+    def __call__(self, activation: torch.Tensor, module_output: Any = None) -> torch.Tensor:
+        if isinstance(activation, tuple | list):
+            activation = activation[0]
+        t, h, w = self.grid
+        if activation.dim() != 3 or activation.shape[1] != self.cls + t * h * w:
+            raise VidcamError(
+                f"expected tokens (N, {self.cls} + {t}*{h}*{w}, C), got "
+                f"{tuple(activation.shape)}; pick an encoder block of the model as the layer"
+            )
+        n, _, c = activation.shape
+        x = activation[:, self.cls :, :]
+        if self.order == "thw":
+            return x.reshape(n, t, h, w, c).permute(0, 4, 1, 2, 3)
+        return x.reshape(n, h, w, t, c).permute(0, 4, 3, 1, 2)
+
+    def __repr__(self) -> str:
+        return f"TokenGrid(grid={self.grid}, order={self.order!r}, cls={self.cls})"
 
 
 def channels_last_to_volume(activation: torch.Tensor, module_output: Any = None) -> torch.Tensor:

@@ -57,7 +57,12 @@ def sha256_hex(data: bytes) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, without any advice to load with
+    ``weights_only=False`` (bad advice next to a file that may be malicious)."""
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    if "weights_only" in first:
+        kept = [p for p in re.split(r"(?<=[.;])\s+", first) if "weights_only" not in p]
+        first = " ".join(kept).strip().rstrip(".;")
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
@@ -92,7 +97,7 @@ def load_weights_only(src: str | os.PathLike | bytes, *, what: str, fix: str) ->
                 f"{what} is not a weights-only checkpoint: it pickles the global {refused}, "
                 "and vidcam unpickles only tensors and containers (torch.load weights_only=True), "
                 f"never code; {fix}"
-            ) from exc
+            ) from None  # torch's own message advises weights_only=False: never show it
         detail = (
             f"weights-only unpickler: {_weights_only_detail(message)}"
             if "weights only" in message.lower()
@@ -100,7 +105,7 @@ def load_weights_only(src: str | os.PathLike | bytes, *, what: str, fix: str) ->
         )
         raise VidcamError(
             f"could not read {what}: corrupt or unreadable PyTorch checkpoint ({detail}); {fix}"
-        ) from exc
+        ) from None
     except (RuntimeError, EOFError, ValueError, TypeError, KeyError, OSError) as exc:
         raise VidcamError(
             f"could not read {what}: corrupt or unreadable PyTorch checkpoint "
@@ -139,7 +144,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a local checkpoint file (tensors only, ``weights_only=True``) as a state dict."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise VidcamError(f"weights file {str(p)!r} does not exist; pass --weights PATH to a file")
+        state = "is not a regular file" if p.exists() else "does not exist"
+        raise VidcamError(f"weights file {str(p)!r} {state}; pass --weights PATH to a file")
     obj = load_weights_only(
         p,
         what=f"weights file {str(p)!r}",

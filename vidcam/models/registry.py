@@ -82,7 +82,9 @@ def load_model(
     """Build the registered model ``name`` in eval mode on ``device``.
 
     ``weights``: a local checkpoint (a state dict, or a dict with ``state_dict`` /
-    ``model_state``; ``module.`` prefixes stripped) — takes precedence over ``pretrained``.
+    ``model_state``; ``module.`` prefixes stripped; for Hugging Face entries also a
+    ``.safetensors`` file or a ``save_pretrained`` directory) — takes precedence over
+    ``pretrained``. The returned ``spec`` is fitted to the built model (``ModelSpec.for_model``).
     ``pretrained=True`` without ``weights`` fetches the published weights (torch hub cache
     first, hash-checked; see :mod:`vidcam.models.weights_source`); failing offline it raises a
     :class:`VidcamError` saying where the cache is and to pass ``weights``. Every file is read
@@ -92,9 +94,14 @@ def load_model(
     dev = resolve_device(device)
     if weights is not None:
         path = Path(weights).expanduser()
-        if not path.is_file():
-            raise VidcamError(f"weights file {str(path)!r} does not exist; pass --weights PATH")
-        source = f"local checkpoint {path}"
+        if spec.loader is not None and path.is_dir():
+            source = f"local directory {path}"
+        elif not path.is_file():
+            what = "file or directory" if spec.loader is not None else "file"
+            problem = "is not a regular file" if path.exists() else "does not exist"
+            raise VidcamError(f"weights {what} {str(path)!r} {problem}; pass --weights PATH")
+        else:
+            source = f"local checkpoint {path}"
         weights = path
     elif pretrained:
         source = spec.weights.describe()
@@ -102,6 +109,7 @@ def load_model(
         source = "random initialisation (pretrained=False)"
     model = spec.build(pretrained=pretrained, weights=weights, progress=progress)
     model = model.to(dev).eval()
+    spec = spec.for_model(model)  # e.g. a Hugging Face checkpoint's depth and token grid
     return LoadedModel(
         model=model, spec=spec, labels=load_labels(spec.labels), weights_source=source
     )

@@ -5,19 +5,31 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from vidcam.errors import VidcamError
 from vidcam.models.checkpoint import load_into
-from vidcam.models.weights_source import WeightsSource
+from vidcam.models.weights_source import WeightsSource, WeightsStatus
 
 #: ``reshape(activation, module_output) -> (N, C, T, H, W)``: turns a layer's captured tensor
 #: (e.g. transformer tokens ``(N, 1 + T*H*W, C)``) into a feature volume. ``module_output`` is
 #: whatever the layer returned (for MViT blocks the tuple ``(tokens, thw)``).
 Reshape = Callable[[torch.Tensor, Any], torch.Tensor]
+
+
+class WeightsInfo(Protocol):
+    """What the registry needs of a weights source that loads itself (see ``ModelSpec.loader``):
+    a ``note`` for ``vidcam models``, :meth:`status` and :meth:`describe` as in
+    :class:`WeightsSource`."""
+
+    note: str
+
+    def status(self) -> WeightsStatus: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,11 @@ class ModelSpec:
     given (e.g. SlowFast's two pathways) their maps are fused onto one timeline.
     ``test_input`` is the smallest clip ``(T, H, W)`` the architecture accepts when built with
     ``test_arch`` (e.g. resized PyTorchVideo head pools), for quick tests.
+
+    ``loader(pretrained=, weights=, progress=, **arch)``, when set, builds the model *with* its
+    weights itself (Hugging Face ``from_pretrained``; ``weights`` may then be a directory) and
+    ``weights`` only describes them; ``specialise(spec, model)`` returns the entry fitted to a
+    built model whose architecture comes from its checkpoint (layer names, token grid, clip).
     """
 
     name: str
@@ -75,11 +92,13 @@ class ModelSpec:
     layers: tuple[str, ...]
     labels: str
     make: Callable[..., nn.Module]
-    weights: WeightsSource
+    weights: WeightsSource | WeightsInfo
     test_input: tuple[int, int, int]
     test_arch: Mapping[str, Any] = field(default_factory=dict)
     reshape: Reshape | None = None
     description: str = ""
+    loader: Callable[..., nn.Module] | None = None
+    specialise: Callable[[ModelSpec, nn.Module], ModelSpec] | None = None
 
     @property
     def weights_note(self) -> str:
@@ -96,6 +115,12 @@ class ModelSpec:
         """The model in eval mode: random weights unless ``pretrained`` (the published weights,
         see :class:`WeightsSource`) or a local checkpoint ``weights`` (which takes precedence).
         ``arch`` goes to :attr:`make`; published weights only fit the default architecture."""
+        if self.loader is not None:
+            return self.loader(
+                pretrained=pretrained, weights=weights, progress=progress, **arch
+            ).eval()
+        if not isinstance(self.weights, WeightsSource):
+            raise VidcamError(f"model {self.name!r}: its weights source needs a loader")
         model = self.make(**arch)
         if weights is not None or pretrained:
             state, origin = self.weights.state_dict(
@@ -103,3 +128,8 @@ class ModelSpec:
             )
             load_into(model, state, source=origin, model_name=self.name)
         return model.eval()
+
+    def for_model(self, model: nn.Module) -> ModelSpec:
+        """This entry fitted to ``model`` (see ``specialise``); itself when nothing depends on
+        the checkpoint's architecture."""
+        return self if self.specialise is None else self.specialise(self, model)

@@ -1,4 +1,5 @@
-"""All registered model entries: torchvision, PyTorchVideo, DeepMind's I3D and the bundled sample."""
+"""All registered model entries: torchvision, PyTorchVideo, Hugging Face transformers (optional
+extra), DeepMind's I3D and the bundled sample."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from vidcam.errors import VidcamError
-from vidcam.models import sample_net, zoo_pytorchvideo, zoo_torchvision
+from vidcam.models import sample_net, zoo_hf, zoo_pytorchvideo, zoo_torchvision
 from vidcam.models.spec import InputSpec, ModelSpec
 from vidcam.models.weights_source import WeightsSource
 
@@ -75,4 +76,10 @@ SAMPLE_SPEC = ModelSpec(
 
 def all_specs() -> list[ModelSpec]:
     """Every entry, in listing order."""
-    return [*zoo_torchvision.SPECS, *zoo_pytorchvideo.SPECS, I3D_SPEC, SAMPLE_SPEC]
+    return [
+        *zoo_torchvision.SPECS,
+        *zoo_pytorchvideo.SPECS,
+        *zoo_hf.SPECS,
+        I3D_SPEC,
+        SAMPLE_SPEC,
+    ]

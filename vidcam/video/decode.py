@@ -8,9 +8,12 @@ Times are exact ``Fraction`` seconds from ``pts * time_base``, counted from the 
 variable-frame-rate files keep their real timing. Frames are rotated by the stream's display
 matrix (phone videos) so every frame comes out upright; flips in the matrix are ignored.
 
-A decode error after some frames stops decoding with a :class:`DecodeWarning` naming how many
-frames were decoded; the frames before it are kept. A file with no decodable frame is a
-:class:`~vidcam.errors.VidcamError`.
+Damaged input: a packet FFmpeg cannot decode (garbage in the middle, a cut-off last packet) is
+skipped and decoding goes on; a demuxer error ends the stream. When frames are lost, a
+:class:`DecodeWarning` gives the count. When fewer than :data:`PARTIAL_LIMIT` of the frames (or
+of the duration) the header announces could be decoded, the run fails with a one-line
+:class:`~vidcam.errors.VidcamError` at the end of the first decode, unless ``allow_partial``.
+A file with no decodable frame is always a :class:`~vidcam.errors.VidcamError`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ import av
 import numpy as np
 
 from vidcam.errors import VidcamError
+
+#: below this share of the announced frames (or duration) decoded, the input counts as damaged
+PARTIAL_LIMIT = 0.9
 
 
 class DecodeWarning(UserWarning):
@@ -46,6 +52,8 @@ class VideoInfo:
         has_audio: the file has an audio stream.
         time_base: the video stream's time base.
         start: the first frame's presentation time in the file (frame times count from it).
+        duration_exact: ``duration`` is the video stream's own (not a container's, which a
+            longer audio track may stretch).
     """
 
     path: Path
@@ -59,6 +67,7 @@ class VideoInfo:
     has_audio: bool
     time_base: Fraction
     start: Fraction = Fraction(0)
+    duration_exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,16 +125,15 @@ def probe(path: str | Path) -> VideoInfo:
         tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 1_000_000)
         fps = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = Fraction(fps) if fps else Fraction(25)
-        first = None
-        try:
-            for frame in container.decode(stream):
-                first = frame
-                break
-        except av.FFmpegError as exc:
-            raise VidcamError(f"input {str(p)!r}: no frame could be decoded ({exc})") from None
+        decoded = _Decoded(container, stream)
+        first = next(iter(decoded), None)  # damaged packets before it are skipped
         if first is None:
-            raise VidcamError(f"input {str(p)!r}: the video stream holds no decodable frame")
+            reason = f" ({decoded.error})" if decoded.error else ""
+            raise VidcamError(
+                f"input {str(p)!r}: the video stream holds no decodable frame{reason}"
+            )
         rotation = _rotation(first, stream)
+        exact = bool(stream.duration) or (bool(container.duration) and not container.streams.audio)
         if stream.duration:
             duration = float(stream.duration * tb)
         elif container.duration:
@@ -150,6 +158,7 @@ def probe(path: str | Path) -> VideoInfo:
             has_audio=bool(container.streams.audio),
             time_base=tb,
             start=Fraction(first.pts * tb) if first.pts is not None else Fraction(0),
+            duration_exact=exact,
         )
     finally:
         container.close()
@@ -162,47 +171,35 @@ def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def iter_frames(
-    path: str | Path, info: VideoInfo | None = None, *, warn: bool = True
+    path: str | Path,
+    info: VideoInfo | None = None,
+    *,
+    warn: bool = True,
+    allow_partial: bool = False,
 ) -> Iterator[DecodedFrame]:
     """Yield every decodable frame in presentation order, upright RGB, with its time.
 
     Missing or non-increasing timestamps are replaced by ``previous + 1/fps`` (one
-    DecodeWarning). A decode error after the first frame ends the stream with a DecodeWarning.
-    ``warn=False`` skips the warnings (for a second pass over a file already reported on).
+    DecodeWarning). Undecodable packets are skipped; a demuxer error after the first frame ends
+    the stream (DecodeWarning). Lost frames are counted in a DecodeWarning; when less than
+    :data:`PARTIAL_LIMIT` of the announced frames or duration came out, a VidcamError ends the
+    iteration unless ``allow_partial``. ``warn=False`` skips warnings and that check (for a
+    second pass over a file already reported on).
     """
     info = info or probe(path)
     container = _open(info.path)
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # slice threads only: frame threads drop the frames in flight at a damaged packet (and
+        # a decoder thread per core would compete with the model's threads in pass 1)
+        stream.thread_type = "SLICE"
         period = 1 / info.fps
         first_pts: int | None = None
         prev: Fraction | None = None
         fixed = 0
         index = 0
-        stopped = False
-        frames = _decode(container, stream)
-        while True:
-            try:
-                frame = next(frames)
-            except StopIteration:
-                break
-            except av.FFmpegError as exc:
-                if index == 0:
-                    raise VidcamError(
-                        f"input {str(info.path)!r}: no frame could be decoded ({exc})"
-                    ) from None
-                stopped = True
-                if not warn:
-                    break
-                warnings.warn(
-                    f"{info.path.name}: decoding stopped after {index} frames "
-                    f"(t={float(prev or 0):.2f}s of ~{info.duration:.2f}s): {exc}; "
-                    "the rest of the video is left out",
-                    DecodeWarning,
-                    stacklevel=2,
-                )
-                break
+        frames = _Decoded(container, stream)
+        for frame in frames:
             if frame.pts is not None and first_pts is None:
                 first_pts = frame.pts
             t = (frame.pts - first_pts) * info.time_base if frame.pts is not None else None
@@ -214,44 +211,105 @@ def iter_frames(
             prev = t
             index += 1
         if index == 0:
+            reason = f" ({frames.error})" if frames.error else ""
             raise VidcamError(
-                f"input {str(info.path)!r}: the video stream holds no decodable frame"
+                f"input {str(info.path)!r}: the video stream holds no decodable frame{reason}"
             )
-        if warn and not stopped and info.frames_exact and index < info.frames - 2:
-            warnings.warn(
-                f"{info.path.name}: decoded {index} frames but the header announces "
-                f"{info.frames}; the file may be truncated",
-                DecodeWarning,
-                stacklevel=2,
-            )
-        if warn and fixed:
-            warnings.warn(
-                f"{info.path.name}: {fixed} frame(s) had missing or non-increasing timestamps; "
-                f"timed at 1/{float(info.fps):g} s after the previous frame",
-                DecodeWarning,
-                stacklevel=2,
-            )
+        if warn:
+            _report(info, index, float(prev or 0) + float(period), frames, fixed, allow_partial)
     finally:
         container.close()
 
 
-def _decode(container: av.container.InputContainer, stream) -> Iterator[av.VideoFrame]:
-    for packet in container.demux(stream):
-        yield from packet.decode()
+class _Decoded:
+    """Frames of ``stream``, skipping packets the decoder rejects (counted in ``skipped``); a
+    demuxer error ends the stream (kept in ``error``)."""
+
+    def __init__(self, container: av.container.InputContainer, stream) -> None:
+        self._packets = container.demux(stream)
+        self.skipped = 0
+        self.error: str | None = None
+
+    def __iter__(self) -> Iterator[av.VideoFrame]:
+        while True:
+            try:
+                packet = next(self._packets)
+            except StopIteration:
+                return
+            except av.FFmpegError as exc:  # the container itself is broken here: stop
+                self.error = str(exc)
+                return
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:  # a damaged packet: the decoder resyncs on the next ones
+                self.skipped += 1
+                continue
+            yield from decoded
+
+
+def _report(
+    info: VideoInfo,
+    n: int,
+    seconds: float,
+    frames: _Decoded,
+    fixed: int,
+    allow_partial: bool,
+) -> None:
+    """Warnings (and the partial-input check) at the end of a decode of ``n`` frames that
+    cover ``seconds``."""
+    name = info.path.name
+    expected = info.frames if info.frames_exact else None
+    lost = max(0, expected - n) if expected is not None else 0
+    short_frames = expected is not None and n < PARTIAL_LIMIT * expected
+    short_time = info.duration_exact and seconds < PARTIAL_LIMIT * info.duration
+    damage = []
+    if frames.skipped:
+        damage.append(f"{frames.skipped} damaged packet(s) skipped")
+    if frames.error:
+        damage.append(f"decoding stopped at t={seconds:.2f}s: {frames.error}")
+    why = f" ({'; '.join(damage)})" if damage else ""
+    if (short_frames or short_time) and not allow_partial:
+        got = (
+            f"{n} of {expected} frames"
+            if short_frames
+            else f"{seconds:.2f} s of {info.duration:.2f} s"
+        )
+        raise VidcamError(
+            f"input {str(info.path)!r} is damaged or truncated: only {got} could be "
+            f"decoded{why}; pass --allow-partial (allow_partial=True) to accept a partial result"
+        )
+    if lost > 2 or damage or short_time:
+        count = f"{n} of {expected} frames decoded, {lost} lost" if lost else f"{n} frames decoded"
+        span = f", {seconds:.2f} s of {info.duration:.2f} s" if short_time else ""
+        warnings.warn(
+            f"{name}: damaged or truncated input: {count}{span}{why}; the rest is kept",
+            DecodeWarning,
+            stacklevel=3,
+        )
+    if fixed:
+        warnings.warn(
+            f"{name}: {fixed} frame(s) had missing or non-increasing timestamps; "
+            f"timed at 1/{float(info.fps):g} s after the previous frame",
+            DecodeWarning,
+            stacklevel=3,
+        )
 
 
 class VideoSource:
     """A video file opened for the pipeline: checked and probed once (:attr:`info`), then
     decoded as often as needed with :meth:`frames` (each call streams the file from the start).
+    ``allow_partial``: accept a damaged input of which much less than announced decodes.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, allow_partial: bool = False) -> None:
         self.path = check_input(path)
         self.info = probe(self.path)
+        self.allow_partial = allow_partial
 
     def frames(self, *, warn: bool = True) -> Iterator[DecodedFrame]:
-        """Every decodable frame, upright RGB, in presentation order (see :func:`iter_frames`)."""
-        return iter_frames(self.path, self.info, warn=warn)
+        """Every decodable frame, upright RGB, in presentation order (see :func:`iter_frames`;
+        a damaged input fails unless :attr:`allow_partial`)."""
+        return iter_frames(self.path, self.info, warn=warn, allow_partial=self.allow_partial)
 
     def __repr__(self) -> str:
         i = self.info

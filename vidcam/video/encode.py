@@ -9,17 +9,24 @@ Audio: when ``audio_from`` names a file with an audio stream, its packets are co
 output (re-encoded to AAC when the container cannot hold the codec), shifted so the audio keeps
 its offset to the first video frame and cut at the end of the video.
 
-GIF (output ending in ``.gif``): per-frame palettes (FFmpeg ``palettegen``/``paletteuse``),
-times rounded to GIF's 1/100 s (frames that fall in the same 1/100 s are dropped); GIF has no
-audio.
+GIF (output ending in ``.gif``): per-frame palettes (FFmpeg ``palettegen``/``paletteuse``).
+GIF delays are whole 1/100 s and players stretch delays under 2/100 s to 10/100 s, so at most
+50 frames per second can play at their speed: every frame is shown from its own time rounded
+to 1/100 s, and a frame less than 2/100 s after the previous one shown is left out (sources
+above 50 fps: a 1/50 s grid, the first frame of each slot shown from the slot's start). The delays
+then add up to the real duration; a warning (in :attr:`VideoEncoder.notes` too) counts the
+frames left out. GIF has no audio.
 
-The file is written to a temporary name next to the output (``.NAME.tmp-XXXX.EXT``) and renamed
-over the output only when complete; on any error or interrupt the temporary file is removed.
+The file is written to a temporary name next to the output (``.NAME.tmp-XXXX.EXT``) and given
+the output's name only when complete; on any error or interrupt the temporary file is removed.
+Without ``overwrite`` that last step never replaces a file: when another run created the
+output meanwhile, this one fails with a VidcamError and leaves the other's file alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -34,6 +41,7 @@ from vidcam.paths import AtomicFile
 
 VALID_EXTENSIONS = (".mp4", ".mov", ".mkv", ".gif")
 _GIF_TB = Fraction(1, 100)
+_GIF_MIN_DELAY = 2  # in 1/100 s: shorter delays play as 10/100 s in browsers and FFmpeg
 
 
 def check_output_extension(path: str | Path) -> str:
@@ -50,7 +58,7 @@ def check_output_extension(path: str | Path) -> str:
 class VideoEncoder:
     """Write frames (H, W, 3) uint8 RGB with their times (seconds from the first frame).
 
-    Use as a context manager: a clean exit commits (renames the temporary file over
+    Use as a context manager: a clean exit commits (gives the temporary file the name
     ``output``), an exception or KeyboardInterrupt deletes the temporary file.
 
     Args:
@@ -60,6 +68,12 @@ class VideoEncoder:
         time_base: timestamp unit of the output video stream (default 1/90000).
         audio_from: a file whose audio stream to keep (None: no audio).
         audio_offset: time of the first video frame in ``audio_from`` (seconds).
+        overwrite: replace ``output`` if it exists when the file is complete (default: fail
+            rather than replace a file that appeared while encoding).
+
+    Attributes:
+        frames: frames written to the file so far (GIF: the frames it shows).
+        notes: what the output leaves out, as warning texts (also issued as warnings).
     """
 
     def __init__(
@@ -74,16 +88,19 @@ class VideoEncoder:
         audio_offset: Fraction | float = 0,
         crf: int = 18,
         preset: str = "veryfast",
+        overwrite: bool = False,
     ) -> None:
         self.output = Path(output)
         self.ext = check_output_extension(self.output)
         self.width, self.height = int(width), int(height)
         self.fps = Fraction(fps).limit_denominator(100_000)
         self.frames = 0
+        self.notes: list[str] = []
+        self._offered = 0  # frames given to write()
         self._last_pts: int | None = None
         self._last_time = Fraction(0)
         self._closed = False
-        self._file = AtomicFile(self.output)
+        self._file = AtomicFile(self.output, overwrite=overwrite)
         self.tmp = self._file.tmp
         self._audio: _AudioCopy | None = None
         try:
@@ -91,7 +108,7 @@ class VideoEncoder:
             if self.ext == ".gif":
                 self._init_gif()
                 if audio_from is not None and _has_audio(audio_from):
-                    warnings.warn("GIF has no audio track; the audio is left out", stacklevel=2)
+                    self._note("GIF has no audio track; the audio is left out")
             else:
                 self._init_h264(time_base or Fraction(1, 90_000), crf, preset)
                 if audio_from is not None and _has_audio(audio_from):
@@ -122,6 +139,7 @@ class VideoEncoder:
         s.width, s.height = self.width, self.height
         s.pix_fmt = "pal8"
         s.time_base = _GIF_TB
+        s.codec_context.time_base = _GIF_TB  # else pts pass through 1/fps and get re-rounded
         self._stream = s
         self._tb = _GIF_TB
         g = av.filter.Graph()
@@ -148,11 +166,15 @@ class VideoEncoder:
                 f"({self.height}, {self.width}, 3) uint8"
             )
         time = Fraction(time)
-        pts = round(time / self._tb)
-        if self._last_pts is not None and pts <= self._last_pts:
-            if self.ext == ".gif":
-                return  # two frames inside one 1/100 s: GIF cannot show both
-            pts = self._last_pts + 1
+        self._offered += 1
+        if self.ext == ".gif":
+            pts = self._gif_pts(time)
+            if pts is None:
+                return  # too close to the frame shown before: GIF cannot show both
+        else:
+            pts = round(time / self._tb)
+            if self._last_pts is not None and pts <= self._last_pts:
+                pts = self._last_pts + 1
         self._last_pts = pts
         self._last_time = time
         if self.ext != ".gif" and (self.width % 2 or self.height % 2):
@@ -168,11 +190,25 @@ class VideoEncoder:
                 self._drain_gif()
             else:
                 self._mux(self._stream.encode(frame))
-                if self._audio is not None:
-                    self._audio.copy_until(time + Fraction(1, 2))
+                if self._audio is not None:  # audio up to this frame (the muxer interleaves)
+                    self._audio.copy_until(time)
         except av.FFmpegError as exc:
             raise VidcamError(f"writing {str(self.output)!r} failed: {exc}") from None
         self.frames += 1
+
+    def _gif_pts(self, time: Fraction) -> int | None:
+        """The frame's GIF time in 1/100 s, or None when it is to be left out."""
+        if self.fps > 100 // _GIF_MIN_DELAY:  # a 1/50 s grid, the first frame of each slot
+            pts = _GIF_MIN_DELAY * math.floor(time * 100 / _GIF_MIN_DELAY)
+        else:
+            pts = round(time * 100)
+        if self._last_pts is not None and pts < self._last_pts + _GIF_MIN_DELAY:
+            return None
+        return pts
+
+    def _note(self, text: str) -> None:
+        self.notes.append(text)
+        warnings.warn(text, stacklevel=3)
 
     def _mux(self, packets) -> None:
         for p in packets:
@@ -198,8 +234,15 @@ class VideoEncoder:
             if self.ext == ".gif":
                 self._graph.push(None)
                 self._drain_gif()
+                left_out = self._offered - self.frames
+                if left_out:
+                    self._note(
+                        f"GIF plays at most {100 // _GIF_MIN_DELAY} frames per second: "
+                        f"{left_out} of {self._offered} frames left out, timing kept "
+                        "(write .mp4 to keep every frame)"
+                    )
             self._mux(self._stream.encode())
-            if self._audio is not None:
+            if self._audio is not None:  # the video ends when its last frame's time is up
                 end = self._last_time + 1 / self.fps
                 self._audio.copy_until(end, final=True)
                 self._audio.close()
@@ -285,6 +328,8 @@ class _AudioCopy:
                 self._out.mux(p)
 
     def _mux_until(self, t: Fraction, final: bool) -> None:
+        """Packets starting before ``t``; at the ``final`` cut, a copied packet only when most
+        of it is before ``t`` and decoded audio exactly up to ``t``."""
         tb = self._src.time_base
         shift = round(self._offset / tb)
         while True:
@@ -296,7 +341,8 @@ class _AudioCopy:
             if pkt.pts is None:
                 continue
             start = (pkt.pts - shift) * tb
-            if start >= t:
+            half = (pkt.duration or 0) * tb / 2 if final and self._copy else 0
+            if start + half >= t:
                 if not final:
                     self._pending = pkt
                 self._exhausted = final
@@ -311,10 +357,30 @@ class _AudioCopy:
                 self._out.mux(pkt)
             else:
                 for frame in pkt.decode():
-                    self._encode(self._resampler.resample(frame))
+                    if final:
+                        begin = start if frame.pts is None else (frame.pts - shift) * tb
+                        frame = _cut(frame, t - begin)
+                    if frame is not None:
+                        self._encode(self._resampler.resample(frame))
 
     def close(self) -> None:
         self._in.close()
+
+
+def _cut(frame: av.AudioFrame, seconds: Fraction) -> av.AudioFrame | None:
+    """``frame`` cut to its first ``seconds`` (None: nothing left)."""
+    keep = int(seconds * frame.sample_rate)
+    if keep >= frame.samples:
+        return frame
+    if keep <= 0:
+        return None
+    a = frame.to_ndarray()  # (channels, samples) planar, (1, samples × channels) packed
+    n = keep if frame.format.is_planar else keep * len(frame.layout.channels)
+    out = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(a[:, :n]), format=frame.format.name, layout=frame.layout.name
+    )
+    out.sample_rate = frame.sample_rate
+    return out
 
 
 def _has_audio(path: str | Path) -> bool:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from vidcam.cam.explainer import Explainer, Explanation
 from vidcam.cam.hooks import eval_mode
 from vidcam.cam.maps import normalize_maps, upsample
-from vidcam.cam.methods import Method
+from vidcam.cam.methods import Method, panels_for
 from vidcam.cam.targets import Target, resolve_target, resolve_targets
 from vidcam.errors import VidcamError
 from vidcam.models.record import ModelRecord, resolve_model
@@ -55,6 +55,13 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
         device=o.device,
         progress=o.progress,
     )
+    panels = panels_for(o.the_method, o.side_by_side)  # bool, or a list of method ids
+    stray = [p.id for p in panels if p.guided and p != o.the_method]
+    if stray:
+        raise VidcamError(
+            f"side_by_side: the guided panel {stray[0]!r} needs --method {stray[0]} (only the "
+            "main method gets a guided pass)"
+        )
     info = source.info
     sampler = ClipSampler.from_spec(m.input, clip_len=o.clip_len, hop=o.stride)
     target = resolve_target(o.target, m.labels)
@@ -67,7 +74,7 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
     ch, cw = plan.geometry.crop  # the window the maps cover
     f = max(1, min(ch, cw) // _STORE_SIDE)
     store = (math.ceil(ch / f), math.ceil(cw / f))
-    run = WindowExplainer(m, o, target, store, plan)
+    run = WindowExplainer(m, o, target, store, plan, panels)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -92,7 +99,7 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
         geometry=pre.geometry,
         model=m,
         method=o.the_method,
-        panels=o.panels,
+        panels=panels,
         layers=run.layers,
         windows=run.windows,
         supports=supports,
@@ -145,8 +152,10 @@ def _decode_and_explain(
 class WindowExplainer:
     """Model + explainer step: a batch of windows -> predictions, spooled maps, energies.
 
-    The first panel's CAM decides the targets the other panels explain; maps are spooled at
-    ``store`` (h, w), keyed by method id. ``plan`` (:mod:`vidcam.video.spatial`) says what runs:
+    The main method's forward decides the targets every panel explains; all CAMs of a window
+    come from ONE engine call (one forward, one backward: the gradient methods share A and g;
+    a guided main method adds its guided pass). Maps are spooled at ``store`` (h, w), keyed by
+    method id. ``plan`` (:mod:`vidcam.video.spatial`) says what runs:
     the whole frame or the crop as one clip per window, or the window's tiles in one engine
     call: their probabilities averaged (the window's prediction), the averaged top class(es)
     explained in every tile, their maps stitched on the CAM's own scale and re-normalised per
@@ -160,26 +169,29 @@ class WindowExplainer:
         target: Target,
         store: tuple[int, int],
         plan: SpatialPlan,
+        panels: Sequence[Method] | None = None,
     ) -> None:
         self.m = m
         self.plan = plan
         self.tiles = plan.mode == "tiles"
         self.method = o.the_method
-        self.panels = o.panels
+        self.panels = tuple(panels) if panels is not None else o.panels
         self.target = target
         self.store = store
         self.normalize = o.normalize
-        cams = {p.cam for p in self.panels} | {self.method.cam}
-        self.explainers = {
-            cam: Explainer(
-                plan.module,
-                m.layer,
-                method=cam,
-                softmax=o.softmax and cam == self.method.cam,
-                reshape=m.reshape,
+        main = self.method.cam
+        cams = tuple(dict.fromkeys([main, *(p.cam for p in self.panels)]))
+        softmax = o.softmax and main == "gradcam++"
+
+        def engine(methods: Sequence[str]) -> Explainer:
+            return Explainer(
+                plan.module, m.layer, method=methods, softmax=softmax, reshape=m.reshape
             )
-            for cam in cams
-        }
+
+        # non-guided: every CAM from one call; guided: the main CAM goes with guided_cam
+        self.explainer = engine(cams) if not self.method.guided else engine((main,))
+        others = [c for c in cams if c != main]
+        self.others = engine(others) if self.method.guided and others else None
         self.windows: list[WindowResult] = []
         self.energies: list[torch.Tensor] = []
         self.layers: tuple[str, ...] = ()
@@ -219,8 +231,13 @@ class WindowExplainer:
         if main.guided:
             from vidcam.cam.guided import guided_cam, normalize_per_clip
 
-            g = guided_cam(self.plan.module, x, target, explainer=self.explainers[main.cam])
+            g = guided_cam(self.plan.module, x, target, explainer=self.explainer)
             res = g.cam
+            every = {main.cam: res}
+            if self.others is not None:
+                every |= self.others.explain_all(
+                    x, res.targets if res.targets is not None else target
+                )
             maps, peaks, heat = self._maps(res)
             guided = stitch(g.guided[:, 0], self.plan) if self.tiles else g.guided[:, 0]
             product = guided * maps[:, :1].to(guided.dtype)  # (B, C, T, H, W)
@@ -231,16 +248,14 @@ class WindowExplainer:
                 .to(torch.uint8)
             )  # (B, T, H, W, 3)
         else:
-            res = self.explainers[main.cam](x, target)
+            every = self.explainer.explain_all(x, target)
+            res = every[main.cam]
             maps, peaks, heat = self._maps(res)
         targets = chosen if self.tiles else res.targets
         out[main.cam] = to_spool(maps, peaks, self.store, self.normalize)
         for p in self.panels:
-            if p.id not in out:  # another CAM, for the same classes
-                other = self.explainers[p.cam](
-                    x, res.targets if res.targets is not None else self.target
-                )
-                m2, p2, _ = self._maps(other)
+            if p.id not in out:  # another CAM, same forward, same classes
+                m2, p2, _ = self._maps(every[p.cam])
                 out[p.id] = to_spool(m2, p2, self.store, self.normalize)
         if not self.layers:
             self.layers = res.layers

@@ -12,6 +12,7 @@ them; :func:`write_preview` renders only a contact sheet (:mod:`vidcam.video.pre
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,24 +45,28 @@ def _options(options: dict) -> tuple[ExplainOptions, str]:
     return ExplainOptions(**options), normalize
 
 
-def analyze(path: str | Path, **options: Unpack[ExplainKwargs]) -> VideoAnalysis:
+def analyze(
+    path: str | Path, *, allow_partial: bool = False, **options: Unpack[ExplainKwargs]
+) -> VideoAnalysis:
     """Pass 1 only: the :class:`VideoAnalysis` record (close it, or use ``with``); pass 2:
     :func:`~vidcam.video.map_pass.explained_frames` (with the ``normalize`` of your choice)."""
     o, _ = _options(options)
-    return explain_pass(VideoSource(path), o)
+    return explain_pass(VideoSource(path, allow_partial=allow_partial), o)
 
 
 def iter_explained_frames(
-    path: str | Path, **options: Unpack[ExplainKwargs]
+    path: str | Path, *, allow_partial: bool = False, **options: Unpack[ExplainKwargs]
 ) -> Iterator[ExplainedFrame]:
     """Stream every frame of ``path`` with its explanation (options of :func:`explain_video`);
     memory stays bounded however long the video is."""
     o, normalize = _options(options)
-    with explain_pass(VideoSource(path), o) as analysis:
+    with explain_pass(VideoSource(path, allow_partial=allow_partial), o) as analysis:
         yield from explained_frames(analysis, normalize, progress=o.progress)
 
 
-def explain_video(path: str | Path, **options: Unpack[ExplainKwargs]) -> VideoExplanation:
+def explain_video(
+    path: str | Path, *, allow_partial: bool = False, **options: Unpack[ExplainKwargs]
+) -> VideoExplanation:
     """Explain a video file: per-frame heatmaps at the source resolution, per-window predictions,
     per-frame importance.
 
@@ -87,13 +92,16 @@ def explain_video(path: str | Path, **options: Unpack[ExplainKwargs]) -> VideoEx
         normalize: the heatmaps' display scale (:mod:`vidcam.video.scale`): "video" (default:
             one robust scale for the whole video, its 99th percentile = 1, gamma 0.6), "clip"
             (one scale per window volume) or "frame" (every frame min-max normalised).
+        allow_partial: accept a damaged or truncated input of which less than 90 % of the
+            announced frames (or duration) decodes (default: a VidcamError; lost frames are
+            always reported in a warning).
 
     All but ``path`` are keyword-only (:class:`~vidcam.video.setup.ExplainOptions`). The
     heatmaps of all frames are collected as uint8 (F, H, W): for long videos use
     :func:`iter_explained_frames` or :func:`write_explained_video`, which stream.
     """
     o, normalize = _options(options)
-    with explain_pass(VideoSource(path), o) as analysis:
+    with explain_pass(VideoSource(path, allow_partial=allow_partial), o) as analysis:
         collected: dict[str, list[torch.Tensor]] = {p.id: [] for p in analysis.panels}
         for fr in explained_frames(analysis, normalize, progress=o.progress):
             for pid, v in fr.panels.items():
@@ -115,6 +123,7 @@ def write_explained_video(
     colormap: str = "jet",
     json_path: str | Path | None = None,
     preview: str | Path | None = None,
+    allow_partial: bool = False,
     **options: Unpack[ExplainKwargs],
 ) -> VideoExplanation:
     """Explain ``path`` and write the annotated video to ``output`` (.mp4/.mov/.mkv/.gif),
@@ -122,8 +131,10 @@ def write_explained_video(
     with ``preview``, a contact sheet PNG (:func:`write_preview`).
 
     ``alpha`` is the opacity of full heat (cold pixels stay the source's). Streams both passes;
-    every output appears only when complete. Other keyword arguments as in
-    :func:`explain_video`. Returns the explanation without per-frame heatmaps.
+    every output appears only when complete, and without ``overwrite`` never replaces a file
+    (also one another run created meanwhile: then a VidcamError). Other keyword arguments as
+    in :func:`explain_video`. Returns the explanation without per-frame heatmaps;
+    ``frames_written`` counts the frames in the written video.
     """
     src, out = check_paths(path, output, overwrite=overwrite, json_path=json_path)
     if preview is not None:
@@ -132,7 +143,7 @@ def write_explained_video(
     colormap_lut(colormap)
     check_alpha(alpha)
     o, normalize = _options(options)
-    with explain_pass(VideoSource(src), o) as analysis:
+    with explain_pass(VideoSource(src, allow_partial=allow_partial), o) as analysis:
         result = render_analysis(
             analysis,
             out,
@@ -141,9 +152,10 @@ def write_explained_video(
             colormap=colormap,
             preview=preview,
             progress=o.progress,
+            overwrite=overwrite,
         )
     if json_path:
-        result.write_json(Path(json_path))
+        result.write_json(Path(json_path), overwrite=overwrite)
     return result
 
 
@@ -156,13 +168,40 @@ def render_analysis(
     colormap: str = "jet",
     preview: str | Path | None = None,
     progress: bool = False,
+    overwrite: bool = True,
 ) -> VideoExplanation:
     """Pass 2 of :func:`write_explained_video` on a pass-1 record (e.g. from :func:`analyze`;
-    the same analysis can be rendered with several scales and looks). Paths are not checked."""
-    info = analysis.info
+    the same analysis can be rendered with several scales and looks). Paths are not checked;
+    ``overwrite=False``: fail rather than replace an existing output. Warnings of this pass
+    (GIF frame rate, a changed input) are added to the result's ``warnings``."""
     scale = normalize if isinstance(normalize, DisplayScale) else display_scale(analysis, normalize)
     renderer = _renderer(analysis, scale, alpha, colormap)
     sheet = _sheet(analysis, scale, renderer) if preview is not None else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = _encode(analysis, output, scale, renderer, sheet, progress, overwrite)
+    result = analysis.summary()
+    result.frames_written = written
+    for w in caught:
+        result.warnings.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if sheet is not None:
+        sheet.write(preview, overwrite=overwrite)
+    return result
+
+
+def _encode(
+    analysis: VideoAnalysis,
+    output: str | Path,
+    scale: DisplayScale,
+    renderer: Renderer,
+    sheet: ContactSheet | None,
+    progress: bool,
+    overwrite: bool,
+) -> int:
+    """Render and encode every frame (pass 2); returns the encoder's frame count."""
+    info = analysis.info
+    n = 0
     with (
         VideoEncoder(
             output,
@@ -172,6 +211,7 @@ def render_analysis(
             time_base=info.time_base,
             audio_from=info.path if info.has_audio else None,
             audio_offset=info.start,
+            overwrite=overwrite,
         ) as enc,
         WriteBehind(enc.write) as write,
     ):
@@ -186,9 +226,14 @@ def render_analysis(
                 lines=window.caption(analysis.model.labels),
             )
             write(image, frame.time)
-    if sheet is not None:
-        sheet.write(preview)
-    return analysis.summary()
+            n += 1
+        if n < len(analysis.times):
+            warnings.warn(
+                f"{info.path.name} changed while vidcam ran: the second pass decoded {n} of "
+                f"{len(analysis.times)} frames; only those are in the output",
+                stacklevel=3,
+            )
+    return enc.frames
 
 
 def write_preview(
@@ -200,6 +245,7 @@ def write_preview(
     colormap: str = "jet",
     rows: int = 3,
     cols: int = 4,
+    allow_partial: bool = False,
     **options: Unpack[ExplainKwargs],
 ) -> VideoExplanation:
     """Explain ``path`` and write only its contact sheet to ``preview`` (.png/.jpg): ``rows ×
@@ -213,14 +259,14 @@ def write_preview(
     colormap_lut(colormap)
     check_alpha(alpha)
     o, normalize = _options(options)
-    with explain_pass(VideoSource(src), o) as analysis:
+    with explain_pass(VideoSource(src, allow_partial=allow_partial), o) as analysis:
         scale = display_scale(analysis, normalize)
         renderer = _renderer(analysis, scale, alpha, colormap)
         sheet = _sheet(analysis, scale, renderer, rows=rows, cols=cols)
         for frame, panels, window in _panels(analysis, scale, o.progress, only=sheet.picks):
             _add_to_sheet(sheet, analysis, renderer, frame, panels, window)
         result = analysis.summary()
-    sheet.write(preview)
+    sheet.write(preview, overwrite=overwrite)
     return result
 
 

@@ -122,13 +122,14 @@ class ContactSheet:
             rows.append(np.full((gap, width, 3), _BG, np.uint8))
         return np.vstack([self._header(width), *rows, self._footer(width, shape[1], gap)])
 
-    def write(self, path: str | Path) -> Path:
-        """Encode the sheet and write it to ``path`` atomically."""
+    def write(self, path: str | Path, *, overwrite: bool = True) -> Path:
+        """Encode the sheet and write it to ``path`` atomically (``overwrite=False``: fail
+        rather than replace a file that appeared meanwhile)."""
         p = Path(path)
         ok, data = cv2.imencode(p.suffix.lower(), self.image()[..., ::-1])
         if not ok:
             raise VidcamError(f"cannot encode the preview as {p.suffix}")
-        with atomic_write(p) as tmp:
+        with atomic_write(p, overwrite=overwrite) as tmp:
             tmp.write_bytes(data.tobytes())
         return p
 

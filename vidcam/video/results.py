@@ -134,6 +134,9 @@ class VideoExplanation:
         spatial: the spatial mode that ran ("full", "tiles" or "center";
             :mod:`vidcam.video.spatial`); with "tiles" a window's predictions are the average
             of its tiles' probabilities.
+        frames_written: frames in the written video (the encoder's count: fewer than
+            :attr:`frames` when the input changed during the run, or for a GIF of a source
+            above 50 fps); 0 when no video was written.
     """
 
     path: Path
@@ -151,9 +154,11 @@ class VideoExplanation:
     heatmaps: torch.Tensor | None = None
     panels: dict[str, torch.Tensor] = field(default_factory=dict)
     spatial: str = "center"
+    frames_written: int = 0
 
     @property
     def frames(self) -> int:
+        """Frames of the input that were explained (pass 1)."""
         return int(self.times.shape[0])
 
     def to_json(self) -> dict[str, Any]:
@@ -167,6 +172,7 @@ class VideoExplanation:
             "width": self.width,
             "height": self.height,
             "frames": self.frames,
+            "frames_written": self.frames_written,
             "duration": float(self.times[-1]) + 1 / self.fps if self.frames else 0.0,
             "windows": [w.to_json(self.labels) for w in self.windows],
             "times": [round(float(t), 6) for t in self.times],
@@ -174,9 +180,10 @@ class VideoExplanation:
             "warnings": list(self.warnings),
         }
 
-    def write_json(self, path: Path) -> None:
-        """Write :meth:`to_json` to ``path`` atomically (a temporary file, then a rename)."""
-        write_text(path, json.dumps(self.to_json(), indent=1))
+    def write_json(self, path: Path, *, overwrite: bool = True) -> None:
+        """Write :meth:`to_json` to ``path`` atomically (a temporary file, then a rename;
+        ``overwrite=False``: fail rather than replace a file that appeared meanwhile)."""
+        write_text(path, json.dumps(self.to_json(), indent=1), overwrite=overwrite)
 
 
 @dataclass

@@ -25,6 +25,24 @@ from fractions import Fraction
 from vidcam.errors import VidcamError
 from vidcam.models.spec import InputSpec
 
+#: ``clip_len`` may be at most this many times the model's own clip length
+MAX_CLIP_FACTOR = 8
+
+
+def check_clip_len(clip_len: object, native: int) -> int:
+    """``clip_len`` as an int in ``[1, MAX_CLIP_FACTOR * native]`` (``native``: the model's own
+    clip length); one-line VidcamError naming ``--clip-len`` otherwise."""
+    if isinstance(clip_len, bool) or not isinstance(clip_len, int):
+        raise VidcamError(f"--clip-len (clip_len) must be an int >= 1, got {clip_len!r}")
+    limit = MAX_CLIP_FACTOR * native
+    if not 1 <= clip_len <= limit:
+        raise VidcamError(
+            f"--clip-len {clip_len} is out of range: give 1 to {limit} frames "
+            f"({MAX_CLIP_FACTOR} x the model's own clip of {native}; longer windows only pad "
+            "and multiply memory)"
+        )
+    return clip_len
+
 
 class ShortVideoWarning(UserWarning):
     """The video is shorter than one clip; its last frame is repeated to fill the clip."""
@@ -65,7 +83,7 @@ class ClipSampler:
             raise VidcamError(f"clip length must be >= 1, got {self.clip_len}")
         if not 1 <= self.hop <= self.clip_len:
             raise VidcamError(
-                f"stride (window hop) must be between 1 and the clip length {self.clip_len}, "
+                f"--stride (window hop) must be between 1 and the clip length {self.clip_len}, "
                 f"got {self.hop}"
             )
         if (self.fps is None) == (self.stride is None):
@@ -80,7 +98,7 @@ class ClipSampler:
         cls, spec: InputSpec, *, clip_len: int | None = None, hop: int | None = None
     ) -> ClipSampler:
         """The model's sampling, with optional overrides (``hop`` default: half a clip)."""
-        n = spec.clip_len if clip_len is None else int(clip_len)
+        n = spec.clip_len if clip_len is None else check_clip_len(clip_len, spec.clip_len)
         fps = Fraction(spec.fps).limit_denominator(10_000) if spec.fps is not None else None
         return cls(
             clip_len=n, hop=max(1, n // 2) if hop is None else int(hop), fps=fps, stride=spec.stride

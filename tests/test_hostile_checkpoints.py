@@ -3,7 +3,10 @@ with ``weights_only=True``, so a pickle whose ``__reduce__`` runs code never run
 
 Each test plants a pickle that would create a marker file when unpickled normally (checked
 once, for real, in :func:`test_the_payload_is_live`) and asserts a one-line VidcamError and
-no marker. Nothing downloads: ``torch.hub``'s download functions fail the test.
+no marker. Nothing downloads: ``torch.hub``'s download functions fail the test. The CLI cases
+(:func:`test_cli_refuses_hostile_weights`) also assert exit status 2, one line on stderr
+without torch's advice to load with ``weights_only=False``, no traceback, nothing left in the
+output directory and the input's sha256 unchanged.
 """
 
 from __future__ import annotations
@@ -207,3 +210,75 @@ def test_models_package_unpickles_only_weights_only():
                 kw = {k.arg: k.value for k in node.keywords}
                 assert isinstance(kw.get("weights_only"), ast.Constant), where
                 assert kw["weights_only"].value is True, where
+
+
+# -- the command line (issue 11, items 1 and 12a) -------------------------------------------
+
+
+def _weights_file(kind: str, d: Path, marker: Path) -> Path:
+    path = d / f"{kind}.pth"
+    if kind == "torch-payload":
+        _torch_payload(path, marker)
+    elif kind == "pickle-payload":
+        path.write_bytes(pickle.dumps({"w": _Payload(marker)}, protocol=2))
+    elif kind == "garbage":
+        path.write_bytes(bytes(range(256)) * 64)
+    elif kind == "truncated":
+        torch.save(nn.Linear(3, 2).state_dict(), path)
+        path.write_bytes(path.read_bytes()[:300])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "wrong-model":
+        torch.save(nn.Linear(3, 2).state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "needle"),
+    [
+        ("torch-payload", "pickles the global exec"),
+        ("pickle-payload", "pickles the global exec"),
+        ("garbage", "corrupt or unreadable"),
+        ("truncated", "corrupt or unreadable"),
+        ("empty", "corrupt or unreadable"),
+        ("directory", "directory.pth' "),  # registry: "does not exist" (should say: not a file)
+        ("wrong-model", "do not fit model 'sample'"),
+    ],
+)
+def test_cli_refuses_hostile_weights(kind, needle, marker, tmp_path, capsys):
+    from conftest import pattern_frames, write_video
+
+    from vidcam.cli import main
+
+    src_dir, out_dir = tmp_path / "src", tmp_path / "out"
+    src_dir.mkdir()
+    out_dir.mkdir()
+    clip = write_video(src_dir / "in.mkv", pattern_frames(8, 32, 32))
+    before = hashlib.sha256(clip.read_bytes()).hexdigest()
+    weights = _weights_file(kind, src_dir, marker)
+    capsys.readouterr()
+    argv = ["explain", str(clip), "-o", str(out_dir / "o.mp4"), "--json", str(out_dir / "o.json")]
+    rc = main([*argv, "--model", "sample", "--weights", str(weights), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vidcam explain: error: "), err
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in err and "weights_only=False" not in err, err
+    assert "weights_only set to False" not in err, err
+    assert list(out_dir.iterdir()) == []  # no output, no .o.tmp-* file
+    assert hashlib.sha256(clip.read_bytes()).hexdigest() == before
+    assert not marker.exists()
+
+
+def test_refusal_does_not_chain_torchs_advice(marker, tmp_path):
+    """Python users see one message too: torch's multi-line error (which advises
+    ``weights_only=False``) is not attached as the cause."""
+    path = _torch_payload(tmp_path / "evil.pth", marker)
+    with pytest.raises(VidcamError, match="not a weights-only checkpoint") as err:
+        load_model("sample", weights=path)
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    assert "weights_only=False" not in str(err.value)
+    assert not marker.exists()

@@ -1,5 +1,6 @@
-"""Signals: SIGTERM / SIGHUP / SIGINT in the middle of a run leave no output, no temporary file,
-one line on stderr and exit status 128 + the signal."""
+"""Hostile signals (issue 11, item 4): SIGTERM / SIGHUP / SIGINT in the middle of a run leave no
+output, no hidden temporary file, the input's sha256 unchanged, one line on stderr (no
+traceback) and exit status 128 + the signal (130 for Ctrl-C)."""
 
 from __future__ import annotations
 

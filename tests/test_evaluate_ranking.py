@@ -1,0 +1,68 @@
+"""The methods' ranking per metric against values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from vidcam.evaluate.ranking import headline_columns, rank_methods
+from vidcam.evaluate.summary import summarize
+
+
+def clip(y, per_method):
+    return {"Y": y, "correct": None, "methods": per_method}
+
+
+# two clips, three methods; remove ↓ and keep ↑ at 20 % under road
+CLIPS = [
+    clip(
+        0.8,
+        {
+            "a": {"O": 0.4, "remove_20_road": 0.1, "keep_20_road": 0.9, "map_mean": 0.1},
+            "b": {"O": 0.8, "remove_20_road": 0.3, "keep_20_road": 0.9, "map_mean": 0.5},
+            "c": {"O": 0.9, "remove_20_road": 0.9, "keep_20_road": 0.2, "map_mean": 1.0},
+        },
+    ),
+    clip(
+        0.5,
+        {
+            "a": {"O": 0.5, "remove_20_road": 0.3, "keep_20_road": 0.7, "map_mean": 0.3},
+            "b": {"O": 0.25, "remove_20_road": 0.1, "keep_20_road": 0.7, "map_mean": 0.5},
+            "c": {"O": 0.6, "remove_20_road": 0.8, "keep_20_road": 0.4, "map_mean": 1.0},
+        },
+    ),
+]
+
+
+def test_rank_methods_by_hand():
+    columns, mean_over = headline_columns(["road"], "20", units=())
+    assert mean_over == ["remove_20_road", "keep_20_road"]
+    r = rank_methods(CLIPS, ["a", "b", "c"], columns, mean_over)
+    m = r["methods"]
+    # remove: a (0.1, 0.3) and b (0.3, 0.1) both mean 0.2 -> tie, rank (1 + 2)/2; c 0.85 -> 3
+    assert m["a"]["remove_20_road"]["mean"] == pytest.approx(0.2)
+    assert m["a"]["remove_20_road"]["std"] == pytest.approx(math.sqrt(0.02))
+    assert [m[x]["remove_20_road"]["rank"] for x in "abc"] == [1.5, 1.5, 3]
+    # keep: a = b = 0.8 (tie), c = 0.3
+    assert [m[x]["keep_20_road"]["rank"] for x in "abc"] == [1.5, 1.5, 3]
+    assert [m[x]["mean_rank"] for x in "abc"] == [1.5, 1.5, 3]
+    # Average Drop per clip: a (50 %, 0 %) -> 25; b (0 %, 50 %) -> 25; c (0, 0) -> 0
+    assert m["a"]["average_drop"]["mean"] == pytest.approx(25.0)
+    assert m["a"]["average_drop"]["std"] == pytest.approx(math.sqrt(2 * 25.0**2))
+    assert [m[x]["average_drop"]["rank"] for x in "abc"] == [2.5, 2.5, 1]
+    # Increase in Confidence: c raises the score on both clips (100 %), a and b never
+    assert m["c"]["increase_in_confidence"]["mean"] == 100.0
+    assert m["c"]["increase_in_confidence"]["rank"] == 1
+    assert m["c"]["map_mean"] == {"mean": 1.0, "std": 0.0, "rank": None}
+    assert r["order"] == ["a", "b", "c"]  # mean rank, then the given order
+
+
+def test_summarize_carries_the_ranking_and_the_paper_means():
+    s = summarize(CLIPS, fills=["road"], fraction=0.2, units=())
+    assert s["ranking"]["order"] == ["a", "b", "c"]
+    for x in "abc":  # the ranking's Average Drop mean is the paper's number
+        assert s["ranking"]["methods"][x]["average_drop"]["mean"] == pytest.approx(
+            s["methods"][x]["average_drop"]
+        )
+    assert "ranking" not in summarize(CLIPS)

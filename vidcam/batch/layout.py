@@ -1,0 +1,80 @@
+"""Where a batch writes: per-video output names that mirror the inputs and never collide.
+
+For the key ``sub/dir/clip.mp4`` the outputs are ``sub/dir/clip.mp4`` (annotated video),
+``clip.json``, ``clip.maps.npz``, ``clip.preview.png``, ``clip.html``, ``clip.metrics.json``
+and the state files ``clip.done.json`` (written last: sizes + sha256 of every output) or
+``clip.failed.json``. Two inputs that would share a name (``clip.mp4`` and ``clip.avi`` in
+one folder) keep their extension in the base (``clip.avi.mp4``); run-level files
+(``index.jsonl``, ``summary.csv``, ``index.html``) are never taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+#: output kind -> suffix appended to the base name
+SUFFIXES: dict[str, str] = {
+    "video": ".mp4",
+    "json": ".json",
+    "maps": ".maps.npz",
+    "preview": ".preview.png",
+    "report": ".html",
+    "metrics": ".metrics.json",
+}
+STATE_SUFFIXES = {"done": ".done.json", "failed": ".failed.json"}
+RUN_FILES = ("index.jsonl", "summary.csv", "index.html")
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The files of one video under ``out_dir``; ``base`` is POSIX, relative, no extension."""
+
+    out_dir: Path
+    base: str
+
+    def rel(self, kind: str) -> str:
+        """Output ``kind`` (a key of :data:`SUFFIXES` or ``done``/``failed``) relative to out_dir."""
+        return self.base + (SUFFIXES.get(kind) or STATE_SUFFIXES[kind])
+
+    def path(self, kind: str) -> Path:
+        return self.out_dir / self.rel(kind)
+
+    @property
+    def folder(self) -> Path:
+        return (self.out_dir / self.base).parent
+
+    def stale_temps(self) -> list[Path]:
+        """Temporary files a killed run left for this video (``.NAME.tmp-XXXX.ext``)."""
+        if not self.folder.is_dir():
+            return []
+        stem = PurePosixPath(self.base).name
+        found = []
+        for kind in (*SUFFIXES, *STATE_SUFFIXES):
+            name = PurePosixPath(self.rel(kind)).name
+            final_stem = name[: -len(PurePosixPath(name).suffix)]
+            found.extend(self.folder.glob(f".{_escape(final_stem[:120])}.tmp-*"))
+        return sorted({p for p in found if p.name.startswith(f".{stem}")})
+
+
+def _escape(s: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in s)
+
+
+def plan_layout(out_dir: str | Path, keys: Iterable[str]) -> dict[str, Outputs]:
+    """key -> :class:`Outputs`, in order; every file name is distinct across the run."""
+    out = Path(out_dir)
+    taken: set[str] = set(RUN_FILES)
+    plan: dict[str, Outputs] = {}
+    for key in keys:
+        p = PurePosixPath(key)
+        stem = str(p.with_suffix("")) if p.suffix else key
+        candidates = [stem, key] + [f"{stem}~{n}" for n in range(2, 10_000)]
+        for base in candidates:
+            names = {base + s for s in (*SUFFIXES.values(), *STATE_SUFFIXES.values())}
+            if not names & taken:
+                taken |= names
+                plan[key] = Outputs(out, base)
+                break
+    return plan

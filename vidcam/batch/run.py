@@ -1,0 +1,174 @@
+"""``vidcam.batch.run``: plan the run, skip what is already done, execute, index.
+
+1. Inputs -> items with unique keys (:mod:`vidcam.batch.inputs`) -> output names
+   (:mod:`vidcam.batch.layout`).
+2. Per item: a verified done marker -> a ``skipped`` row (its outputs are not touched); an
+   earlier failure with the same settings and input -> its ``failed`` row again (unless
+   ``retry_failed``); everything else is to do (partial outputs are redone).
+3. The executor (in-process, or Ray actors) does the videos; each row is streamed to
+   ``index.jsonl`` as it arrives, with a progress line (done / failed / remaining,
+   videos/min, ETA); at the end (also after Ctrl-C or a signal) ``index.jsonl`` is rewritten
+   with one row per input, plus ``summary.csv`` and ``index.html``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from vidcam.batch.index import IndexWriter
+from vidcam.batch.inputs import Item, expand_inputs
+from vidcam.batch.layout import Outputs, plan_layout
+from vidcam.batch.options import BatchOptions
+from vidcam.batch.state import failed_row, fingerprint, verified_row
+from vidcam.errors import VidcamError
+from vidcam.paths import check_writable
+from vidcam.progress import Progress
+
+Task = tuple[Item, Outputs, str]  # (item, its outputs, its settings fingerprint)
+OnRow = Callable[[dict[str, Any]], None]
+
+
+def run(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    recursive: bool = False,
+    alpha: float = 0.6,
+    colormap: str = "jet",
+    evaluate: bool = False,
+    retry_failed: bool = False,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    progress: bool = True,
+    **explain: Any,
+) -> list[dict[str, Any]]:
+    """Explain every video of ``inputs`` (files, folders, ``.csv`` / ``.jsonl`` manifests)
+    into ``out_dir``; returns the index rows (one per input, in input order).
+
+    ``explain``: the pipeline's options (``model``, ``weights``, ``pretrained``, ``layer``,
+    ``method``, ``softmax``, ``target``, ``clip_len``, ``stride``, ``device``, ``batch_size``,
+    ``normalize``, ``spatial``, ``side_by_side``; see :func:`vidcam.video.explain_video`).
+    Reruns skip videos whose outputs are complete and verified; ``retry_failed`` redoes
+    failures. ``executor="ray"`` runs on Ray (``workers`` actors, ``ray_address``).
+    """
+    options = BatchOptions(
+        explain=dict(explain),
+        alpha=alpha,
+        colormap=colormap,
+        evaluate=evaluate,
+        retry_failed=retry_failed,
+        executor=executor,
+        workers=workers,
+        ray_address=ray_address,
+        progress=progress,
+    )
+    out = _out_dir(out_dir)
+    items = expand_inputs(inputs, recursive=recursive, exclude=out)
+    layout = plan_layout(out, [it.key for it in items])
+    execute = _executor(options)  # fails now (e.g. Ray missing), before any work
+    base = options.fingerprint_settings()
+    rows: dict[str, dict[str, Any]] = {}
+    todo: list[Task] = []
+    for it in items:
+        o = layout[it.key]
+        fp = fingerprint({**base, "item": it.settings, "key": it.key})
+        done = verified_row(o, fp, it.path)
+        if done is not None:
+            rows[it.key] = {**done, "status": "skipped"}
+            continue
+        failed = None if retry_failed else failed_row(o, fp, it.path)
+        if failed is not None:
+            rows[it.key] = failed
+            continue
+        todo.append((it, o, fp))
+    writer = IndexWriter(out)
+    for r in rows.values():
+        writer.append(r)
+    status = _Status(len(todo), len(rows), options.progress)
+
+    def on_row(row: dict[str, Any]) -> None:
+        rows[row["key"]] = row
+        writer.append(row)
+        status.update(row)
+        writer.maybe_html(_ordered(items, rows))
+
+    try:
+        if todo:
+            execute(todo, options, on_row)
+    finally:
+        status.close()
+        writer.finish(_ordered(items, rows))
+    return _ordered(items, rows)
+
+
+def _ordered(items: Sequence[Item], rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rows[it.key] for it in items if it.key in rows]
+
+
+def _out_dir(out_dir: str | Path) -> Path:
+    out = Path(out_dir).absolute()
+    if out.exists() and not out.is_dir():
+        raise VidcamError(f"output folder {str(out_dir)!r} is a file; give a folder")
+    if not out.exists():
+        check_writable("output folder", out)
+        out.mkdir()
+    check_writable("output folder", out / "index.jsonl")
+    return out
+
+
+def _executor(options: BatchOptions) -> Callable[[list[Task], BatchOptions, OnRow], None]:
+    if options.executor == "ray":
+        from vidcam.batch.executor_ray import ray_executor
+
+        return ray_executor(options)
+    from vidcam.batch.executor_local import run_local
+
+    return run_local
+
+
+class _Status:
+    """Progress over videos: a bar (:mod:`vidcam.progress`) and one line per finished video."""
+
+    def __init__(self, total: int, carried: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled
+        self.done = self.failed = 0
+        self.started = time.monotonic()
+        self.bar = Progress(total, unit="videos", desc="batch", enabled=enabled and total > 0)
+        if enabled and carried:
+            print(
+                f"vidcam batch: {carried} video(s) already done or failed earlier", file=sys.stderr
+            )
+
+    def update(self, row: dict[str, Any]) -> None:
+        if row["status"] == "failed":
+            self.failed += 1
+        else:
+            self.done += 1
+        finished = self.done + self.failed
+        left = self.total - finished
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = finished / elapsed * 60
+        eta = left / (finished / elapsed)
+        what = f"failed: {row['error']}" if row["status"] == "failed" else f"{row['frames']} frames"
+        line = (
+            f"[{finished}/{self.total}] done {self.done}, failed {self.failed}, remaining {left}, "
+            f"{rate:.2f} videos/min, ETA {_clock(eta)} - {row['key']}: {what}"
+        )
+        if self.enabled:
+            from tqdm import tqdm
+
+            tqdm.write(line, file=sys.stderr)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"

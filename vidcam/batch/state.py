@@ -1,0 +1,109 @@
+"""Per-video state files: ``NAME.done.json`` (written LAST, after every output) and
+``NAME.failed.json``.
+
+A done marker holds the settings fingerprint, the input's size and mtime, and the size and
+sha256 of every output; :func:`verified_row` re-checks all of it, so a rerun skips only
+videos whose outputs are complete and unchanged. Anything else (no marker, a missing or
+changed output, other settings, a changed input) means: do the video again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from vidcam.batch.layout import Outputs
+from vidcam.paths import write_text
+
+DONE_FORMAT = "vidcam-batch-done/1"
+FAILED_FORMAT = "vidcam-batch-failed/1"
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    """A stable hash of everything that changes a video's outputs."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def input_stat(path: Path) -> dict[str, Any] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_done(o: Outputs, row: dict[str, Any], fp: str, src: Path) -> None:
+    files = {
+        kind: {
+            "path": rel,
+            "size": (o.out_dir / rel).stat().st_size,
+            "sha256": sha256(o.out_dir / rel),
+        }
+        for kind, rel in row["outputs"].items()
+    }
+    doc = {
+        "format": DONE_FORMAT,
+        "fingerprint": fp,
+        "input": input_stat(src),
+        "outputs": files,
+        "row": row,
+    }
+    o.path("failed").unlink(missing_ok=True)
+    write_text(o.path("done"), json.dumps(doc, indent=1))
+
+
+def write_failed(o: Outputs, row: dict[str, Any], fp: str, src: Path) -> None:
+    doc = {"format": FAILED_FORMAT, "fingerprint": fp, "input": input_stat(src), "row": row}
+    o.path("done").unlink(missing_ok=True)
+    o.folder.mkdir(parents=True, exist_ok=True)
+    write_text(o.path("failed"), json.dumps(doc, indent=1))
+
+
+def _read(p: Path, fmt: str) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("format") == fmt else None
+
+
+def verified_row(o: Outputs, fp: str, src: Path) -> dict[str, Any] | None:
+    """The row of a complete, valid earlier run of this video, else None."""
+    doc = _read(o.path("done"), DONE_FORMAT)
+    if doc is None or doc.get("fingerprint") != fp or doc.get("input") != input_stat(src):
+        return None
+    row = doc.get("row")
+    files = doc.get("outputs")
+    if (
+        not isinstance(row, dict)
+        or not isinstance(files, dict)
+        or files.keys() != row.get("outputs", {}).keys()
+    ):
+        return None
+    for f in files.values():
+        p = o.out_dir / f["path"]
+        try:
+            if not p.is_file() or p.stat().st_size != f["size"] or sha256(p) != f["sha256"]:
+                return None
+        except OSError:
+            return None
+    return row
+
+
+def failed_row(o: Outputs, fp: str, src: Path) -> dict[str, Any] | None:
+    """The row of an earlier failure of this video with the same settings and input, else None."""
+    doc = _read(o.path("failed"), FAILED_FORMAT)
+    if doc is None or doc.get("fingerprint") != fp or doc.get("input") != input_stat(src):
+        return None
+    return doc.get("row") if isinstance(doc.get("row"), dict) else None

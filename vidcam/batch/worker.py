@@ -1,0 +1,227 @@
+"""One video, start to finish: explain, render, write every output, then the done marker.
+
+:class:`VideoWorker` loads the model ONCE (:func:`~vidcam.models.record.resolve_model`) and
+passes the loaded module to the pipeline for every video; both executors use it (the Ray
+executor inside its actors). :meth:`VideoWorker.process` never raises for a bad video: the
+failure becomes a ``failed`` row with its one-line error (signals and Ctrl-C still stop).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from typing import Any
+
+import torch
+
+from vidcam.batch.aggregates import centre_energy, temporal_profile, video_top
+from vidcam.batch.inputs import Item
+from vidcam.batch.layout import Outputs
+from vidcam.batch.maps_io import load_maps, save_maps
+from vidcam.batch.options import BatchOptions
+from vidcam.batch.segment import segment_clip
+from vidcam.batch.state import write_done, write_failed
+from vidcam.errors import VidcamError
+from vidcam.models.record import resolve_model
+from vidcam.paths import check_output, write_text
+from vidcam.video import analyze
+from vidcam.video.pipeline import render_analysis
+
+
+def base_row(item: Item, target: str | None) -> dict[str, Any]:
+    """A row of the index schema with nothing computed yet."""
+    return {
+        "key": item.key,
+        "input": str(item.path),
+        "status": "failed",
+        "error": None,
+        "label": item.label,
+        "target": target,
+        "outputs": {},
+        "top": [],
+        "frames": 0,
+        "duration": 0.0,
+        "seconds": 0.0,
+        "temporal_profile": [],
+        "centre_energy": None,
+        "metrics": None,
+    }
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, VidcamError) else f"{type(exc).__name__}: {text}"
+
+
+class VideoWorker:
+    """Holds the model; :meth:`process` turns one :class:`Item` into its outputs and row."""
+
+    def __init__(self, options: BatchOptions) -> None:
+        self.options = options
+        e = dict(options.explain)
+        self.record = resolve_model(
+            e.pop("model", "i3d"),
+            spec=e.pop("spec", None),
+            labels=e.pop("labels", None),
+            layer=e.pop("layer", None),
+            weights=e.pop("weights", None),
+            pretrained=e.pop("pretrained", True),
+            device=e.get("device", "auto"),
+            progress=False,
+        )
+        self.explain = e
+        # token models need the registry's reshape, which a bare module loses: load by name
+        self.by_name = self.record.reshape is not None and isinstance(
+            options.explain.get("model", "i3d"), str
+        )
+
+    def _pipeline_options(self, target: str | None) -> dict[str, Any]:
+        o = dict(self.explain, progress=False)
+        if target is not None:
+            o["target"] = target
+        if self.by_name:
+            return dict(
+                self.options.explain, progress=False, **({"target": target} if target else {})
+            )
+        r = self.record
+        return o | {"model": r.module, "spec": r.input, "labels": r.labels, "layer": r.layer}
+
+    def target_of(self, item: Item) -> str | None:
+        t = item.target if item.target is not None else self.options.explain.get("target")
+        return None if t is None else str(t)
+
+    def process(self, item: Item, out: Outputs, fp: str) -> dict[str, Any]:
+        """Do ``item`` into ``out``; returns its ``done`` or ``failed`` row (``fp``: settings)."""
+        started = time.perf_counter()
+        row = base_row(item, self.target_of(item))
+        for p in out.stale_temps():
+            p.unlink(missing_ok=True)
+        try:
+            self._run(item, out, row)
+        except Exception as exc:  # a bad video is a row, never the end of the run
+            row.update(status="failed", error=one_line(exc), outputs={})
+            row["seconds"] = round(time.perf_counter() - started, 3)
+            write_failed(out, row, fp, item.path)
+            return row
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        row["status"] = "done"
+        write_done(out, row, fp, item.path)
+        return row
+
+    def _run(self, item: Item, out: Outputs, row: dict[str, Any]) -> None:
+        out.path("done").unlink(missing_ok=True)
+        if not item.path.is_file():
+            what = "is not a file" if item.path.exists() else "does not exist"
+            raise VidcamError(f"input {str(item.path)!r} {what}")
+        out.folder.mkdir(parents=True, exist_ok=True)
+        kinds = ["video", "json", "maps", "preview", "report"] + (
+            ["metrics"] if self.options.evaluate else []
+        )
+        for k in kinds:
+            check_output(k, out.path(k), inputs=[item.path], overwrite=True)
+        o = self._pipeline_options(row["target"])
+        normalize = o.pop("normalize", "video")
+        with warnings.catch_warnings(), segment_clip(item.path, item.start, item.end) as src:
+            warnings.simplefilter("ignore")  # they are kept in the explanation's JSON
+            with analyze(src, **o) as analysis:
+                result = render_analysis(
+                    analysis,
+                    out.path("video"),
+                    normalize=normalize,
+                    alpha=self.options.alpha,
+                    colormap=self.options.colormap,
+                    preview=out.path("preview"),
+                )
+                save_maps(out.path("maps"), analysis, meta=self._meta(item, analysis))
+        result.model = self.record.name
+        doc = result.to_json()
+        doc["input"] = str(item.path)
+        if item.start is not None or item.end is not None:
+            doc["segment"] = {"start": item.start or 0.0, "end": item.end}
+        write_text(out.path("json"), json.dumps(doc, indent=1))
+        written = {k: out.rel(k) for k in ("video", "json", "maps", "preview")}
+        raw = load_maps(out.path("maps"))
+        heat = raw.heat
+        row.update(
+            top=video_top(result.windows, result.labels),
+            frames=result.frames,
+            duration=round(float(doc["duration"]), 6),
+            temporal_profile=temporal_profile(result.importance),
+            centre_energy=centre_energy(heat, raw.geometry, raw.model_crop)
+            if heat is not None
+            else None,
+        )
+        if self.options.evaluate:
+            from vidcam.batch.evaluate import clip_metrics
+
+            row["metrics"] = clip_metrics(raw, row["top"], item.label)
+            write_text(
+                out.path("metrics"),
+                json.dumps({"key": item.key, "metrics": row["metrics"]}, indent=1),
+            )
+            written["metrics"] = out.rel("metrics")
+        page = _write_report(out, doc, item, written, row["metrics"], self._settings(row))
+        if page:
+            written["report"] = out.rel("report")
+        row["outputs"] = written
+
+    def _meta(self, item: Item, analysis) -> dict[str, Any]:
+        return {
+            "input": str(item.path),
+            "start": item.start or 0.0,
+            "model": self.record.name,
+            "method": analysis.method.id,
+            "layers": list(analysis.layers),
+            "spatial": analysis.spatial,
+            "fps": float(analysis.info.fps),
+        }
+
+    def _settings(self, row: dict[str, Any]) -> dict[str, str]:
+        e = self.options.explain
+        s = {
+            "model": self.record.name,
+            "method": str(e.get("method", "gradcam++")),
+            "target": str(row["target"] or "top1"),
+        }
+        for k in ("layer", "clip_len", "stride", "spatial", "normalize", "softmax"):
+            if e.get(k) not in (None, False):
+                s[k] = str(e[k])
+        s["device"] = str(self.record.device)
+        return s
+
+
+_REPORT_MISSING = False
+
+
+def _write_report(
+    out: Outputs, doc, item: Item, written: dict[str, str], metrics, settings
+) -> bool:
+    """The per-video HTML page (:mod:`vidcam.report`, imported lazily); False when that
+    package is not installed (the row then has no ``report`` output)."""
+    global _REPORT_MISSING
+    try:
+        from vidcam.report import write_video_report
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("vidcam.report",):
+            raise
+        if not _REPORT_MISSING:
+            warnings.warn("vidcam.report is not available: no HTML pages written", stacklevel=2)
+            _REPORT_MISSING = True
+        return False
+    write_video_report(
+        out.path("report"),
+        explanation=doc,
+        video=out.path("video"),
+        source=item.path,
+        preview=out.path("preview"),
+        settings=settings,
+        metrics=metrics,
+        overwrite=True,
+    )
+    return True
+
+
+def set_threads(n: int) -> None:
+    """CPU actors share the machine: ``n`` intra-op threads each."""
+    torch.set_num_threads(max(1, n))

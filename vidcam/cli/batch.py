@@ -1,0 +1,130 @@
+"""``vidcam batch INPUTS... -o OUT_DIR``: explain a whole dataset, resumably.
+
+The model, method and rendering options are ``vidcam explain``'s own (its argument
+definitions are reused, minus the single-file ones). Exit status: 0 when every input is done
+(or was done by an earlier run), 1 when any failed, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vidcam.cli import explain as explain_cli
+
+_NOT_FOR_BATCH = {"input", "-o", "--preview", "--json", "--overwrite", "--quiet"}
+_EXPLAIN_KEYS = (
+    "model", "weights", "layer", "method", "softmax", "target", "clip_len", "stride",
+    "device", "batch_size", "normalize", "spatial", "side_by_side",
+)  # fmt: skip
+
+
+class _ExplainOptionsOnly:
+    """Stands in for the parser while ``vidcam explain`` defines its options: forwards them
+    (except the single-file ones) to an argument group, everything else to the parser."""
+
+    def __init__(self, parser: argparse.ArgumentParser, group) -> None:
+        object.__setattr__(self, "_parser", parser)
+        object.__setattr__(self, "_group", group)
+
+    def add_argument(self, *names: str, **kwargs):
+        if names and names[0] in _NOT_FOR_BATCH:
+            return None
+        return self._group.add_argument(*names, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._parser, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self._parser, name, value)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Per video (layout mirrors the inputs): NAME.mp4, NAME.json, NAME.maps.npz, "
+        "NAME.preview.png, NAME.html (+ NAME.metrics.json); per run: index.jsonl, "
+        "summary.csv, index.html. A rerun skips videos whose outputs are complete and "
+        "verified. Exit status: 0 all done, 1 if any input failed, 2 usage error."
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="video files, folders, or manifests (.csv / .jsonl: path, optional label, gt, "
+        "target, start, end in seconds; paths relative to the manifest)",
+    )
+    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
+    parser.add_argument("--recursive", action="store_true", help="scan folders' sub-folders too")
+    parser.add_argument(
+        "--evaluate", action="store_true", help="per-clip metrics (NAME.metrics.json)"
+    )
+    parser.add_argument(
+        "--retry-failed", action="store_true", help="redo inputs that failed in an earlier run"
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local (default: in-process, one model load) or ray (pip install 'vidcam[ray]')",
+    )
+    parser.add_argument("--ray-address", help="Ray cluster to join (default: a local one)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="Ray model actors (default: one per GPU, else 2 CPU actors)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    group = parser.add_argument_group("explain options")
+    explain_cli.add_arguments(_ExplainOptionsOnly(parser, group))
+
+
+def run(args: argparse.Namespace) -> int:
+    from vidcam.batch import run as run_batch
+
+    explain = {k: getattr(args, k) for k in _EXPLAIN_KEYS if getattr(args, k, None) is not None}
+    if args.layer:
+        explain["layer"] = args.layer[0] if len(args.layer) == 1 else args.layer
+    explain["pretrained"] = not args.random_weights
+    _optional_explain(args, explain)
+    rows = run_batch(
+        args.inputs,
+        args.output,
+        recursive=args.recursive,
+        alpha=args.alpha,
+        colormap=args.colormap,
+        evaluate=args.evaluate,
+        retry_failed=args.retry_failed,
+        executor=args.executor,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        progress=not args.quiet,
+        **explain,
+    )
+    failed = [r for r in rows if r["status"] == "failed"]
+    if not args.quiet:
+        skipped = sum(r["status"] == "skipped" for r in rows)
+        print(
+            f"vidcam batch: {len(rows) - len(failed) - skipped} done, {skipped} skipped "
+            f"(done earlier), {len(failed)} failed; index: {args.output}/index.jsonl",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
+def _optional_explain(args: argparse.Namespace, explain: dict) -> None:
+    """Options newer pipelines take: a list of panels for --side-by-side, --allow-partial."""
+    from dataclasses import fields
+
+    from vidcam.video.setup import ExplainOptions
+
+    known = {f.name for f in fields(ExplainOptions)}
+    if isinstance(args.side_by_side, str):
+        from vidcam.cam import methods
+
+        explain["side_by_side"] = methods.panel_ids(args.side_by_side)
+    if getattr(args, "allow_partial", False):
+        if "allow_partial" not in known:
+            from vidcam.errors import VidcamError
+
+            raise VidcamError("--allow-partial is not supported by this pipeline version")
+        explain["allow_partial"] = True

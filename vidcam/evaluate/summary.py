@@ -1,0 +1,88 @@
+"""The summary of an evaluation run: per-method means over clips, the paper's metrics, Win %,
+and the methods' ranking per metric (:mod:`vidcam.evaluate.ranking`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from vidcam.cam.methods import METHODS as CAM_METHODS
+from vidcam.errors import VidcamError
+from vidcam.evaluate.choices import UNITS
+from vidcam.evaluate.metrics_faithfulness import (
+    average_drop,
+    drops,
+    increase_in_confidence,
+    win_percent,
+)
+from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS
+from vidcam.evaluate.options import pct
+from vidcam.evaluate.ranking import headline_columns, rank_methods
+
+#: display titles of every map an evaluation can compare
+METHOD_TITLES: dict[str, str] = {
+    **{m.id: m.title for m in CAM_METHODS.values() if not m.guided},
+    "random": "random",
+    "ones": "all-ones",
+}
+
+
+def summarize(
+    clips: Sequence[dict[str, Any]],
+    *,
+    fills: Sequence[str] = (),
+    fraction: float | None = None,
+    units: Sequence[str] = UNITS,
+) -> dict[str, Any]:
+    """Per-method means over clips, Average Drop / Increase in Confidence, pairwise Win %, and
+    (with ``fills`` and the headline ``fraction``) the ranking of the methods per metric."""
+    if not clips:
+        raise VidcamError("no clips were evaluated")
+    methods = list(clips[0]["methods"])
+    y = torch.tensor([c["Y"] for c in clips], dtype=torch.float64)
+    o = {
+        m: torch.tensor([c["methods"][m]["O"] for c in clips], dtype=torch.float64) for m in methods
+    }
+    per_method: dict[str, dict[str, Any]] = {}
+    for m in methods:
+        row: dict[str, Any] = {
+            "average_drop": average_drop(y, o[m]),
+            "increase_in_confidence": increase_in_confidence(y, o[m]),
+            "mean_drop": float(drops(y, o[m]).mean()),
+        }
+        for key in (f"{k}_{u}" for u in UNITS for k in ("deletion", "insertion")):
+            vals = [c["methods"][m].get(key) for c in clips]  # absent with units=()
+            row[key] = sum(vals) / len(vals) if None not in vals else None
+        extra = [  # map size, keep/remove scores and relative curves: plain means over clips
+            k
+            for k, v in clips[0]["methods"][m].items()
+            if k not in row
+            and k not in LOCALIZATION_METRICS
+            and k != "O"
+            and isinstance(v, (int, float))
+        ]
+        for key in extra:
+            vals = [c["methods"][m].get(key) for c in clips]
+            vals = [v for v in vals if v is not None]
+            row[key] = sum(vals) / len(vals) if vals else None
+        for key in LOCALIZATION_METRICS:
+            vals = [c["methods"][m].get(key) for c in clips]
+            vals = [v for v in vals if v is not None]
+            row[key] = sum(vals) / len(vals) if vals else None
+            row[f"{key}_clips"] = len(vals)
+        per_method[m] = row
+    win = {a: {b: win_percent(o[a], o[b], y)[0] for b in methods if b != a} for a in methods}
+    judged = [c["correct"] for c in clips if c["correct"] is not None]
+    out: dict[str, Any] = {
+        "clips": len(clips),
+        "clips_with_gt": len(judged),
+        "accuracy": (sum(judged) / len(judged)) if judged else None,
+        "methods": per_method,
+        "win_percent": win,
+    }
+    if fills and fraction is not None:
+        columns, mean_over = headline_columns(fills, pct(fraction), units)
+        out["ranking"] = {"fraction": fraction, **rank_methods(clips, methods, columns, mean_over)}
+    return out
