@@ -32,7 +32,13 @@ def test_every_entry_has_a_typed_source():
     kinds = {spec.name: spec.weights.kind for spec in list_models()}
     assert kinds["i3d"] == "i3d" and kinds["sample"] == "bundled"
     for spec in list_models():
-        assert isinstance(spec.weights, WeightsSource)
+        if (
+            spec.source == "transformers"
+        ):  # loads itself (ModelSpec.loader): the WeightsInfo protocol
+            assert spec.loader is not None and spec.weights.kind == "hf"
+            assert spec.weights.status() in ("yes", "no") and spec.weights.describe()
+        else:
+            assert isinstance(spec.weights, WeightsSource)
         assert spec.weights_note == spec.weights.note and spec.weights.note
         assert len(spec.test_input) == 3
         if spec.source in ("torchvision", "pytorchvideo"):

@@ -21,6 +21,7 @@ class BatchOptions:
     alpha: float = 0.6
     colormap: str = "jet"
     evaluate: bool = False
+    allow_partial: bool = False
     retry_failed: bool = False
     executor: str = "local"
     workers: int | None = None

@@ -40,6 +40,7 @@ def run(
     alpha: float = 0.6,
     colormap: str = "jet",
     evaluate: bool = False,
+    allow_partial: bool = False,
     retry_failed: bool = False,
     executor: str = "local",
     workers: int | None = None,
@@ -54,13 +55,15 @@ def run(
     ``method``, ``softmax``, ``target``, ``clip_len``, ``stride``, ``device``, ``batch_size``,
     ``normalize``, ``spatial``, ``side_by_side``; see :func:`vidcam.video.explain_video`).
     Reruns skip videos whose outputs are complete and verified; ``retry_failed`` redoes
-    failures. ``executor="ray"`` runs on Ray (``workers`` actors, ``ray_address``).
+    failures; ``allow_partial`` accepts damaged inputs as ``vidcam explain --allow-partial``
+    does. ``executor="ray"`` runs on Ray (``workers`` actors, ``ray_address``).
     """
     options = BatchOptions(
         explain=dict(explain),
         alpha=alpha,
         colormap=colormap,
         evaluate=evaluate,
+        allow_partial=allow_partial,
         retry_failed=retry_failed,
         executor=executor,
         workers=workers,

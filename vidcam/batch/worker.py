@@ -25,8 +25,7 @@ from vidcam.batch.state import write_done, write_failed
 from vidcam.errors import VidcamError
 from vidcam.models.record import resolve_model
 from vidcam.paths import check_output, write_text
-from vidcam.video import analyze
-from vidcam.video.pipeline import render_analysis
+from vidcam.video import analyze, render_analysis
 
 
 def base_row(item: Item, target: str | None) -> dict[str, Any]:
@@ -124,7 +123,7 @@ class VideoWorker:
         normalize = o.pop("normalize", "video")
         with warnings.catch_warnings(), segment_clip(item.path, item.start, item.end) as src:
             warnings.simplefilter("ignore")  # they are kept in the explanation's JSON
-            with analyze(src, **o) as analysis:
+            with analyze(src, allow_partial=self.options.allow_partial, **o) as analysis:
                 result = render_analysis(
                     analysis,
                     out.path("video"),

@@ -12,7 +12,7 @@ import sys
 
 from vidcam.cli import explain as explain_cli
 
-_NOT_FOR_BATCH = {"input", "-o", "--preview", "--json", "--overwrite", "--quiet"}
+_NOT_FOR_BATCH = {"input", "-o", "--preview", "--json", "--report", "--overwrite", "--quiet"}
 _EXPLAIN_KEYS = (
     "model", "weights", "layer", "method", "softmax", "target", "clip_len", "stride",
     "device", "batch_size", "normalize", "spatial", "side_by_side",
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         colormap=args.colormap,
         evaluate=args.evaluate,
+        allow_partial=args.allow_partial,
         retry_failed=args.retry_failed,
         executor=args.executor,
         workers=args.workers,
@@ -112,19 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _optional_explain(args: argparse.Namespace, explain: dict) -> None:
-    """Options newer pipelines take: a list of panels for --side-by-side, --allow-partial."""
-    from dataclasses import fields
-
-    from vidcam.video.setup import ExplainOptions
-
-    known = {f.name for f in fields(ExplainOptions)}
+    """A list of panels for --side-by-side (method ids, checked before any work)."""
     if isinstance(args.side_by_side, str):
         from vidcam.cam import methods
 
         explain["side_by_side"] = methods.panel_ids(args.side_by_side)
-    if getattr(args, "allow_partial", False):
-        if "allow_partial" not in known:
-            from vidcam.errors import VidcamError
-
-            raise VidcamError("--allow-partial is not supported by this pipeline version")
-        explain["allow_partial"] = True

@@ -1,6 +1,7 @@
 """``vidcam explain INPUT -o OUTPUT``: an annotated video of where and when the model looks.
 
-``--preview PATH.png`` adds a contact sheet (or, without ``-o``, writes only the sheet).
+``--preview PATH.png`` adds a contact sheet (or, without ``-o``, writes only the sheet);
+``--report PAGE.html`` a self-contained HTML page (:mod:`vidcam.report`).
 Everything that can be checked before the work starts is checked first (input, outputs'
 directories, extensions, overwrite, colormap, alpha, device, and --clip-len / --stride /
 --batch-size against the model, the video's length and the free memory); the input file is only
@@ -125,6 +126,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "crops, for fixed-size models), center (the centre crop only); auto (default): full "
         "when the model allows it",
     )
+    parser.add_argument(
+        "--report",
+        metavar="PAGE.html",
+        help="also write a self-contained HTML page: the annotated video beside its source, a "
+        "timeline of class probabilities and temporal importance, settings (needs -o)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument(
         "--allow-partial",
@@ -141,11 +148,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.output and args.json:
         raise VidcamError("--json needs -o OUTPUT")
     from vidcam.cam.methods import panel_ids
+    from vidcam.report import check_report_args, report_from_args
     from vidcam.video import resolve_device, write_explained_video, write_preview
 
     side_by_side = panel_ids(args.side_by_side)  # method ids checked before any work
 
     device = resolve_device(args.device)  # paths, colormap and alpha are checked first below
+    check_report_args(args)
     started = time.perf_counter()
     options = dict(
         overwrite=args.overwrite,
@@ -178,9 +187,10 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             result = write_preview(args.input, args.preview, **options)
+    report_from_args(args, result)
     if not args.quiet:
         took = time.perf_counter() - started
-        wrote = " and ".join(p for p in (args.output, args.preview) if p)
+        wrote = ", ".join(p for p in (args.output, args.preview, args.report) if p)
         print(
             f"wrote {wrote}: {_frames_written(result)} frames, "
             f"{len(result.windows)} windows, "

@@ -48,6 +48,7 @@ from vidcam.video.pipeline import (
     analyze,
     explain_video,
     iter_explained_frames,
+    render_analysis,
     write_explained_video,
     write_preview,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "explain_video",
     "get_method",
     "iter_explained_frames",
+    "render_analysis",
     "resolve_device",
     "resolve_target",
     "write_explained_video",

@@ -3,6 +3,12 @@
 :class:`Prefetch` runs an iterator (the decoder) ahead of its consumer; :class:`WriteBehind`
 runs calls (the encoder's ``write``) behind their caller. Both keep order, hold at most
 ``depth`` items, and re-raise an error of the thread in the caller.
+
+Both sides of every queue poll (``timeout=_POLL``) instead of sleeping until notified: a
+signal handler that raises (Ctrl-C, SIGTERM, SIGHUP in :mod:`vidcam.cli`) can interrupt
+``Queue.put`` between waking a waiter and unlisting it, and CPython's ``Condition`` then spends
+the next notification on that stale waiter (a lost wake-up: the consumer slept forever with the
+end marker in the queue). On the error path nobody waits on a thread for long: they are daemons.
 """
 
 from __future__ import annotations
@@ -11,6 +17,9 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+
+_POLL = 0.1  # seconds between looks at a queue
+_GIVE_UP = 10.0  # seconds an error path waits for a thread to finish its current item
 
 
 class Prefetch:
@@ -50,7 +59,12 @@ class Prefetch:
 
     def __iter__(self) -> Iterator[Any]:
         while True:
-            item, exc = self._q.get()
+            try:
+                item, exc = self._q.get(timeout=_POLL)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._q.empty():
+                    raise RuntimeError("the decoding thread ended without an end marker") from None
+                continue
             if exc is not None:
                 raise exc
             if item is self._END:
@@ -59,7 +73,7 @@ class Prefetch:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join()
+        self._thread.join(_GIVE_UP)
 
 
 class WriteBehind:
@@ -70,12 +84,16 @@ class WriteBehind:
         self._fn = fn
         self._q: queue.Queue = queue.Queue(depth)
         self._error: BaseException | None = None
+        self._abort = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vidcam-encode", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            args = self._q.get()
+        while not self._abort.is_set():
+            try:
+                args = self._q.get(timeout=_POLL)
+            except queue.Empty:
+                continue
             if args is None:
                 return
             if self._error is None:
@@ -85,17 +103,30 @@ class WriteBehind:
                     self._error = exc
 
     def __call__(self, *args: Any) -> None:
-        if self._error is not None:
-            raise self._error
-        self._q.put(args)
+        while True:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._q.put(args, timeout=_POLL)
+                return
+            except queue.Full:
+                continue
 
     def __enter__(self) -> WriteBehind:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self._error = self._error or exc  # drop what is queued
-        self._q.put(None)
+        if exc_type is not None:  # drop what is queued; wait only for the call running now
+            self._error = self._error or exc
+            self._abort.set()
+            self._thread.join(_GIVE_UP)
+            return
+        while self._thread.is_alive():  # the end marker, polling like every put
+            try:
+                self._q.put(None, timeout=_POLL)
+                break
+            except queue.Full:
+                continue
         self._thread.join()
-        if exc_type is None and self._error is not None:
+        if self._error is not None:
             raise self._error
