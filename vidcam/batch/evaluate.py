@@ -1,24 +1,44 @@
-"""``--evaluate``: per-clip numbers from the public API of :mod:`vidcam.evaluate`.
+"""``--evaluate``: per-video metrics, from the public API of :mod:`vidcam.evaluate`.
 
-Only map-side metrics are computed here (no extra model passes): :func:`vidcam.evaluate.map_size`
-of every window's map (min-max normalised per window, as ``vidcam evaluate`` reads maps),
-averaged over windows, and, with a manifest ``label``, whether the video-level top-1 is it.
-The faithfulness metrics that mask the clip (Average Drop, deletion AUC) need the model in the
-loop: run ``vidcam evaluate`` on the clips for those.
+Two groups of numbers, flat in the row's ``metrics`` (and ``NAME.metrics.json``):
+
+- **the whole video's maps:** ``map_mean`` and ``map_area50`` (:func:`vidcam.evaluate.map_size`)
+  of every window's map, min-max normalised per window, averaged over the windows; with a
+  manifest ``label``, ``label_top1`` (the video-level top-1 is that class) and ``label_prob``;
+- **the per-clip metrics of ``vidcam evaluate``** on ITS clip of the video (the middle window at
+  the model's input crop, :mod:`vidcam.evaluate.clips`), for each method the run renders and
+  the random reference (keys ``random.*``; a second method's keys are ``METHOD.*``): ``Y`` (the
+  explained class's probability), ``remove_K_FILL`` / ``keep_K_FILL`` (confidence, relative to
+  ``Y``, with the map's top K % voxels replaced by the fill / with only those kept; fills ROAD
+  and blur), ``avg_drop`` and ``increase`` (the paper's Average Drop and Increase in Confidence
+  of this one clip, in %, with E = map ⊙ clip on black), ``clip_map_mean`` and, with a manifest
+  ``gt`` file, the localization scores (``energy_pg``, ``pointing``, ``coverage``, ``temporal``,
+  ``iou``).
+
+They cost one more hooked forward + backward and ``1 + 2·maps·fills·fractions`` masked forwards
+(inference mode) per video, plus one ROAD solve per masked ROAD clip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from vidcam.batch.maps_io import RawMaps
 from vidcam.cam.targets import find_class
+from vidcam.models.record import ModelRecord
+
+#: the keep/remove shares of the per-video scores (the headline share of ``vidcam evaluate``)
+FRACTIONS: tuple[float, ...] = (0.2,)
+#: the localization scores copied from ``vidcam evaluate`` when a ground truth is given
+LOCALIZATION = ("energy_pg", "pointing", "coverage", "temporal", "iou")
 
 
-def clip_metrics(raw: RawMaps, top: Sequence[dict], label: str | None) -> dict[str, float]:
-    """Flat per-clip numbers (see the module docstring)."""
+def map_metrics(raw: RawMaps, top: Sequence[dict], label: str | None) -> dict[str, float]:
+    """The whole video's map size (and, with ``label``, whether top-1 is it)."""
     from vidcam.evaluate import map_size
 
     out: dict[str, float] = {}
@@ -35,4 +55,64 @@ def clip_metrics(raw: RawMaps, top: Sequence[dict], label: str | None) -> dict[s
         want = find_class(label, names)
         out["label_top1"] = 1.0 if want == 0 else 0.0
         out["label_prob"] = float(top[want]["prob"]) if want is not None else 0.0
+    return out
+
+
+def explained_class(target: str | None, record: ModelRecord) -> int | None:
+    """The class index a batch target names (an index or a class name); None: top-1."""
+    if target is None or str(target).lower().startswith("top"):
+        return None
+    text = str(target).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return find_class(text, record.labels)
+
+
+def clip_metrics(
+    record: ModelRecord,
+    video: Path,
+    methods: Sequence[str],
+    *,
+    target: str | None,
+    gt: Path | None,
+    engine: Mapping[str, Any],
+    batch: int,
+) -> dict[str, float]:
+    """``vidcam evaluate``'s per-clip scores of ``video`` for ``methods`` and the random map,
+    flattened (see the module docstring)."""
+    from vidcam.evaluate.options import EvalOptions, pct
+    from vidcam.evaluate.run import evaluate
+
+    opts = EvalOptions(
+        methods=tuple(methods),
+        references=("random",),
+        units=(),
+        fractions=FRACTIONS,
+        batch=max(1, batch),
+        quiet=True,
+    )
+    res = evaluate(
+        [video],
+        record,
+        opts,
+        gt_paths=[gt],
+        classes=[explained_class(target, record)],
+        engine=engine,
+    )
+    rec = res.clips[0]
+    y = float(rec["Y"])
+    out: dict[str, float] = {"Y": round(y, 6)}
+    keys = [
+        f"{m}_{pct(k)}_{f}" for f in opts.fills for k in opts.fractions for m in ("remove", "keep")
+    ]
+    for i, m in enumerate(opts.evaluated):
+        r = rec["methods"][m]
+        prefix = "" if i == 0 else f"{m}."
+        o = float(r["O"])
+        vals = {k: r[k] for k in keys}
+        vals["avg_drop"] = 100.0 * max(0.0, y - o) / y if y > 0 else 0.0
+        vals["increase"] = 100.0 if o > y else 0.0
+        vals["clip_map_mean"] = r["map_mean"]
+        vals |= {k: r[k] for k in LOCALIZATION if k in r}
+        out |= {prefix + k: round(float(v), 6) for k, v in vals.items()}
     return out

@@ -1,5 +1,7 @@
 """The run-level index: ``index.jsonl`` (rows streamed as videos finish; the latest row of a
-key wins), ``summary.csv`` (the same rows flattened) and ``index.html`` (:mod:`vidcam.report`).
+key wins), ``summary.csv`` (the same rows flattened), ``classes.csv`` (per top-1 class: videos,
+mean confidence, mean heat share in the centre crop, mean temporal profile, mean of every
+metric) and ``index.html`` (:mod:`vidcam.report`).
 
 Rows follow the shared schema (``key``, ``input``, ``status``, ``error``, ``label``,
 ``target``, ``outputs``, ``top``, ``frames``, ``duration``, ``seconds``, ``temporal_profile``,
@@ -87,10 +89,11 @@ class IndexWriter:
 
     def finish(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """One row per input, in order: ``index.jsonl`` (atomic rewrite), ``summary.csv``,
-        ``index.html``."""
+        ``classes.csv``, ``index.html``."""
         text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
         write_text(self.path, text)
         write_text(self.out_dir / "summary.csv", summary_csv(rows))
+        write_text(self.out_dir / "classes.csv", classes_csv(rows))
         self.html(rows)
 
 
@@ -120,8 +123,29 @@ def flatten(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def summary_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    flat = [flatten(r) for r in rows]
-    columns: list[str] = []
+    return _csv([flatten(r) for r in rows])
+
+
+def classes_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Per-class aggregates of the done rows (:func:`vidcam.report.batch_page.class_summaries`)."""
+    from vidcam.report.batch_page import class_summaries
+
+    flat = []
+    for c in class_summaries(rows):
+        f: dict[str, Any] = {
+            "class": c["label"],
+            "videos": c["count"],
+            "mean_prob": c["mean_prob"],
+            "centre_energy": c["centre_energy"],
+        }
+        f |= {f"profile_{i:02d}": v for i, v in enumerate(c["profile"])}
+        f |= {f"metrics.{k}": v for k, v in c["metrics"].items()}
+        flat.append(f)
+    return _csv(flat, first=["class", "videos", "mean_prob", "centre_energy"])
+
+
+def _csv(flat: Sequence[Mapping[str, Any]], first: Sequence[str] = ()) -> str:
+    columns: list[str] = list(first)
     for f in flat:
         columns.extend(c for c in f if c not in columns)
     buf = io.StringIO()

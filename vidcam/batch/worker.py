@@ -26,6 +26,7 @@ from vidcam.errors import VidcamError
 from vidcam.models.record import resolve_model
 from vidcam.paths import check_output, write_text
 from vidcam.video import analyze, render_analysis
+from vidcam.video.setup import ExplainOptions
 
 
 def base_row(item: Item, target: str | None) -> dict[str, Any]:
@@ -133,6 +134,7 @@ class VideoWorker:
                     preview=out.path("preview"),
                 )
                 save_maps(out.path("maps"), analysis, meta=self._meta(item, analysis))
+            faithful = self._clip_metrics(src, item, row["target"]) if self.options.evaluate else {}
         result.model = self.record.name
         doc = result.to_json()
         doc["input"] = str(item.path)
@@ -152,9 +154,9 @@ class VideoWorker:
             else None,
         )
         if self.options.evaluate:
-            from vidcam.batch.evaluate import clip_metrics
+            from vidcam.batch.evaluate import map_metrics
 
-            row["metrics"] = clip_metrics(raw, row["top"], item.label)
+            row["metrics"] = map_metrics(raw, row["top"], item.label) | faithful
             write_text(
                 out.path("metrics"),
                 json.dumps({"key": item.key, "metrics": row["metrics"]}, indent=1),
@@ -164,6 +166,25 @@ class VideoWorker:
         if page:
             written["report"] = out.rel("report")
         row["outputs"] = written
+
+    def _clip_metrics(self, src, item: Item, target: str | None) -> dict[str, float]:
+        """``vidcam evaluate``'s per-clip scores of the rendered method(s) (guided ones: their
+        CAM), see :mod:`vidcam.batch.evaluate`."""
+        from vidcam.batch.evaluate import clip_metrics
+
+        eo = ExplainOptions(**self.options.explain)
+        methods = list(dict.fromkeys(p.base.id for p in eo.panels))
+        engine = {"softmax": True} if eo.softmax else {}
+        return clip_metrics(
+            self.record,
+            src,
+            methods,
+            target=target,
+            # a segment's frames no longer match the ground truth's frame indices
+            gt=item.gt if not item.start else None,
+            engine=engine,
+            batch=max(4, eo.batch_size),
+        )
 
     def _meta(self, item: Item, analysis) -> dict[str, Any]:
         return {

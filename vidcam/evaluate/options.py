@@ -55,7 +55,8 @@ class EvalOptions:
     ``fractions``: the keep/remove shares; ``fill_steps``: equal steps added to the fills' curve
     positions (0: only 0, the fractions and 1, see :func:`fill_grid`); ``units``: the units of
     the classic curves under ``baseline`` (``()``: none, the fastest run); ``methods``: the
-    engine's methods compared (the random and all-ones references are always added)."""
+    engine's methods compared; ``references``: the reference maps scored beside them (both by
+    default; ``vidcam batch --evaluate`` keeps only the random one)."""
 
     baseline: str = "black"
     steps: int = 16
@@ -69,6 +70,7 @@ class EvalOptions:
     fill_steps: int = 0
     units: tuple[str, ...] = UNITS
     methods: tuple[str, ...] = DEFAULT_METHODS
+    references: tuple[str, ...] = REFERENCES
 
     def check(self) -> None:
         if self.baseline not in BASELINES:
@@ -85,11 +87,15 @@ class EvalOptions:
         self.fills = parse_fills(self.fills)
         self.fractions = parse_fractions(self.fractions)
         self.methods = parse_methods(self.methods)
+        bad = [r for r in self.references if r not in REFERENCES]
+        if bad:
+            raise VidcamError(f"references: {bad[0]!r} is not one of {', '.join(REFERENCES)}")
+        self.references = tuple(r for r in REFERENCES if r in self.references)
 
     @property
     def evaluated(self) -> tuple[str, ...]:
         """Every map of the run, in table order: the methods, then the references."""
-        return (*self.methods, *REFERENCES)
+        return (*self.methods, *self.references)
 
 
 def parse_methods(text: str | Sequence[str]) -> tuple[str, ...]:

@@ -27,7 +27,7 @@ by default); with ROAD, ``2M·P + 1`` solves.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,11 +120,29 @@ def _channel(values: Sequence[float], device: torch.device) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)
 
 
-def evaluate(videos: Sequence[Path], em: ModelRecord, opts: EvalOptions) -> EvalResult:
-    """Run every method on every video; returns per-clip records and the summary."""
+def evaluate(
+    videos: Sequence[Path],
+    em: ModelRecord,
+    opts: EvalOptions,
+    *,
+    gt_paths: Sequence[Path | None] | None = None,
+    classes: Sequence[int | None] | None = None,
+    engine: Mapping[str, Any] | None = None,
+) -> EvalResult:
+    """Run every method on every video; returns per-clip records and the summary.
+
+    ``gt_paths[i]`` (optional): video i's ground-truth JSON, instead of looking it up by name
+    (``opts.gt_dir``); ``classes[i]`` (optional): the class to explain in video i, instead of
+    ``opts.target`` (None: as ``opts.target`` says); ``engine``: further keyword arguments of
+    :class:`~vidcam.Explainer` (``softmax``, ``gradients``, ``pooling``), so the maps scored are
+    the ones a run with those settings renders.
+    """
     from vidcam import Explainer
 
     opts.check()
+    for name, seq in (("gt_paths", gt_paths), ("classes", classes)):
+        if seq is not None and len(seq) != len(videos):
+            raise VidcamError(f"{name}: give one entry per video ({len(videos)}), got {len(seq)}")
     model = em.module
     device = next(model.parameters()).device
     spec = em.input
@@ -143,6 +161,7 @@ def evaluate(videos: Sequence[Path], em: ModelRecord, opts: EvalOptions) -> Eval
         method=opts.methods,
         reshape=em.reshape,
         batch_size=opts.batch,
+        **dict(engine or {}),
     )
     evaluated = opts.evaluated
     result = EvalResult(
@@ -183,7 +202,11 @@ def evaluate(videos: Sequence[Path], em: ModelRecord, opts: EvalOptions) -> Eval
     t0 = time.perf_counter()
     with Progress(len(videos), unit="clips", desc="evaluate", enabled=not opts.quiet) as bar:
         for ci, path in enumerate(videos):
-            rec = _evaluate_clip(ci, path, em, opts, score_fn, explainer, sums, counters)
+            gt_path = gt_paths[ci] if gt_paths is not None else find_gt(Path(path), opts.gt_dir)
+            cls = classes[ci] if classes is not None else None
+            rec = _evaluate_clip(
+                ci, path, gt_path, cls, em, opts, score_fn, explainer, sums, counters
+            )
             result.clips.append(rec)
             bar.update(1)
     seconds = time.perf_counter() - t0
@@ -207,14 +230,21 @@ def evaluate(videos: Sequence[Path], em: ModelRecord, opts: EvalOptions) -> Eval
     return result
 
 
-def _clip_truth(clip, gt, em, opts, probs):
-    """(target, pred, gt_index) for a clip."""
+def _clip_truth(clip, gt, em, opts, probs, cls):
+    """(target, pred, gt_index) for a clip (``cls``: an explicit class, else ``opts.target``)."""
     pred = int(probs.argmax())
     target = pred
+    if cls is not None:
+        if not 0 <= int(cls) < probs.shape[-1]:
+            raise VidcamError(
+                f"{clip.path.name}: class {cls} is not one of the model's {probs.shape[-1]} "
+                "outputs; give an index in range or a class name"
+            )
+        target = int(cls)
     gt_index = None
     if gt is not None:
         gt_index = find_class(str(gt["label"]), em.labels)
-    if opts.target == "gt" and gt is not None:
+    if cls is None and opts.target == "gt" and gt is not None:
         if gt_index is None:
             raise VidcamError(
                 f"{clip.path.name}: ground-truth label {gt['label']!r} is not a class of the "
@@ -224,15 +254,16 @@ def _clip_truth(clip, gt, em, opts, probs):
     return target, pred, gt_index
 
 
-def _evaluate_clip(ci, path, em, opts, score_fn, explainer, sums, counters) -> dict[str, Any]:
+def _evaluate_clip(
+    ci, path, gt_path, cls, em, opts, score_fn, explainer, sums, counters
+) -> dict[str, Any]:
     clip = read_clip(path, em.input, next(em.module.parameters()).device)
     pixels = clip.pixels
     device = pixels.device
-    gt_path = find_gt(clip.path, opts.gt_dir)
     gt = load_gt(gt_path) if gt_path is not None else None
 
     probs = score_fn(pixels)[0]
-    target, pred, gt_index = _clip_truth(clip, gt, em, opts, probs)
+    target, pred, gt_index = _clip_truth(clip, gt, em, opts, probs, cls)
     norm = (pixels - _channel(em.input.mean, device)) / _channel(em.input.std, device)
     heats: dict[str, torch.Tensor] = {}
     raw_shape = None

@@ -54,8 +54,15 @@ def link_inside_any(outputs: Mapping) -> str | None:
     return link_inside(outputs.get("report")) or link_inside(outputs.get("video"))
 
 
+def _mean(values: Sequence[object]) -> float | None:
+    nums = [v for v in (_number(x) for x in values) if v is not None]
+    return sum(nums) / len(nums) if nums else None
+
+
 def class_summaries(rows: Sequence[Mapping]) -> list[dict[str, object]]:
-    """Per top label of the done rows: count, mean confidence and the mean temporal profile."""
+    """Per top label of the done rows: count, mean confidence, the mean temporal profile, the
+    mean share of map energy inside the model's centre crop (``centre_energy``; 1 − it lies
+    outside) and the mean of every metric (``--evaluate``), largest classes first."""
     groups: dict[str, list[Mapping]] = {}
     for r in rows:
         top = r.get("top") or []
@@ -66,12 +73,16 @@ def class_summaries(rows: Sequence[Mapping]) -> list[dict[str, object]]:
         profiles = [p for p in (r.get("temporal_profile") for r in rs) if p]
         n = min((len(p) for p in profiles), default=0)
         mean = [sum(float(p[i]) for p in profiles) / len(profiles) for i in range(n)]
-        probs = [float(r["top"][0].get("prob", 0.0)) for r in rs]
+        names: list[str] = []
+        for r in rs:
+            names += [str(k) for k in (r.get("metrics") or {}) if k not in names]
         out.append(
             {
                 "label": label,
                 "count": len(rs),
-                "mean_prob": sum(probs) / len(probs),
+                "mean_prob": _mean([r["top"][0].get("prob") for r in rs]) or 0.0,
+                "centre_energy": _mean([r.get("centre_energy") for r in rs]),
+                "metrics": {m: _mean([(r.get("metrics") or {}).get(m) for r in rs]) for m in names},
                 "profile": mean,
                 "spark": sparkline(mean),
             }
@@ -108,5 +119,6 @@ def write_batch_index(
             if r.get("status") == "failed"
         ],
         "bins": PROFILE_BINS,
+        "fmt": fmt,
     }
     return write_text(page, render("batch.html.j2", context), overwrite=overwrite)
