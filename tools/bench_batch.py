@@ -5,6 +5,11 @@
 Generated clips (moving squares, 64x80); each configuration writes into a fresh folder.
 "Overhead per video" = (wall - sum of the rows' own processing seconds / workers) / videos:
 what scheduling, model loads and cluster start cost on top of the per-video work.
+
+Then "would batching windows ACROSS videos help?": the engine's time per window when B windows
+go through one call (B = 1, 4, 8), for the sample model and r3d_18 (random weights), side by
+side. Within one video, windows are already batched (``--batch-size``); across videos only
+the per-call cost could be saved, which this measures.
 """
 
 from __future__ import annotations
@@ -58,6 +63,34 @@ def main() -> None:
         )
     if len(configs) > 1:
         ray.shutdown()
+    window_batching()
+
+
+def window_batching(repeats: int = 3) -> None:
+    import statistics
+
+    import torch
+
+    from vidcam import Explainer
+    from vidcam.models.registry import load_model
+
+    print("engine ms per window with B windows per call (Grad-CAM++, top-1, CPU):")
+    for name in ("sample", "r3d_18"):
+        lm = load_model(name, pretrained=False, progress=False)
+        spec = lm.spec.input
+        ex = Explainer(lm.model, lm.spec.layers[0])
+        per = {}
+        for b in (1, 4, 8):
+            x = torch.randn(b, 3, spec.clip_len, *spec.crop)
+            ex(x, "top1")  # warm-up
+            ts = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                ex(x, "top1")
+                ts.append((time.perf_counter() - t) / b)
+            per[b] = statistics.median(ts)
+        cells = "  ".join(f"B={b}: {1e3 * v:8.2f}" for b, v in per.items())
+        print(f"    {name:<8} {cells}   B=8 / B=1: {per[8] / per[1]:5.2f}")
 
 
 if __name__ == "__main__":

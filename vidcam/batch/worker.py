@@ -183,7 +183,7 @@ class VideoWorker:
             # a segment's frames no longer match the ground truth's frame indices
             gt=item.gt if not item.start else None,
             engine=engine,
-            batch=max(4, eo.batch_size),
+            batch=max(4, eo.batch_size or 1),
         )
 
     def _meta(self, item: Item, analysis) -> dict[str, Any]:

@@ -35,6 +35,16 @@ def normalize_maps(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return out.reshape(maps.shape), constant[..., 0]
 
 
+class ConstantMapWarning(RuntimeWarning):
+    """A map came out constant (e.g. zero gradients) and is returned as zeros. ``pairs``: every
+    (sample, target) index pair concerned; ``layers``: the layer names."""
+
+    def __init__(self, message: str, pairs: list[tuple[int, int]], layers: list[str]) -> None:
+        super().__init__(message)
+        self.pairs = pairs
+        self.layers = layers
+
+
 def fuse(maps: list[torch.Tensor], names: list[str]) -> torch.Tensor:
     """Normalise each layer's upsampled map, average them, normalise again; warn on constants."""
     if len(maps) == 1:
@@ -43,11 +53,10 @@ def fuse(maps: list[torch.Tensor], names: list[str]) -> torch.Tensor:
         fused = torch.stack([normalize_maps(m)[0] for m in maps]).mean(0)
         out, constant = normalize_maps(fused)
     if bool(constant.any()):
-        bad = [tuple(i) for i in constant.nonzero().tolist()][:5]
-        warnings.warn(
+        pairs = [(int(n), int(k)) for n, k in constant.nonzero().tolist()]
+        message = (
             f"the map at layer(s) {', '.join(names)} is constant (e.g. zero gradients) for "
-            f"(sample, target) {bad}; returned as zeros",
-            RuntimeWarning,
-            stacklevel=3,
+            f"(sample, target) {pairs[:5]}; returned as zeros"
         )
+        warnings.warn(ConstantMapWarning(message, pairs, list(names)), stacklevel=3)
     return out

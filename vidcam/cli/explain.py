@@ -82,7 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "cpu", "cuda"),
         help="compute device (default: auto = cuda if available)",
     )
-    parser.add_argument("--batch-size", type=int, default=1, help="windows per model call")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="windows per model call (default: auto, as many as a small input budget and the "
+        "free memory allow: 8 for tiny models, 1 for I3D's 64-frame windows on a CPU)",
+    )
     parser.add_argument(
         "--alpha",
         type=float,

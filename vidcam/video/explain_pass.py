@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from vidcam.cam.explainer import Explainer, Explanation
 from vidcam.cam.hooks import eval_mode
-from vidcam.cam.maps import normalize_maps, upsample
+from vidcam.cam.maps import ConstantMapWarning, normalize_maps, upsample
 from vidcam.cam.methods import Method, panels_for
 from vidcam.cam.targets import Target, resolve_target, resolve_targets
 from vidcam.errors import VidcamError
@@ -33,7 +33,7 @@ from vidcam.video.preprocess import Preprocessor
 from vidcam.video.results import VideoAnalysis, WindowResult
 from vidcam.video.sample import ClipSampler, Window, WindowScheduler
 from vidcam.video.scale import to_spool
-from vidcam.video.setup import ExplainOptions
+from vidcam.video.setup import ExplainOptions, auto_batch_size
 from vidcam.video.spatial import SpatialPlan, plan_spatial, split_tiles, stitch
 from vidcam.video.spool import MapSpool
 from vidcam.video.threads import Prefetch
@@ -75,10 +75,13 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
     f = max(1, min(ch, cw) // _STORE_SIDE)
     store = (math.ceil(ch / f), math.ceil(cw / f))
     run = WindowExplainer(m, o, target, store, plan, panels)
+    batch = o.batch_size or auto_batch_size(
+        m.input, sampler.clip_len, (info.height, info.width), plan.mode, m.device
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            times = _decode_and_explain(source, pre, sampler, run, o.batch_size, o.progress)
+            times = _decode_and_explain(source, pre, sampler, run, batch, o.progress)
         except BaseException:
             run.spool.close()
             raise
@@ -221,6 +224,30 @@ class WindowExplainer:
         self(batch[half:], crops, pre)
 
     def _explain(self, batch: Sequence[Window], clip: torch.Tensor) -> None:
+        """:meth:`_engine_calls`, with the engine's constant-map warnings (indexed by sample in
+        the call) re-said once per window concerned, so a video's count does not depend on how
+        many windows shared a call."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            per_window = self._engine_calls(batch, clip)
+        for w in caught:
+            if not isinstance(w.message, ConstantMapWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                continue
+            layers = ", ".join(w.message.layers)
+            where = (
+                "a window; it shows" if per_window == 1 else "a tile of a window; that tile shows"
+            )
+            for _ in {n for n, _ in w.message.pairs}:  # one per window (or tile) concerned
+                warnings.warn(
+                    f"the map at layer(s) {layers} is constant (e.g. zero gradients) in "
+                    f"{where} no heat",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+    def _engine_calls(self, batch: Sequence[Window], clip: torch.Tensor) -> int:
+        """Explain ``batch`` (its ``clip``); returns the engine samples per window (tiles)."""
         out: dict[str, torch.Tensor] = {}
         main: Method = self.method
         x, target, chosen = clip, self.target, None
@@ -289,6 +316,7 @@ class WindowExplainer:
             )
             self.energies.append(energy[n].double().cpu())
             self.spool.put({k: v[n] for k, v in out.items() if k in shown})
+        return max(1, x.shape[0] // len(batch))
 
     def _tile_targets(self, tiles: torch.Tensor, windows: int) -> torch.Tensor:
         """(windows, K) classes to explain in every tile of a window: the target resolved on

@@ -88,7 +88,8 @@ def explain_video(
         progress: progress lines on stderr (default True).
         side_by_side: also compute the companion panel (Grad-CAM | Grad-CAM++, or the CAM next
             to the guided product).
-        batch_size: windows per engine call (default 1).
+        batch_size: windows per engine call (default None: auto, see
+            :func:`vidcam.video.setup.auto_batch_size`).
         normalize: the heatmaps' display scale (:mod:`vidcam.video.scale`): "video" (default:
             one robust scale for the whole video, its 99th percentile = 1, gamma 0.6), "clip"
             (one scale per window volume) or "frame" (every frame min-max normalised).

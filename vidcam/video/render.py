@@ -83,9 +83,27 @@ def overlay(image: np.ndarray, heat: np.ndarray, lut: np.ndarray, alpha: float) 
     """Per pixel: ``a`` × colour(heat) + (1 − a) × image with ``a = opacity(alpha, max heat)
     [heat]``; image (H, W, 3) uint8 RGB. Where ``a`` is 0 the result is the image, bit for bit."""
     h8 = to_u8(heat)
-    a = opacity(float(alpha), int(h8.max()) if h8.size else 0)[h8]
-    colored = cv2.applyColorMap(h8, lut.reshape(256, 1, 3))  # the LUT is RGB already
-    return cv2.blendLinear(colored, np.ascontiguousarray(image), a, 1.0 - a)
+    table = opacity(float(alpha), int(h8.max()) if h8.size else 0)
+    lit = np.flatnonzero(table)  # levels with any opacity: blend only their bounding box
+    box = _bbox(h8 >= lit[0]) if lit.size else None
+    out = np.array(image, dtype=np.uint8, order="C", copy=True)
+    if box is None:
+        return out
+    rows, cols = slice(box[0], box[1]), slice(box[2], box[3])
+    h = np.ascontiguousarray(h8[rows, cols])
+    a = table[h]
+    colored = cv2.applyColorMap(h, lut.reshape(256, 1, 3))  # the LUT is RGB already
+    out[rows, cols] = cv2.blendLinear(colored, np.ascontiguousarray(out[rows, cols]), a, 1.0 - a)
+    return out
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) bounding the True pixels of ``mask`` (H, W); None when there are none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not rows.size:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 @dataclass(frozen=True)
