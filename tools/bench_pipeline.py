@@ -126,7 +126,8 @@ def speed(clip: Path, out_dir: Path, repeats: int, spatial: str) -> None:
     wall, engine, n_win = min(runs, key=lambda r: r[0] / r[1])
     f, e = statistics.median(floor_t), statistics.median(eng_t)
     p_e = wall / engine
-    print(f"    windows per run: {n_win}")
+    calls = sorted({s[0] for s in shapes})
+    print(f"    windows per run: {n_win}; windows per engine call: {calls} (auto batch)")
     print(f"    floor, forward + grad to {layer}, per window:   {1e3 * f:8.1f} ms")
     print(
         f"    engine, vidcam.Explainer, per window:          {1e3 * e:8.1f} ms   "

@@ -143,8 +143,8 @@ def check_paths(
 WORKING_SET_FACTOR = 8
 
 #: ``batch_size=None`` (auto): windows per engine call while their input stays under this many
-#: bytes (CPU: small models gain most, e.g. the sample model 3x per window at 8, r3d_18 at 112²
-#: 1.1x; a heavy window such as I3D's 64x224² goes alone), at most AUTO_BATCH_MAX windows
+#: bytes (CPU: small models gain most, e.g. the sample model 2-3x per window at 8, r3d_18 at 112²
+#: 1.0-1.1x; a heavy window such as I3D's 64x224² goes alone), at most AUTO_BATCH_MAX windows
 AUTO_BATCH_BYTES = {"cpu": 20 << 20, "cuda": 512 << 20}
 AUTO_BATCH_MAX = {"cpu": 8, "cuda": 32}
 #: and while the free memory holds this many times their input (the measured peaks above)
