@@ -145,3 +145,50 @@ def test_auto_batch_gives_the_explanation_of_one_window_per_call(motion):
     assert [w.frames for w in one.windows] == [w.frames for w in auto.windows]
     assert (one.heatmaps.int() - auto.heatmaps.int()).abs().max() <= 1
     assert one.importance == pytest.approx(auto.importance, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda: torch.OutOfMemoryError("CUDA out of memory"),
+        lambda: RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't "
+            "allocate memory: you tried to allocate 123 bytes"
+        ),
+    ],
+)
+def test_out_of_memory_halves_the_window_batch(motion, monkeypatch, error):
+    """A batch the device (or the host: PyTorch's CPU allocator raises a RuntimeError) cannot
+    hold is split until it fits; the explanation is that of one window per call."""
+    from vidcam.video import explain_pass
+
+    kw = dict(model=MotionNet(), spec=MOTION_SPEC, progress=False, spatial="center")
+    one = explain_video(motion, batch_size=1, **kw)
+    real = explain_pass.WindowExplainer._explain
+    sizes = []
+
+    def tight(self, batch, clip):
+        sizes.append(len(batch))
+        if len(batch) > 2:
+            raise error()
+        return real(self, batch, clip)
+
+    monkeypatch.setattr(explain_pass.WindowExplainer, "_explain", tight)
+    split = explain_video(motion, batch_size=8, **kw)
+    assert max(sizes) > 2 and any(s <= 2 for s in sizes)
+    assert [w.frames for w in split.windows] == [w.frames for w in one.windows]
+    assert (one.heatmaps.int() - split.heatmaps.int()).abs().max() <= 1
+
+
+def test_a_model_error_on_one_window_is_one_line(motion, monkeypatch):
+    from vidcam.video import explain_pass
+
+    def broken(self, batch, clip):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory\nmore detail")
+
+    monkeypatch.setattr(explain_pass.WindowExplainer, "_explain", broken)
+    kw = dict(model=MotionNet(), spec=MOTION_SPEC, progress=False, spatial="center")
+    with pytest.raises(
+        VidcamError, match=r"^the model failed on a clip of shape .*allocate memory;"
+    ):
+        explain_video(motion, batch_size=1, **kw)

@@ -41,6 +41,7 @@ from vidcam.video.to_source import TimeSupport, frame_importance
 
 _STORE_SIDE = 56  # heatmaps are spooled at about this many pixels on the short side
 _TOP = 5  # predictions kept per window
+_CPU_OOM = "can't allocate memory"  # PyTorch's CPU allocator failing (a RuntimeError)
 
 
 def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
@@ -211,11 +212,12 @@ class WindowExplainer:
             if len(batch) < 2:
                 raise
         except RuntimeError as exc:  # e.g. a clip too short for the model's pooling
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise VidcamError(
-                f"the model failed on a clip of shape {tuple(clip.shape)}: {first}; check "
-                "--clip-len against the model's input spec (`vidcam models NAME`)"
-            ) from exc
+            if len(batch) < 2 or _CPU_OOM not in str(exc):  # else: the host's memory, halve
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise VidcamError(
+                    f"the model failed on a clip of shape {tuple(clip.shape)}: {first}; check "
+                    "--clip-len against the model's input spec (`vidcam models NAME`)"
+                ) from exc
         del clip  # out of memory: fewer windows per engine call (tiles make calls n x larger)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
