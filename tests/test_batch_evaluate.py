@@ -92,3 +92,53 @@ def test_explained_class():
     assert explained_class(None, rec) is None and explained_class("top1", rec) is None
     assert explained_class("3", rec) == 3
     assert explained_class(rec.labels[2].upper(), rec) == 2
+
+
+def test_a_bad_ground_truth_fails_its_row_before_any_output(bench, tmp_path):
+    """Binary, non-object, missing ground truth: a failed row with a one-line error naming the
+    file, no output of that video; the good row next to them is done."""
+    paths, _ = bench
+    binary = tmp_path / "gt.npy"
+    binary.write_bytes(b"\x93NUMPY\x01\x00garbage")
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    man = tmp_path / "m.jsonl"
+    lines = [{"path": str(paths[0]), "gt": str(p)} for p in (binary, listed, tmp_path / "no.json")]
+    man.write_text("\n".join(json.dumps(x) for x in [*lines, {"path": str(paths[1])}]) + "\n")
+    out = tmp_path / "out"
+    rows = run([man], out, model="sample", progress=False, evaluate=True)
+    assert [r["status"] for r in rows] == ["failed"] * 3 + ["done"]
+    assert "is not readable JSON" in rows[0]["error"] and "gt.npy" in rows[0]["error"]
+    assert "must be a JSON object, not list" in rows[1]["error"]
+    assert "no.json" in rows[2]["error"]
+    assert all("\n" not in r["error"] for r in rows[:3])
+    done = {p.name for p in out.iterdir()}
+    stem = paths[0].stem
+    leftovers = [n for n in done if n.startswith(stem) and not n.endswith(".failed.json")]
+    assert leftovers == [], leftovers
+
+
+def test_a_late_failure_leaves_no_output_of_that_video(bench, tmp_path, monkeypatch):
+    """Evaluation fails after the video, maps and preview were written: they are removed, the
+    row is failed, the next video is done with all its outputs."""
+    import vidcam.batch.evaluate as batch_eval
+
+    paths, _ = bench
+    real = batch_eval.clip_metrics
+    calls = []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the evaluation broke")
+        return real(*a, **k)
+
+    monkeypatch.setattr(batch_eval, "clip_metrics", flaky)
+    out = tmp_path / "out"
+    rows = run(list(paths), out, model="sample", progress=False, evaluate=True)
+    assert [r["status"] for r in rows] == ["failed", "done"]
+    assert rows[0]["error"] == "RuntimeError: the evaluation broke"
+    names = {p.name for p in out.rglob("*") if p.is_file()}
+    assert not any(n.startswith(paths[0].stem + ".") and "failed" not in n for n in names)
+    for suffix in (".mp4", ".json", ".maps.npz", ".preview.png", ".metrics.json", ".done.json"):
+        assert paths[1].stem + suffix in names, suffix

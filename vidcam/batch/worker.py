@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -97,9 +98,13 @@ class VideoWorker:
         row = base_row(item, self.target_of(item))
         for p in out.stale_temps():
             p.unlink(missing_ok=True)
+        ours: list[Path] = []  # output slots this attempt checked (and may have written)
         try:
-            self._run(item, out, row)
+            self._run(item, out, row, ours)
         except Exception as exc:  # a bad video is a row, never the end of the run
+            for p in ours:  # a failed row has no outputs: none of a half-done attempt stays
+                if p.is_file() and not p.is_symlink():
+                    p.unlink(missing_ok=True)
             row.update(status="failed", error=one_line(exc), outputs={})
             row["seconds"] = round(time.perf_counter() - started, 3)
             write_failed(out, row, fp, item.path)
@@ -109,7 +114,7 @@ class VideoWorker:
         write_done(out, row, fp, item.path)
         return row
 
-    def _run(self, item: Item, out: Outputs, row: dict[str, Any]) -> None:
+    def _run(self, item: Item, out: Outputs, row: dict[str, Any], ours: list[Path]) -> None:
         out.path("done").unlink(missing_ok=True)
         if not item.path.is_file():
             what = "is not a file" if item.path.exists() else "does not exist"
@@ -120,6 +125,11 @@ class VideoWorker:
         )
         for k in kinds:
             check_output(k, out.path(k), inputs=[item.path], overwrite=True)
+        ours.extend(out.path(k) for k in kinds)
+        if self.options.evaluate and item.gt is not None and not item.start:
+            from vidcam.evaluate.clips import load_gt
+
+            load_gt(item.gt)  # a bad ground truth fails the row before any work
         o = self._pipeline_options(row["target"])
         normalize = o.pop("normalize", "video")
         with warnings.catch_warnings(), segment_clip(item.path, item.start, item.end) as src:

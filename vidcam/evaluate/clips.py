@@ -82,9 +82,11 @@ def load_gt(path: str | Path) -> dict:
     """Read and check a ground-truth JSON (keys ``label``, ``interval``, ``boxes``, ...)."""
     p = Path(path)
     try:
-        gt = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        gt = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are both
         raise VidcamError(f"ground truth {str(p)!r} is not readable JSON: {exc}") from exc
+    if not isinstance(gt, dict):
+        raise VidcamError(f"ground truth {str(p)!r} must be a JSON object, not {type(gt).__name__}")
     for key in ("label", "interval", "boxes"):
         if key not in gt:
             raise VidcamError(f"ground truth {str(p)!r} lacks the key {key!r}")
