@@ -39,10 +39,12 @@ class ConstantMapWarning(RuntimeWarning):
     """A map came out constant (e.g. zero gradients) and is returned as zeros. ``pairs``: every
     (sample, target) index pair concerned; ``layers``: the layer names."""
 
-    def __init__(self, message: str, pairs: list[tuple[int, int]], layers: list[str]) -> None:
+    def __init__(
+        self, message: str, pairs: list[tuple[int, int]] = (), layers: list[str] = ()
+    ) -> None:  # message alone: warnings.warn_explicit re-raises a category by its text
         super().__init__(message)
-        self.pairs = pairs
-        self.layers = layers
+        self.pairs = list(pairs)
+        self.layers = list(layers)
 
 
 def fuse(maps: list[torch.Tensor], names: list[str]) -> torch.Tensor:

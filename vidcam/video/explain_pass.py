@@ -88,7 +88,10 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
             raise
     seen: dict[str, list] = {}
     for w in caught:
-        seen.setdefault(str(w.message), [w, 0])[1] += 1
+        text, count = str(w.message), 1
+        if isinstance(w.message, ConstantMapWarning):  # per engine call -> per window (tile)
+            text, count = _per_window(w.message, plan.mode == "tiles")
+        seen.setdefault(text, [w, 0])[1] += count
     messages = []
     for text, (w, count) in seen.items():
         msg = text if count == 1 else f"{text} (x{count})"
@@ -113,6 +116,17 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
         warnings=messages,
         spatial=plan.mode,
     )
+
+
+def _per_window(w: ConstantMapWarning, tiles: bool) -> tuple[str, int]:
+    """The engine's constant-map warning (indexed by sample in one call) as a video's: its text
+    and how many windows (tiles) it concerns, so the count does not depend on batching."""
+    where = "a tile of a window; that tile shows" if tiles else "a window; it shows"
+    text = (
+        f"the map at layer(s) {', '.join(w.layers)} is constant (e.g. zero gradients) in "
+        f"{where} no heat"
+    )
+    return text, len({n for n, _ in w.pairs})
 
 
 def _decode_and_explain(
@@ -226,30 +240,6 @@ class WindowExplainer:
         self(batch[half:], crops, pre)
 
     def _explain(self, batch: Sequence[Window], clip: torch.Tensor) -> None:
-        """:meth:`_engine_calls`, with the engine's constant-map warnings (indexed by sample in
-        the call) re-said once per window concerned, so a video's count does not depend on how
-        many windows shared a call."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            per_window = self._engine_calls(batch, clip)
-        for w in caught:
-            if not isinstance(w.message, ConstantMapWarning):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-                continue
-            layers = ", ".join(w.message.layers)
-            where = (
-                "a window; it shows" if per_window == 1 else "a tile of a window; that tile shows"
-            )
-            for _ in {n for n, _ in w.message.pairs}:  # one per window (or tile) concerned
-                warnings.warn(
-                    f"the map at layer(s) {layers} is constant (e.g. zero gradients) in "
-                    f"{where} no heat",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-
-    def _engine_calls(self, batch: Sequence[Window], clip: torch.Tensor) -> int:
-        """Explain ``batch`` (its ``clip``); returns the engine samples per window (tiles)."""
         out: dict[str, torch.Tensor] = {}
         main: Method = self.method
         x, target, chosen = clip, self.target, None
@@ -318,7 +308,6 @@ class WindowExplainer:
             )
             self.energies.append(energy[n].double().cpu())
             self.spool.put({k: v[n] for k, v in out.items() if k in shown})
-        return max(1, x.shape[0] // len(batch))
 
     def _tile_targets(self, tiles: torch.Tensor, windows: int) -> torch.Tensor:
         """(windows, K) classes to explain in every tile of a window: the target resolved on
