@@ -12,6 +12,10 @@ from vidcam.errors import VidcamError
 
 #: element budget for one batched backward over classes (softmax variant)
 CLASS_CHUNK_ELEMENTS = 1 << 25
+#: the same on the CPU, where the batched backward of a conv head runs out of cache: on 2 cores
+#: x3d_m's 400-class backward to ``blocks.4`` takes 0.6 s in chunks of 8–16 classes and 1.1 s in
+#: chunks of 32–64 (``tools/bench_explainer.py``); r3d_18's stays near its best (8 ms) from 16 up
+CPU_CLASS_CHUNK_ELEMENTS = 1 << 21
 
 
 def grads_per_target(
@@ -100,7 +104,10 @@ def class_moments(
     means = batched_grad(output, tensors, probs.to(output.dtype)[None])
     means = [None if g is None else g[0].to(work) for g in means]
     per_class = sum(t.numel() for t in tensors)
-    chunk = max(1, min(m, CLASS_CHUNK_ELEMENTS // max(per_class, 1)))
+    budget = CLASS_CHUNK_ELEMENTS
+    if output.device.type == "cpu":
+        budget = min(budget, CPU_CLASS_CHUNK_ELEMENTS)
+    chunk = max(1, min(m, budget // max(per_class, 1)))
     sums = [[torch.zeros(t.shape, dtype=work, device=t.device) for _ in range(2)] for t in tensors]
     eye = torch.eye(m, dtype=output.dtype, device=output.device)
     live = [i for i, g in enumerate(means) if g is not None]
