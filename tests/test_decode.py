@@ -140,3 +140,18 @@ def test_decoder_streams(tmp_path):
     assert [f.index for f in first] == [0, 1]
     # only a few frames past the two taken were decoded (a lookahead of one), not 400
     assert 2 <= len(decoded) <= 4, len(decoded)
+
+
+def test_long_decodes_return_freed_heap_pages(videos, monkeypatch):
+    """Every ``TRIM_EVERY`` frames the decoder asks the allocator to give freed pages back."""
+    from vidcam.video import heap
+
+    calls = []
+    monkeypatch.setattr(heap, "TRIM_EVERY", 6)
+    monkeypatch.setattr(heap, "trim", lambda: calls.append(1))
+    assert len(list(iter_frames(videos["lossless"]))) == 20
+    assert len(calls) == 3  # after frames 6, 12, 18
+    monkeypatch.undo()
+    heap.trim()  # the real call (glibc's malloc_trim on Linux)
+    monkeypatch.setattr(heap, "_TRIM", None)
+    heap.trim()  # where the libc has none it is a no-op

@@ -28,6 +28,7 @@ import av
 import numpy as np
 
 from vidcam.errors import VidcamError
+from vidcam.video import heap
 
 #: below this share of the announced frames (or duration) decoded, the input counts as damaged
 PARTIAL_LIMIT = 0.9
@@ -210,6 +211,8 @@ def iter_frames(
             yield DecodedFrame(index=index, time=Fraction(t), image=image)
             prev = t
             index += 1
+            if index % heap.TRIM_EVERY == 0:
+                heap.trim()
         if index == 0:
             reason = f" ({frames.error})" if frames.error else ""
             raise VidcamError(
