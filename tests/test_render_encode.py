@@ -28,17 +28,24 @@ def test_colormap_names_and_lut():
 
 
 def test_overlay_is_a_per_pixel_alpha_blend():
-    """a = opacity(alpha, peak)[heat]: out = a × colour + (1 − a) × image, per pixel."""
+    """a = opacity(alpha, peak)[heat]: out = a × colour + (1 − a) × image, per pixel, within
+    the 1.5 levels of its uint8 tables (255 (1 − a) and a × colour, each rounded, then one
+    rounded product); exact where a is 0 or 1."""
     rng = np.random.default_rng(0)
-    img = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    heat = rng.random((5, 7)).astype(np.float32)
+    img = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    heat = rng.random((64, 48)).astype(np.float32)
     lut = colormap_lut("jet")
-    got = overlay(img, heat, lut, 0.3)
-    h8 = np.rint(heat * 255).astype(int)
-    a = opacity(0.3, int(h8.max()))[h8][..., None]
-    want = a * lut[h8] + (1 - a) * img
-    assert np.abs(got.astype(float) - want).max() <= 0.5 + 1e-6
-    assert a.max() > 0.2 and (a == 0).any()  # hot pixels tinted, cold ones not
+    for alpha in (0.3, 0.6, 1.0):
+        got = overlay(img, heat, lut, alpha)
+        h8 = np.rint(heat * 255).astype(int)
+        a = opacity(alpha, int(h8.max()))[h8][..., None].astype(np.float64)
+        want = a * lut[h8] + (1 - a) * img
+        err = np.abs(got.astype(float) - want)
+        assert err.max() <= 1.5 + 1e-6 and err.mean() < 0.4
+        assert (got[a[..., 0] == 0] == img[a[..., 0] == 0]).all()  # cold: the source, exactly
+        full = a[..., 0] == 1
+        assert (got[full] == lut[h8][full]).all()
+        assert a.max() > 0.2 and (a == 0).any()  # hot pixels tinted, cold ones not
 
 
 def test_renderer_side_by_side_and_strip():

@@ -181,7 +181,11 @@ class VideoEncoder:
             image = cv2.copyMakeBorder(
                 image, 0, self.height % 2, 0, self.width % 2, cv2.BORDER_REPLICATE
             )
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        if self.ext == ".gif":
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        else:  # BT.601 limited range like FFmpeg's default, 2x2 chroma means, at half the cost
+            i420 = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2YUV_I420)
+            frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         frame.pts = pts
         frame.time_base = self._tb
         try:
