@@ -192,3 +192,34 @@ def test_a_model_error_on_one_window_is_one_line(motion, monkeypatch):
         VidcamError, match=r"^the model failed on a clip of shape .*allocate memory;"
     ):
         explain_video(motion, batch_size=1, **kw)
+
+
+def test_rendering_caps_torch_threads_and_gives_them_back(motion, tmp_path, monkeypatch):
+    """Pass 2 (render + encode) runs torch on one CPU thread; the caller's setting is back
+    afterwards, also when the pass fails."""
+    from vidcam.video import pipeline, write_explained_video
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen: list[int] = []
+    real = pipeline._encode
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_encode", spy)
+    kw = dict(model=MotionNet(), spec=MOTION_SPEC, progress=False, spatial="center")
+    try:
+        write_explained_video(motion, tmp_path / "o.mp4", **kw)
+        assert seen == [1] and torch.get_num_threads() == 2
+
+        def fail(*args, **kwargs):
+            raise VidcamError("disk full")
+
+        monkeypatch.setattr(pipeline, "_encode", fail)
+        with pytest.raises(VidcamError, match="disk full"):
+            write_explained_video(motion, tmp_path / "o2.mp4", **kw)
+        assert torch.get_num_threads() == 2 and not (tmp_path / "o2.mp4").exists()
+    finally:
+        torch.set_num_threads(before)

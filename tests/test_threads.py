@@ -62,3 +62,60 @@ def test_write_behind_reraises_the_threads_error():
 
     with pytest.raises(OSError, match="disk full at 0"), WriteBehind(fail) as write:
         write(0)
+
+
+def test_torch_threads_caps_inside_and_restores_after_errors_and_nesting():
+    import torch
+
+    from vidcam.video.threads import torch_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch_threads(1):
+            assert torch.get_num_threads() == 1
+            with torch_threads(1):  # nested: the inner block restores the outer's cap
+                assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="boom"), torch_threads(1):
+            raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+        with torch_threads(4):  # never raises the count
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_torch_threads_in_two_threads_each_get_their_own_setting_back():
+    """Blocks overlapping in time in two threads: each thread finds its own count again, in
+    whatever order they leave."""
+    import torch
+
+    from vidcam.video.threads import torch_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    inside, leave = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def other() -> None:
+        torch.set_num_threads(2)
+        with torch_threads(1):
+            inside.set()
+            leave.wait(5)
+            seen.append(torch.get_num_threads())
+        seen.append(torch.get_num_threads())
+
+    try:
+        t = threading.Thread(target=other)
+        with torch_threads(1):
+            t.start()
+            assert inside.wait(5)
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2  # left first, while the other is still inside
+        leave.set()
+        t.join(5)
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -30,7 +30,10 @@ from vidcam.video.render import Panel, Renderer, check_alpha, colormap_lut, to_u
 from vidcam.video.results import ExplainedFrame, VideoAnalysis, VideoExplanation
 from vidcam.video.scale import DEFAULT_NORMALIZE, DisplayScale, check_normalize
 from vidcam.video.setup import ExplainOptions, check_paths
-from vidcam.video.threads import WriteBehind
+from vidcam.video.threads import WriteBehind, torch_threads
+
+#: torch's CPU threads in pass 2 (one frame's small maps at a time; see ``torch_threads``)
+_PASS2_THREADS = 1
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -102,7 +105,10 @@ def explain_video(
     :func:`iter_explained_frames` or :func:`write_explained_video`, which stream.
     """
     o, normalize = _options(options)
-    with explain_pass(VideoSource(path, allow_partial=allow_partial), o) as analysis:
+    with (
+        explain_pass(VideoSource(path, allow_partial=allow_partial), o) as analysis,
+        torch_threads(_PASS2_THREADS),
+    ):
         collected: dict[str, list[torch.Tensor]] = {p.id: [] for p in analysis.panels}
         for fr in explained_frames(analysis, normalize, progress=o.progress):
             for pid, v in fr.panels.items():
@@ -178,7 +184,7 @@ def render_analysis(
     scale = normalize if isinstance(normalize, DisplayScale) else display_scale(analysis, normalize)
     renderer = _renderer(analysis, scale, alpha, colormap)
     sheet = _sheet(analysis, scale, renderer) if preview is not None else None
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, torch_threads(_PASS2_THREADS):
         warnings.simplefilter("always")
         written = _encode(analysis, output, scale, renderer, sheet, progress, overwrite)
     result = analysis.summary()
@@ -264,8 +270,9 @@ def write_preview(
         scale = display_scale(analysis, normalize)
         renderer = _renderer(analysis, scale, alpha, colormap)
         sheet = _sheet(analysis, scale, renderer, rows=rows, cols=cols)
-        for frame, panels, window in _panels(analysis, scale, o.progress, only=sheet.picks):
-            _add_to_sheet(sheet, analysis, renderer, frame, panels, window)
+        with torch_threads(_PASS2_THREADS):
+            for frame, panels, window in _panels(analysis, scale, o.progress, only=sheet.picks):
+                _add_to_sheet(sheet, analysis, renderer, frame, panels, window)
         result = analysis.summary()
     sheet.write(preview, overwrite=overwrite)
     return result
