@@ -223,3 +223,72 @@ def test_rendering_caps_torch_threads_and_gives_them_back(motion, tmp_path, monk
         assert torch.get_num_threads() == 2 and not (tmp_path / "o2.mp4").exists()
     finally:
         torch.set_num_threads(before)
+
+
+def test_batch_plan_keeps_the_faster_size_per_window():
+    """Warm-up call untimed, then 2 timed calls of each size; the lower best time per window
+    wins; a call with fewer windows than asked (the video's end) is not timed."""
+    from vidcam.video.batching import BatchPlan
+
+    def run(plan, seconds_per_window):  # each call costs seconds_per_window[size] per window
+        sizes = []
+        while plan.tuning:
+            n = plan.size()
+            sizes.append(n)
+            plan.done(n, n * seconds_per_window[n])
+        return sizes
+
+    plan = BatchPlan(2, tune=True)
+    assert run(plan, {1: 0.30, 2: 0.23}) == [1, 2, 1, 2, 1] and plan.size() == 2
+    plan = BatchPlan(2, tune=True)
+    run(plan, {1: 0.43, 2: 0.57})
+    assert plan.size() == 1  # X3D-like: one window per call is faster
+    plan = BatchPlan(4, tune=True)
+    plan.done(1, 9.0)  # the warm-up, however slow, does not count
+    plan.done(4, 4 * 0.2)
+    plan.done(1, 0.1)
+    plan.done(3, 0.1)  # a short last call: not a sample of size 4
+    plan.done(1, 0.1)
+    assert not plan.tuning and plan.size() == 1
+    fixed = BatchPlan(3, tune=False)
+    assert not fixed.tuning and fixed.size() == 3
+    assert BatchPlan(1, tune=True).size() == 1 and not BatchPlan(1, tune=True).tuning
+
+
+def test_auto_plan_is_tuned_only_on_the_cpu_and_capped_by_its_threads():
+    from vidcam.video.batching import BatchPlan
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        cpu = BatchPlan.auto(8, "cpu")
+        assert cpu.tuning and cpu.upper == 2
+        torch.set_num_threads(1)
+        assert BatchPlan.auto(8, "cpu").upper == 2  # one window vs two, at least
+        assert BatchPlan.auto(1, "cpu").upper == 1
+        gpu = BatchPlan.auto(32, "cuda")
+        assert not gpu.tuning and gpu.size() == 32
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_tuned_batches_give_the_same_explanation(motion, monkeypatch):
+    """Whatever sizes the plan tries and keeps, the maps equal those of one window per call."""
+    from vidcam.video import batching
+
+    calls: list[int] = []
+    real = batching.BatchPlan.done
+
+    def spy(self, windows, seconds):
+        calls.append(windows)
+        real(self, windows, seconds)
+
+    monkeypatch.setattr(batching.BatchPlan, "done", spy)
+    kw = dict(model=MotionNet(), spec=MOTION_SPEC, progress=False, spatial="center")
+    one = explain_video(motion, batch_size=1, **kw)
+    calls.clear()
+    auto = explain_video(motion, **kw)
+    assert 2 in calls and sum(calls) == len(auto.windows)  # tried 2 windows per call
+    assert [w.frames for w in one.windows] == [w.frames for w in auto.windows]
+    assert (one.heatmaps.int() - auto.heatmaps.int()).abs().max() <= 1
+    assert one.importance == pytest.approx(auto.importance, abs=1e-5)

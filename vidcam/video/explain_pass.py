@@ -28,6 +28,7 @@ from vidcam.cam.targets import Target, resolve_target, resolve_targets
 from vidcam.errors import VidcamError
 from vidcam.models.record import ModelRecord, resolve_model
 from vidcam.progress import Progress
+from vidcam.video.batching import BatchPlan
 from vidcam.video.decode import VideoSource
 from vidcam.video.preprocess import Preprocessor
 from vidcam.video.results import VideoAnalysis, WindowResult
@@ -76,9 +77,13 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
     f = max(1, min(ch, cw) // _STORE_SIDE)
     store = (math.ceil(ch / f), math.ceil(cw / f))
     run = WindowExplainer(m, o, target, store, plan, panels)
-    batch = o.batch_size or auto_batch_size(
-        m.input, sampler.clip_len, (info.height, info.width), plan.mode, m.device
-    )
+    if o.batch_size:
+        batch = BatchPlan(o.batch_size, tune=False)
+    else:
+        upper = auto_batch_size(
+            m.input, sampler.clip_len, (info.height, info.width), plan.mode, m.device
+        )
+        batch = BatchPlan.auto(upper, m.device)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -134,10 +139,11 @@ def _decode_and_explain(
     pre: Preprocessor,
     sampler: ClipSampler,
     run: WindowExplainer,
-    batch_size: int,
+    batch: BatchPlan,
     progress: bool,
 ) -> list[float]:
-    """Stream the frames, explain windows as they complete; returns every frame's time."""
+    """Stream the frames, explain windows as they complete (``batch`` says how many per engine
+    call); returns every frame's time."""
     sched = WindowScheduler(sampler)
     crops: dict[int, torch.Tensor] = {}
     times: list[float] = []
@@ -149,9 +155,8 @@ def _decode_and_explain(
             crops[frame.index] = pre.frame(frame.image)
             times.append(float(frame.time))
             pending.extend(sched.push(frame.time))
-            while len(pending) >= batch_size:
-                run(pending[:batch_size], crops, pre)
-                pending = pending[batch_size:]
+            while len(pending) >= batch.size():
+                pending = _run_batch(run, batch, pending, crops, pre)
             keep = min([sched.oldest_needed()] + [w.frames[0] for w in pending])
             for i in [i for i in crops if i < keep]:
                 del crops[i]
@@ -159,12 +164,26 @@ def _decode_and_explain(
             bar.update(1)
         pending.extend(sched.finish())
         while pending:
-            run(pending[:batch_size], crops, pre)
-            pending = pending[batch_size:]
+            pending = _run_batch(run, batch, pending, crops, pre)
     finally:
         decoded.close()
         bar.close()
     return times
+
+
+def _run_batch(
+    run: WindowExplainer,
+    batch: BatchPlan,
+    pending: list[Window],
+    crops: dict[int, torch.Tensor],
+    pre: Preprocessor,
+) -> list[Window]:
+    """Explain the next ``batch.size()`` pending windows (timed for the plan); the rest."""
+    n = batch.size()
+    began = batch.clock()
+    run(pending[:n], crops, pre)
+    batch.done(len(pending[:n]), batch.clock() - began)
+    return pending[n:]
 
 
 class WindowExplainer:

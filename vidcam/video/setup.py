@@ -142,9 +142,9 @@ def check_paths(
 #: a window batch whose input x this factor exceeds the free memory cannot run
 WORKING_SET_FACTOR = 8
 
-#: ``batch_size=None`` (auto): windows per engine call while their input stays under this many
-#: bytes (CPU: small models gain most, e.g. the sample model 2-3x per window at 8, r3d_18 at 112²
-#: 1.0-1.1x; a heavy window such as I3D's 64x224² goes alone), at most AUTO_BATCH_MAX windows
+#: ``batch_size=None`` (auto): at most this many bytes of windows per engine call (a heavy window
+#: such as I3D's 64x224² goes alone), at most AUTO_BATCH_MAX windows. On the CPU this bound is
+#: a candidate that :class:`vidcam.video.batching.BatchPlan` times against one window per call
 AUTO_BATCH_BYTES = {"cpu": 20 << 20, "cuda": 512 << 20}
 AUTO_BATCH_MAX = {"cpu": 8, "cuda": 32}
 #: and while the free memory holds this many times their input (the measured peaks above)
