@@ -141,7 +141,7 @@ def test_auto_batch_size_follows_the_input_budget_and_the_free_memory(monkeypatc
 def test_auto_batch_gives_the_explanation_of_one_window_per_call(motion):
     kw = dict(model=MotionNet(), spec=MOTION_SPEC, progress=False, spatial="center")
     one = explain_video(motion, batch_size=1, **kw)
-    auto = explain_video(motion, **kw)  # batch_size=None: several windows per call here
+    auto = explain_video(motion, **kw)  # batch_size=None: 1 and 2 windows per call tried
     assert [w.frames for w in one.windows] == [w.frames for w in auto.windows]
     assert (one.heatmaps.int() - auto.heatmaps.int()).abs().max() <= 1
     assert one.importance == pytest.approx(auto.importance, abs=1e-5)
@@ -284,11 +284,35 @@ def test_tuned_batches_give_the_same_explanation(motion, monkeypatch):
         real(self, windows, seconds)
 
     monkeypatch.setattr(batching.BatchPlan, "done", spy)
+    monkeypatch.setattr(batching, "TRIALS", 1)  # warm-up, 2, 1: decided within this clip
     kw = dict(model=MotionNet(), spec=MOTION_SPEC, progress=False, spatial="center")
     one = explain_video(motion, batch_size=1, **kw)
     calls.clear()
-    auto = explain_video(motion, **kw)
-    assert 2 in calls and sum(calls) == len(auto.windows)  # tried 2 windows per call
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the bound: 2 windows a call, whatever the machine
+    try:
+        auto = explain_video(motion, **kw)
+    finally:
+        torch.set_num_threads(before)
+    assert calls[:3] == [1, 2, 1] and len(calls) > 3  # tuned, then went on with its choice
+    assert sum(calls) == len(auto.windows)
     assert [w.frames for w in one.windows] == [w.frames for w in auto.windows]
     assert (one.heatmaps.int() - auto.heatmaps.int()).abs().max() <= 1
     assert one.importance == pytest.approx(auto.importance, abs=1e-5)
+
+
+def test_out_of_memory_caps_the_batch_plan():
+    """A call that had to be halved caps the plan: neither the trials nor the choice ask for
+    more windows than fitted."""
+    from vidcam.video.batching import BatchPlan
+
+    plan = BatchPlan(4, tune=True)
+    plan.done(1, 1.0)  # warm-up
+    plan.cap(2)  # the 4-window trial ran out of memory: 2 fitted
+    assert plan.size() == 2 and plan.upper == 2
+    while plan.tuning:
+        plan.done(plan.size(), 0.1 * plan.size())
+    assert plan.size() <= 2
+    fixed = BatchPlan(8, tune=False)
+    fixed.cap(3)
+    assert fixed.size() == 3

@@ -224,3 +224,45 @@ def test_audio_ends_with_the_video(tmp_path):
         a = c.streams.audio[0]
         end = max(float((p.pts + p.duration) * a.time_base) for p in c.demux(a) if p.size)
     assert abs(end - 8 / 15) <= 0.032 + 1e-6
+
+
+def test_i420_chroma_is_the_mean_of_each_2x2_block():
+    """A 1-pixel red dot on an odd row and column keeps its colour (OpenCV's own RGB->I420
+    samples the block's top-left pixel and would drop it): U, V = the BT.601 chroma of the
+    block's mean RGB, and Y is the per-pixel BT.601 luma (FFmpeg's integer coefficients)."""
+    from vidcam.video.encode import rgb_to_i420
+
+    img = np.zeros((4, 6, 3), np.uint8)
+    img[1, 1] = (255, 0, 0)
+    yuv = rgb_to_i420(img)
+    assert yuv.shape == (6, 6)
+    y = yuv[:4]
+    u = yuv[4:].reshape(-1)[:6].reshape(2, 3)
+    v = yuv[4:].reshape(-1)[6:].reshape(2, 3)
+    assert y[1, 1] == round(16 + 66 * 255 / 256) and (y[0] == 16).all()  # 82: red's luma
+    mean = 255 / 4  # the red of the block holding the dot; its chroma within one level (the
+    # block mean is rounded to uint8 before the chroma is)
+    assert abs(int(u[0, 0]) - (128 - 38 * mean / 256)) <= 1  # 118.5
+    assert abs(int(v[0, 0]) - (128 + 112 * mean / 256)) <= 1  # 155.9
+    assert (u.reshape(-1)[1:] == 128).all() and (v.reshape(-1)[1:] == 128).all()
+
+
+def test_h264_output_is_tagged_bt601_limited(tmp_path):
+    frames = np.full((4, 32, 48, 3), (200, 40, 40), np.uint8)
+    out = tmp_path / "tag.mp4"
+    _encode(out, frames, [i / 25 for i in range(4)], fps=25)
+    with av.open(str(out)) as c:
+        f = next(c.decode(video=0))
+        assert (int(f.colorspace), int(f.color_range)) == (6, 1)  # SMPTE 170M, MPEG range
+        assert np.abs(f.to_ndarray(format="rgb24").astype(int) - (200, 40, 40)).max() <= 3
+
+
+def test_overlay_lit_box_at_the_left_edge_of_an_odd_width_frame():
+    """Heat only in columns 0-2 of a 5-wide frame (rows not 4-byte aligned): every hot pixel is
+    tinted, every cold one left as it was."""
+    img = np.full((3, 5, 3), 100, np.uint8)
+    heat = np.zeros((3, 5), np.float32)
+    heat[:, :3] = 1.0
+    out = overlay(img, heat, colormap_lut("jet"), 1.0)
+    assert (out[:, :3] == colormap_lut("jet")[255]).all()
+    assert (out[:, 3:] == 100).all()

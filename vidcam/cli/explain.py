@@ -86,8 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size",
         type=int,
         default=None,
-        help="windows per model call (default: auto, as many as a small input budget and the "
-        "free memory allow: 8 for tiny models, 1 for I3D's 64-frame windows on a CPU)",
+        help="windows per model call (default: auto: on a GPU as many as an input budget and "
+        "the free memory allow; on a CPU one or two, whichever the first windows measure "
+        "faster; I3D's 64-frame windows go one at a time)",
     )
     parser.add_argument(
         "--alpha",

@@ -6,8 +6,9 @@ window for every model: measured on 2 cores (ms per window, batch 1 / 2 / 4 / 8)
 112² 266 / 231 / 284 / 290, the bundled sample model 9.0 / 4.2 / 4.3 / 7.6, but x3d_m at 224²
 432 / 565 / 678 / 890 and x3d_s 79 / 95 / 133 (depthwise convolutions: a larger batch only
 spills the caches). So on the CPU :class:`BatchPlan` tries both one window and the bound
-(capped at the thread count) on the first windows of the video and keeps the faster per
-window. Every window's explanation is the same whatever the batch.
+(capped at the thread count, but at least 2) on the first windows of the video and keeps the
+faster per window; a call that ran out of memory caps it for the rest of the video. Every
+window's explanation is the same whatever the batch.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ class BatchPlan:
 
     @classmethod
     def auto(cls, upper: int, device: torch.device | str) -> BatchPlan:
-        """The automatic plan: tuned on the CPU, up to ``upper`` but at most the thread count
-        (at least 2); the bound itself on an accelerator."""
+        """The automatic plan: on the CPU, one window per call timed against
+        ``min(upper, max(2, threads))``; on an accelerator, ``upper`` itself."""
         if torch.device(device).type != "cpu":
             return cls(upper, tune=False)
         return cls(min(upper, max(2, torch.get_num_threads())), tune=True)
@@ -54,6 +55,12 @@ class BatchPlan:
     def size(self) -> int:
         """Windows for the next engine call."""
         return self._trials[0] if self._trials else self.chosen
+
+    def cap(self, n: int) -> None:
+        """At most ``n`` windows per call from now on (a larger call ran out of memory)."""
+        n = max(1, int(n))
+        self.upper, self.chosen = min(self.upper, n), min(self.chosen, n)
+        self._trials = [min(t, n) for t in self._trials]
 
     def done(self, windows: int, seconds: float) -> None:
         """Record the call just made: ``windows`` windows in ``seconds``."""

@@ -183,6 +183,8 @@ def _run_batch(
     began = batch.clock()
     run(pending[:n], crops, pre)
     batch.done(len(pending[:n]), batch.clock() - began)
+    if run.fits < n:
+        batch.cap(int(run.fits))
     return pending[n:]
 
 
@@ -233,6 +235,7 @@ class WindowExplainer:
         self.energies: list[torch.Tensor] = []
         self.layers: tuple[str, ...] = ()
         self.spool = MapSpool()
+        self.fits = math.inf  # after an out-of-memory halving: the most windows known to fit
 
     def __call__(
         self, batch: Sequence[Window], crops: dict[int, torch.Tensor], pre: Preprocessor
@@ -255,6 +258,7 @@ class WindowExplainer:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         half = len(batch) // 2
+        self.fits = min(self.fits, half)  # the batch plan asks for no more from now on
         self(batch[:half], crops, pre)
         self(batch[half:], crops, pre)
 

@@ -92,7 +92,8 @@ def explain_video(
         side_by_side: also compute the companion panel (Grad-CAM | Grad-CAM++, or the CAM next
             to the guided product).
         batch_size: windows per engine call (default None: auto, see
-            :func:`vidcam.video.setup.auto_batch_size`).
+            :func:`vidcam.video.setup.auto_batch_size` for the bound and
+            :class:`vidcam.video.batching.BatchPlan` for the CPU's choice under it).
         normalize: the heatmaps' display scale (:mod:`vidcam.video.scale`): "video" (default:
             one robust scale for the whole video, its 99th percentile = 1, gamma 0.6), "clip"
             (one scale per window volume) or "frame" (every frame min-max normalised).

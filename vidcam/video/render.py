@@ -96,9 +96,10 @@ def overlay(image: np.ndarray, heat: np.ndarray, lut: np.ndarray, alpha: float) 
     out = np.array(image, dtype=np.uint8, order="C", copy=True)
     if not lit.size:
         return out
-    x, y, w, h = cv2.boundingRect((h8 >= lit[0]).view(np.uint8))
-    if w == 0 or h == 0:
+    box = _bbox(h8 >= lit[0])
+    if box is None:
         return out
+    y, x, h, w = box
     levels = np.ascontiguousarray(h8[y : y + h, x : x + w])
     keep, colour = _blend_tables(table, lut)
     kept = cv2.multiply(
@@ -108,6 +109,17 @@ def overlay(image: np.ndarray, heat: np.ndarray, lut: np.ndarray, alpha: float) 
     )
     out[y : y + h, x : x + w] = cv2.add(kept, cv2.applyColorMap(levels, colour))
     return out
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, left, height, width) bounding the True pixels of ``mask`` (H, W); None when there
+    are none. (NumPy: OpenCV's ``boundingRect`` of a mask mis-measures rows that are not
+    4-byte aligned before 4.10.)"""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not rows.size:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(cols[0]), int(rows[-1] - rows[0]) + 1, int(cols[-1] - cols[0]) + 1
 
 
 def _blend_tables(table: np.ndarray, lut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -158,8 +158,10 @@ def auto_batch_size(
     spatial: str,
     device: str | torch.device,
 ) -> int:
-    """Windows per engine call when ``batch_size`` is None: as many as fit the device kind's
-    :data:`AUTO_BATCH_BYTES` input budget and the free memory, at least 1."""
+    """The most windows per engine call when ``batch_size`` is None: as many as fit the device
+    kind's :data:`AUTO_BATCH_BYTES` input budget and the free memory, at least 1. On an
+    accelerator that is the batch; on the CPU :class:`vidcam.video.batching.BatchPlan` times
+    it against one window per call."""
     kind = torch.device(device).type  # a resolved device (not "auto")
     kind = kind if kind in AUTO_BATCH_BYTES else "cpu"
     one = max(1, window_bytes(spec, clip_len, 1, frame_hw, spatial))

@@ -139,9 +139,11 @@ class WriteBehind:
 
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """PyTorch's intra-op CPU threads capped at ``n`` inside the block, in the calling thread
-    (torch's OpenMP setting is per thread); the thread's own setting is restored on leaving,
-    also on an error, and never raised.
+    """PyTorch's intra-op CPU threads capped at ``n`` inside the block; the calling thread's
+    setting is restored on leaving, also on an error, and never raised. (With OpenMP the count
+    is mostly per thread, but ``torch.set_num_threads`` also sets the default of threads that
+    first use torch meanwhile and resizes torch's shared pool; only the caller's count is
+    restored.)
 
     Why: pass 2's tensors are small (one frame's maps), but each op wakes torch's OpenMP team,
     whose spinning threads then take a core from the decoder, the renderer and the encoder
