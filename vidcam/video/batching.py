@@ -36,8 +36,8 @@ class BatchPlan:
         self.upper = max(1, int(upper))
         self.chosen = self.upper
         tune = tune and self.upper > 1
-        self._trials = [1] + [self.upper, 1] * TRIALS if tune else []
-        self._timed = False  # the first trial is the warm-up
+        # (windows, timed?): an untimed warm-up call of one window, then the timed trials
+        self._trials = [(1, False)] + [(self.upper, True), (1, True)] * TRIALS if tune else []
         self._best: dict[int, float] = {}
 
     @classmethod
@@ -54,21 +54,20 @@ class BatchPlan:
 
     def size(self) -> int:
         """Windows for the next engine call."""
-        return self._trials[0] if self._trials else self.chosen
+        return self._trials[0][0] if self._trials else self.chosen
 
     def cap(self, n: int) -> None:
         """At most ``n`` windows per call from now on (a larger call ran out of memory)."""
         n = max(1, int(n))
         self.upper, self.chosen = min(self.upper, n), min(self.chosen, n)
-        self._trials = [min(t, n) for t in self._trials]
+        self._trials = [(min(size, n), timed) for size, timed in self._trials]
 
     def done(self, windows: int, seconds: float) -> None:
         """Record the call just made: ``windows`` windows in ``seconds``."""
         if not self._trials:
             return
-        size = self._trials.pop(0)
-        if self._timed and windows == size:
+        size, timed = self._trials.pop(0)
+        if timed and windows == size:
             self._best[size] = min(self._best.get(size, math.inf), seconds / windows)
-        self._timed = True
         if not self._trials and self._best:
             self.chosen = min(self._best, key=self._best.__getitem__)

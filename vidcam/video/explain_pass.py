@@ -180,12 +180,13 @@ def _run_batch(
 ) -> list[Window]:
     """Explain the next ``batch.size()`` pending windows (timed for the plan); the rest."""
     n = batch.size()
+    windows, rest = pending[:n], pending[n:]
     began = batch.clock()
-    run(pending[:n], crops, pre)
-    batch.done(len(pending[:n]), batch.clock() - began)
+    run(windows, crops, pre)
+    batch.done(len(windows), batch.clock() - began)
     if run.fits < n:
         batch.cap(int(run.fits))
-    return pending[n:]
+    return rest
 
 
 class WindowExplainer:

@@ -326,10 +326,10 @@ class _Strip:
         key = (width, sh)
         if key not in self._masks:
             bars = np.rint(self._columns(width) * sh).astype(int)
-            mask = (np.arange(sh)[:, None] >= (sh - bars)[None, :]).astype(np.uint8)
+            mask = np.arange(sh)[:, None] >= (sh - bars)[None, :]
             colour = np.zeros((sh, width, 3), np.uint8)
-            colour[mask.astype(bool)] = _BAR
-            self._masks[key] = (colour, mask)
+            colour[mask] = _BAR
+            self._masks[key] = (colour, mask.view(np.uint8))
         return self._masks[key]
 
     def x_of(self, frame: int, width: int) -> int:
