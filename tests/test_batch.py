@@ -233,8 +233,8 @@ def test_model_loaded_once(clips, tmp_path, monkeypatch):
     import vidcam.batch.worker as worker
 
     calls = []
-    real = worker.resolve_model
-    monkeypatch.setattr(worker, "resolve_model", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = worker.open_model
+    monkeypatch.setattr(worker, "open_model", lambda *a, **k: calls.append(a) or real(*a, **k))
     rows = run([clips / "a", clips / "b"], tmp_path / "o", model="sample", progress=False)
     assert [r["status"] for r in rows] == ["done"] * 3 and len(calls) == 1
     assert torch.is_grad_enabled() and os.listdir(tmp_path / "o")

@@ -12,7 +12,7 @@ from vidcam.batch.evaluate import explained_class
 from vidcam.evaluate.options import EvalOptions
 from vidcam.evaluate.run import evaluate
 from vidcam.evaluate.synth import write_benchmark
-from vidcam.models.record import resolve_model
+from vidcam.models.open import open_model
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_batch_metrics_equal_vidcam_evaluate(bench, tmp_path):
     m0, m1 = rows[0]["metrics"], rows[1]["metrics"]
 
     # the independent computation: vidcam evaluate on the same clip, ground truth by folder
-    rec = resolve_model("sample", progress=False)
+    rec = open_model("sample", progress=False)
     opts = EvalOptions(methods=("gradcam++",), fractions=(0.2,), units=(), gt_dir=truth, quiet=True)
     ref = evaluate([paths[0]], rec, opts).clips[0]
     mine, rnd = ref["methods"]["gradcam++"], ref["methods"]["random"]
@@ -88,7 +88,7 @@ def test_batch_metrics_equal_vidcam_evaluate(bench, tmp_path):
 
 
 def test_explained_class():
-    rec = resolve_model("sample", progress=False)
+    rec = open_model("sample", progress=False)
     assert explained_class(None, rec) is None and explained_class("top1", rec) is None
     assert explained_class("3", rec) == 3
     assert explained_class(rec.labels[2].upper(), rec) == 2

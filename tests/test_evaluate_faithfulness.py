@@ -261,11 +261,11 @@ class _Recording(nn.Module):
 
 
 def test_evaluate_runs_masked_forwards_without_autograd_and_batched():
-    from vidcam.models.record import resolve_model
+    from vidcam.models.open import open_model
     from vidcam.models.sample_net import SAMPLE_CLASSES, SAMPLE_INPUT, SAMPLE_LAYER
 
     model = _Recording()
-    em = resolve_model(
+    em = open_model(
         model,
         spec=SAMPLE_INPUT,
         labels=SAMPLE_CLASSES,

@@ -75,7 +75,7 @@ def test_written_video_roundtrip_vfr_and_side_by_side(videos, tmp_path):
     torch.manual_seed(0)
     lm = load_model("sample", pretrained=False)
     api = explain_video(
-        src, model=lm.model, spec=lm.spec.input, layer="block3", progress=False, side_by_side=True
+        src, model=lm.module, spec=lm.input, layer="block3", progress=False, side_by_side=True
     )
     assert list(api.panels) == ["gradcam", "gradcam++"]
     a, b = api.panels["gradcam"].float(), api.panels["gradcam++"].float()
@@ -187,8 +187,8 @@ def test_cli_guided_side_by_side(videos, tmp_path):
     lm = load_model("sample", pretrained=False)
     api = explain_video(
         videos["lossless"],
-        model=lm.model,
-        spec=lm.spec.input,
+        model=lm.module,
+        spec=lm.input,
         layer="block3",
         method="guided-gradcam++",
         side_by_side=True,

@@ -270,9 +270,9 @@ def test_weights_directory_and_files_round_trip(name, tmp_path):
         want = model(clip)
     model.net.save_pretrained(tmp_path / "dir")
     lm = load_model(name, weights=tmp_path / "dir")
-    assert "local directory" in lm.weights_source and lm.spec.reshape.grid == GRID[name]
+    assert "local directory" in lm.weights_source and lm.reshape.grid == GRID[name]
     with torch.no_grad():
-        torch.testing.assert_close(lm.model(clip), want)
+        torch.testing.assert_close(lm.module(clip), want)
     state = model.net.state_dict()
     save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "w.safetensors")
     torch.save({"state_dict": state}, tmp_path / "w.pt")

@@ -44,7 +44,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the options were refused")
 
-    monkeypatch.setattr(vidcam.video.explain_pass, "resolve_model", refuse)
+    monkeypatch.setattr(vidcam.video.explain_pass, "open_model", refuse)
 
 
 def _sha(p: Path) -> str:

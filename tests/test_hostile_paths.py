@@ -34,7 +34,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the paths were refused")
 
-    monkeypatch.setattr(vidcam.video.explain_pass, "resolve_model", refuse)
+    monkeypatch.setattr(vidcam.video.explain_pass, "open_model", refuse)
 
 
 def _state(d: Path) -> dict[str, str]:

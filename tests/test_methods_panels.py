@@ -49,8 +49,8 @@ def test_video_pipeline_runs_the_listed_panels(videos):
     lm = load_model("sample", pretrained=False)
     res = explain_video(
         videos["lossless"],
-        model=lm.model,
-        spec=lm.spec.input,
+        model=lm.module,
+        spec=lm.input,
         layer="block3",
         method="layercam",
         side_by_side="gradcam,layercam,eigencam",

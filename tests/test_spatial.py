@@ -19,7 +19,7 @@ from torch import nn
 from vidcam.cam.explainer import Explainer
 from vidcam.errors import VidcamError
 from vidcam.evaluate.synth import CLASSES, SynthConfig, make_clip, write_mp4
-from vidcam.models.record import resolve_model
+from vidcam.models.open import open_model
 from vidcam.models.spec import InputSpec
 from vidcam.video import explain_video
 from vidcam.video.preprocess import Preprocessor, band_geometry, full_geometry
@@ -145,7 +145,7 @@ def test_full_logits_are_the_spatial_mean_of_the_grid(cls):
     torch.manual_seed(0)
     model = cls().eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    m = resolve_model(model, spec=SPEC, device="cpu")
+    m = open_model(model, spec=SPEC, device="cpu")
     sup = full_support(model, SPEC, 16, 48)
     assert sup.ok and sup.stride == 2
     assert sup.reduce == (cls is GridHead) and (sup.pools == (model.pool,)) == (cls is FlatHead)
@@ -201,7 +201,7 @@ class Attn(nn.Module):
 
 
 def test_auto_falls_back_to_tiles_then_center():
-    fixed = resolve_model(Fixed(), spec=SPEC, device="cpu")
+    fixed = open_model(Fixed(), spec=SPEC, device="cpu")
     assert "fails on a 48x16 frame" in full_support(fixed.module, SPEC, 16, 48).reason
     wide = plan_spatial(fixed, "auto", 16, 48)
     assert (wide.mode, wide.offsets, wide.axis, wide.size) == ("tiles", (0, 11, 21, 32), -1, 16)
@@ -213,7 +213,7 @@ def test_auto_falls_back_to_tiles_then_center():
     # 17 px wide rounds to 16, the stride's multiple: the model's own size, the whole frame
     nearly = plan_spatial(fixed, "auto", 16, 17)
     assert nearly.mode == "full" and nearly.geometry.covers_source()
-    attn = resolve_model(Attn(), spec=SPEC, device="cpu")
+    attn = open_model(Attn(), spec=SPEC, device="cpu")
     assert is_attention_model(attn.module)
     assert plan_spatial(attn, "auto", 16, 48).mode == "tiles"
     assert plan_spatial(attn, "auto", 16, 17).mode == "center"  # nothing worth tiling
@@ -233,7 +233,7 @@ def test_auto_falls_back_to_tiles_then_center():
     ],
 )
 def test_auto_mode_per_registry_model(name, mode):
-    m = resolve_model(name, pretrained=False, device="cpu", progress=False)
+    m = open_model(name, pretrained=False, device="cpu", progress=False)
     plan = plan_spatial(m, "auto", 272, 640)
     assert plan.mode == mode
     if mode == "full":  # nothing cut off, sides multiples of the network's stride

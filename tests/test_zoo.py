@@ -280,9 +280,9 @@ def test_get_spec_errors_and_aliases():
 
 def test_load_model_random_weights_never_downloads():
     lm = load_model("r3d_18", pretrained=False)
-    assert not lm.model.training
+    assert not lm.module.training
     assert lm.weights_source.startswith("random")
-    assert lm.labels == list(tvv.R3D_18_Weights.DEFAULT.meta["categories"])
+    assert list(lm.labels) == list(tvv.R3D_18_Weights.DEFAULT.meta["categories"])
 
 
 def test_load_model_checkpoint_round_trip(tmp_path):
@@ -296,7 +296,7 @@ def test_load_model_checkpoint_round_trip(tmp_path):
     assert str(path) in lm.weights_source
     clip = _clip((4, 32, 32))
     with torch.no_grad():
-        torch.testing.assert_close(lm.model(clip), src(clip))
+        torch.testing.assert_close(lm.module(clip), src(clip))
 
 
 def test_load_model_adds_the_adapter_prefix(tmp_path):
@@ -305,7 +305,7 @@ def test_load_model_adds_the_adapter_prefix(tmp_path):
     torch.save({"model_state": net.state_dict(), "cfg": "yaml text"}, path)  # hub layout
     lm = load_model("slowfast_r50", weights=path)
     for k, v in net.state_dict().items():
-        assert torch.equal(lm.model.net.state_dict()[k], v), k
+        assert torch.equal(lm.module.net.state_dict()[k], v), k
 
 
 def test_mismatched_checkpoint_is_a_clear_error(tmp_path):
@@ -370,7 +370,7 @@ def test_pretrained_loads_a_verified_hub_cache_without_network(name, monkeypatch
     lm = load_model(name, pretrained=True, progress=False)
     assert spec.weights.url in lm.weights_source and str(path) in lm.weights_source
     for k, v in ref.state_dict().items():
-        assert torch.equal(lm.model.state_dict()[k], v), k
+        assert torch.equal(lm.module.state_dict()[k], v), k
     assert weights_status(spec) == "yes"
 
 
@@ -413,7 +413,7 @@ def test_unverifiable_download_is_used_but_not_cached(monkeypatch, tmp_path):
     with pytest.warns(UserWarning, match="X3D_XS.pyth has no published sha256"):
         lm = load_model("x3d_xs", pretrained=True, progress=False)
     for k, v in ref.state_dict().items():
-        assert torch.equal(lm.model.state_dict()[k], v), k
+        assert torch.equal(lm.module.state_dict()[k], v), k
     assert not (tmp_path / "hub" / "checkpoints" / "X3D_XS.pyth").exists()
 
 

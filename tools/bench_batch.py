@@ -77,8 +77,8 @@ def window_batching(repeats: int = 3) -> None:
     print("engine ms per window with B windows per call (Grad-CAM++, top-1, CPU):")
     for name in ("sample", "r3d_18"):
         lm = load_model(name, pretrained=False, progress=False)
-        spec = lm.spec.input
-        ex = Explainer(lm.model, lm.spec.layers[0])
+        spec = lm.input
+        ex = Explainer(lm.module, lm.layers[0])
         per = {}
         for b in (1, 4, 8):
             x = torch.randn(b, 3, spec.clip_len, *spec.crop)

@@ -116,7 +116,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> li
         model = spec.build(pretrained=False, **spec.test_arch).to(device).eval()
     else:
         lm = load_model(name, pretrained=False, device=device, progress=False)
-        model, spec = lm.model, lm.spec
+        model, spec = lm.module, get_spec(name).for_model(lm.module)
     layer_name = spec.layers[0]
     layer = model.get_submodule(layer_name)
     shape = SHAPES[name] if not args.smoke else (3, *spec.test_input)

@@ -68,7 +68,7 @@ def speed(clip: Path, out_dir: Path, repeats: int, spatial: str) -> None:
     from vidcam.video import write_explained_video
 
     lm = load_model("r3d_18", pretrained=False, progress=False)
-    model, spec, layer = lm.model, lm.spec.input, lm.spec.layers[0]
+    model, spec, layer = lm.module, lm.input, lm.layers[0]
     n_frames = av.open(str(clip)).streams.video[0].frames
     print(
         f"(1) speed: {clip.name} 640x360, {n_frames} frames; r3d_18 random weights, "

@@ -56,7 +56,7 @@ def build(name: str, device: str) -> tuple[torch.nn.Module, object, torch.Tensor
     shape = SHAPES.get(name, (1, 3, *spec.test_input))
     g = torch.Generator().manual_seed(0)
     clip = torch.randn(*shape, generator=g).to(device)
-    return lm.model, spec, clip, "real weights" if pretrained else "random weights"
+    return lm.module, spec, clip, "real weights" if pretrained else "random weights"
 
 
 def mode_fn(mode: str, model: torch.nn.Module, spec, clip: torch.Tensor) -> Callable[[], object]:

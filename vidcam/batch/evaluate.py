@@ -29,7 +29,7 @@ import torch
 
 from vidcam.batch.maps_io import RawMaps
 from vidcam.cam.targets import find_class
-from vidcam.models.record import ModelRecord
+from vidcam.models.handle import ModelHandle
 
 #: the keep/remove shares of the per-video scores (the headline share of ``vidcam evaluate``)
 FRACTIONS: tuple[float, ...] = (0.2,)
@@ -58,7 +58,7 @@ def map_metrics(raw: RawMaps, top: Sequence[dict], label: str | None) -> dict[st
     return out
 
 
-def explained_class(target: str | None, record: ModelRecord) -> int | None:
+def explained_class(target: str | None, record: ModelHandle) -> int | None:
     """The class index a batch target names (an index or a class name); None: top-1."""
     if target is None or str(target).lower().startswith("top"):
         return None
@@ -69,7 +69,7 @@ def explained_class(target: str | None, record: ModelRecord) -> int | None:
 
 
 def clip_metrics(
-    record: ModelRecord,
+    record: ModelHandle,
     video: Path,
     methods: Sequence[str],
     *,

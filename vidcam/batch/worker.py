@@ -1,7 +1,7 @@
 """One video, start to finish: explain, render, write every output, then the done marker.
 
-:class:`VideoWorker` loads the model ONCE (:func:`~vidcam.models.record.resolve_model`) and
-passes the loaded module to the pipeline for every video; both executors use it (the Ray
+:class:`VideoWorker` opens the model ONCE (:func:`~vidcam.models.open.open_model`) and
+passes its :class:`~vidcam.models.handle.ModelHandle` to the pipeline for every video; both executors use it (the Ray
 executor inside its actors). :meth:`VideoWorker.process` never raises for a bad video: the
 failure becomes a ``failed`` row with its one-line error (signals and Ctrl-C still stop).
 """
@@ -24,7 +24,7 @@ from vidcam.batch.options import BatchOptions
 from vidcam.batch.segment import segment_clip
 from vidcam.batch.state import write_done, write_failed
 from vidcam.errors import VidcamError
-from vidcam.models.record import resolve_model
+from vidcam.models.open import open_model
 from vidcam.paths import check_output, write_text
 from vidcam.video import analyze, render_analysis
 from vidcam.video.setup import ExplainOptions
@@ -61,32 +61,25 @@ class VideoWorker:
     def __init__(self, options: BatchOptions) -> None:
         self.options = options
         e = dict(options.explain)
-        self.record = resolve_model(
+        self.handle = open_model(
             e.pop("model", "i3d"),
             spec=e.pop("spec", None),
             labels=e.pop("labels", None),
             layer=e.pop("layer", None),
             weights=e.pop("weights", None),
             pretrained=e.pop("pretrained", True),
+            card=e.pop("card", None),
             device=e.get("device", "auto"),
             progress=False,
         )
         self.explain = e
-        # token models need the registry's reshape, which a bare module loses: load by name
-        self.by_name = self.record.reshape is not None and isinstance(
-            options.explain.get("model", "i3d"), str
-        )
 
     def _pipeline_options(self, target: str | None) -> dict[str, Any]:
-        o = dict(self.explain, progress=False)
+        """The pipeline's options for one video: the handle built once, never the name."""
+        o = dict(self.explain, progress=False, model=self.handle)
         if target is not None:
             o["target"] = target
-        if self.by_name:
-            return dict(
-                self.options.explain, progress=False, **({"target": target} if target else {})
-            )
-        r = self.record
-        return o | {"model": r.module, "spec": r.input, "labels": r.labels, "layer": r.layer}
+        return o
 
     def target_of(self, item: Item) -> str | None:
         t = item.target if item.target is not None else self.options.explain.get("target")
@@ -145,7 +138,7 @@ class VideoWorker:
                 )
                 save_maps(out.path("maps"), analysis, meta=self._meta(item, analysis))
             faithful = self._clip_metrics(src, item, row["target"]) if self.options.evaluate else {}
-        result.model = self.record.name
+        result.model = self.handle.name
         doc = result.to_json()
         doc["input"] = str(item.path)
         if item.start is not None or item.end is not None:
@@ -186,7 +179,7 @@ class VideoWorker:
         methods = list(dict.fromkeys(p.base.id for p in eo.panels))
         engine = {"softmax": True} if eo.softmax else {}
         return clip_metrics(
-            self.record,
+            self.handle,
             src,
             methods,
             target=target,
@@ -200,7 +193,7 @@ class VideoWorker:
         return {
             "input": str(item.path),
             "start": item.start or 0.0,
-            "model": self.record.name,
+            "model": self.handle.name,
             "method": analysis.method.id,
             "layers": list(analysis.layers),
             "spatial": analysis.spatial,
@@ -210,14 +203,14 @@ class VideoWorker:
     def _settings(self, row: dict[str, Any]) -> dict[str, str]:
         e = self.options.explain
         s = {
-            "model": self.record.name,
+            "model": self.handle.name,
             "method": str(e.get("method", "gradcam++")),
             "target": str(row["target"] or "top1"),
         }
         for k in ("layer", "clip_len", "stride", "spatial", "normalize", "softmax"):
             if e.get(k) not in (None, False):
                 s[k] = str(e[k])
-        s["device"] = str(self.record.device)
+        s["device"] = str(self.handle.device)
         return s
 
 

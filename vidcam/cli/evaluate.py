@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         parse_methods,
         parse_units,
     )
-    from vidcam.models.record import resolve_model
+    from vidcam.models.open import open_model
     from vidcam.paths import check_distinct, check_output, write_text
 
     if args.limit is not None and args.limit < 1:
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         if value:  # checked before the (long) run, not after it
             check_output(flag, value, inputs=videos, overwrite=args.overwrite)
     check_distinct(outputs)
-    em = resolve_model(
+    em = open_model(
         args.model,
         weights=args.weights,
         pretrained=not args.no_pretrained,

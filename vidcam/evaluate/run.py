@@ -70,7 +70,7 @@ from vidcam.evaluate.options import (  # noqa: F401 (re-exported)
     pct,
 )
 from vidcam.evaluate.summary import METHOD_TITLES, summarize  # noqa: F401 (re-exported)
-from vidcam.models.record import ModelRecord
+from vidcam.models.handle import ModelHandle
 from vidcam.progress import Progress
 
 #: the maps of a default run (the cheap methods and the references)
@@ -122,7 +122,7 @@ def _channel(values: Sequence[float], device: torch.device) -> torch.Tensor:
 
 def evaluate(
     videos: Sequence[Path],
-    em: ModelRecord,
+    em: ModelHandle,
     opts: EvalOptions,
     *,
     gt_paths: Sequence[Path | None] | None = None,

@@ -1,15 +1,14 @@
 """The model registry: look up a zoo entry by name and load it with its weights and labels.
 
 from vidcam.models.registry import load_model
-lm = load_model("r3d_18", pretrained=False)   # random weights, never a download
-lm.model, lm.spec.input, lm.labels, lm.weights_source
+h = load_model("r3d_18", pretrained=False)   # random weights, never a download
+h.module, h.input, h.layer, h.labels, h.weights_source   # a ModelHandle
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,23 +16,13 @@ from torch import nn
 
 from vidcam.device import resolve_device
 from vidcam.errors import VidcamError
+from vidcam.models.handle import ModelHandle
 from vidcam.models.labels import load_labels
 from vidcam.models.spec import ModelSpec
 from vidcam.models.weights_source import WeightsStatus
 from vidcam.models.zoo import all_specs
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in all_specs()}
-
-
-@dataclass
-class LoadedModel:
-    """A built model: ``model`` (eval mode, on the requested device), its ``spec``, class names
-    ``labels`` (index-aligned with its outputs) and ``weights_source`` (where weights came from)."""
-
-    model: nn.Module
-    spec: ModelSpec
-    labels: list[str]
-    weights_source: str
 
 
 def list_models() -> list[ModelSpec]:
@@ -78,13 +67,14 @@ def load_model(
     pretrained: bool = True,
     device: str | torch.device = "cpu",
     progress: bool = True,
-) -> LoadedModel:
-    """Build the registered model ``name`` in eval mode on ``device``.
+) -> ModelHandle:
+    """Build the registered model ``name`` in eval mode on ``device``: its :class:`ModelHandle`
+    (module, input spec, registered layer(s), token reshape, labels, weights provenance).
 
     ``weights``: a local checkpoint (a state dict, or a dict with ``state_dict`` /
     ``model_state``; ``module.`` prefixes stripped; for Hugging Face entries also a
     ``.safetensors`` file or a ``save_pretrained`` directory) — takes precedence over
-    ``pretrained``. The returned ``spec`` is fitted to the built model (``ModelSpec.for_model``).
+    ``pretrained``. The entry is fitted to the built model first (``ModelSpec.for_model``).
     ``pretrained=True`` without ``weights`` fetches the published weights (torch hub cache
     first, hash-checked; see :mod:`vidcam.models.weights_source`); failing offline it raises a
     :class:`VidcamError` saying where the cache is and to pass ``weights``. Every file is read
@@ -110,6 +100,20 @@ def load_model(
     model = spec.build(pretrained=pretrained, weights=weights, progress=progress)
     model = model.to(dev).eval()
     spec = spec.for_model(model)  # e.g. a Hugging Face checkpoint's depth and token grid
-    return LoadedModel(
-        model=model, spec=spec, labels=load_labels(spec.labels), weights_source=source
+    return handle_of(spec, model, source, dev)
+
+
+def handle_of(spec: ModelSpec, model: nn.Module, source: str, device: torch.device) -> ModelHandle:
+    """The handle of ``model``, built from the registry entry ``spec`` (fitted to it)."""
+    layer: object = list(spec.layers) if len(spec.layers) > 1 else (spec.layers or (None,))[0]
+    labels = load_labels(spec.labels)
+    return ModelHandle(
+        module=model,
+        name=spec.name,
+        input=spec.input,
+        layer=layer,
+        reshape=spec.reshape,
+        labels=tuple(labels) if labels else None,
+        weights_source=source,
+        device=device,
     )

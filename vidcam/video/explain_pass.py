@@ -26,7 +26,8 @@ from vidcam.cam.maps import ConstantMapWarning, normalize_maps, upsample
 from vidcam.cam.methods import Method, panels_for
 from vidcam.cam.targets import Target, resolve_target, resolve_targets
 from vidcam.errors import VidcamError
-from vidcam.models.record import ModelRecord, resolve_model
+from vidcam.models.handle import ModelHandle
+from vidcam.models.open import open_model
 from vidcam.progress import Progress
 from vidcam.video.batching import BatchPlan
 from vidcam.video.decode import VideoSource
@@ -47,13 +48,14 @@ _CPU_OOM = "can't allocate memory"  # PyTorch's CPU allocator failing (a Runtime
 
 def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
     """Pass 1 (see the module docstring) over ``source`` with options ``o``."""
-    m = resolve_model(
+    m = open_model(
         o.model,
         spec=o.spec,
         labels=o.labels,
         layer=o.layer,
         weights=o.weights,
         pretrained=o.pretrained,
+        card=o.card,
         device=o.device,
         progress=o.progress,
     )
@@ -204,7 +206,7 @@ class WindowExplainer:
 
     def __init__(
         self,
-        m: ModelRecord,
+        m: ModelHandle,
         o: ExplainOptions,
         target: Target,
         store: tuple[int, int],

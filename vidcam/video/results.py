@@ -18,7 +18,7 @@ import torch
 
 from vidcam.cam.methods import Method
 from vidcam.errors import VidcamError
-from vidcam.models.record import ModelRecord
+from vidcam.models.handle import ModelHandle
 from vidcam.paths import write_text
 from vidcam.video.decode import VideoInfo, VideoSource
 from vidcam.video.preprocess import Geometry
@@ -204,7 +204,7 @@ class VideoAnalysis:
 
     source: VideoSource
     geometry: Geometry
-    model: ModelRecord
+    model: ModelHandle
     method: Method
     panels: tuple[Method, ...]
     layers: tuple[str, ...]

@@ -4,7 +4,7 @@
 (validated on construction); :func:`check_paths` validates input and outputs
 (:mod:`vidcam.paths`); :func:`check_window` bounds ``clip_len`` / ``stride`` / ``batch_size`` by
 the model's clip, the video's length and the free memory (one-line errors naming the option).
-The model itself is resolved by :func:`vidcam.models.record.resolve_model`.
+The model itself is opened by :func:`vidcam.models.open.open_model`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from torch import nn
 from vidcam.cam.methods import Method, get_method
 from vidcam.device import resolve_device
 from vidcam.errors import VidcamError
+from vidcam.models.handle import ModelHandle
 from vidcam.models.spec import InputSpec
 from vidcam.paths import check_distinct, check_output
 from vidcam.video.decode import VideoInfo, check_input
@@ -34,10 +35,11 @@ from vidcam.video.spatial import SPATIAL
 class ExplainOptions:
     """The keyword arguments of :func:`~vidcam.video.explain_video` (documented there)."""
 
-    model: str | nn.Module = "i3d"
+    model: str | nn.Module | ModelHandle = "i3d"
     spec: InputSpec | None = None
-    labels: Sequence[str] | None = None
+    labels: Sequence[str] | str | os.PathLike | None = None
     layer: Any = None
+    card: str | os.PathLike | None = None
     method: str = "gradcam++"
     softmax: bool = False
     target: str | int | None = "top1"
@@ -79,6 +81,8 @@ class ExplainOptions:
         """The model's input spec when known before loading it (given, or registered)."""
         if self.spec is not None:
             return self.spec
+        if isinstance(self.model, ModelHandle):
+            return self.model.input
         if isinstance(self.model, str):
             from vidcam.models.registry import MODELS
 
@@ -100,10 +104,11 @@ class ExplainOptions:
 class ExplainKwargs(TypedDict, total=False):
     """The keyword arguments of the pipeline's entry points (see :class:`ExplainOptions`)."""
 
-    model: str | nn.Module
+    model: str | nn.Module | ModelHandle
     spec: InputSpec | None
-    labels: Sequence[str] | None
+    labels: Sequence[str] | str | os.PathLike | None
     layer: Any
+    card: str | os.PathLike | None
     method: str
     softmax: bool
     target: str | int | None

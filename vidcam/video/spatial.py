@@ -34,7 +34,7 @@ from torch.func import functional_call
 
 from vidcam.cam.hooks import eval_mode
 from vidcam.errors import VidcamError
-from vidcam.models.record import ModelRecord
+from vidcam.models.handle import ModelHandle
 from vidcam.models.spec import InputSpec, Reshape
 from vidcam.video.preprocess import Geometry, band_geometry, full_geometry, geometry_for
 
@@ -233,7 +233,7 @@ class SpatialPlan:
 
 
 def plan_spatial(
-    m: ModelRecord, mode: str, height: int, width: int, clip_len: int | None = None
+    m: ModelHandle, mode: str, height: int, width: int, clip_len: int | None = None
 ) -> SpatialPlan:
     """The spatial plan for model ``m`` on a ``height`` × ``width`` video with clips of
     ``clip_len`` frames (default: the model's; see the module docstring). ``mode="full"`` on a
