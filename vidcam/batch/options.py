@@ -10,6 +10,7 @@ from vidcam.video.render import check_alpha, colormap_lut
 from vidcam.video.setup import ExplainOptions
 
 EXECUTORS = ("local", "ray")
+DEFAULT_VIDEO_TIMEOUT = 3600.0  # seconds one batch video may take before it becomes a failed row
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class BatchOptions:
     workers: int | None = None
     ray_address: str | None = None
     progress: bool = True
+    overwrite: bool = False
+    video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT
 
     def __post_init__(self) -> None:
         bad = {"progress"} & set(self.explain)
@@ -41,6 +44,9 @@ class BatchOptions:
             raise VidcamError(f"executor {self.executor!r} must be one of {', '.join(EXECUTORS)}")
         if self.workers is not None and (isinstance(self.workers, bool) or self.workers < 1):
             raise VidcamError(f"workers must be >= 1, got {self.workers!r}")
+        if not isinstance(self.overwrite, bool):
+            raise VidcamError(f"overwrite must be True or False, got {self.overwrite!r}")
+        _check_timeout(self.video_timeout)
         if not isinstance(self.explain.get("model", "i3d"), str) and self.executor == "ray":
             raise VidcamError("executor 'ray' needs a registered model name, not an nn.Module")
 
@@ -59,3 +65,14 @@ class BatchOptions:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _check_timeout(value: object) -> None:
+    """``video_timeout``: None (no limit) or a finite number of seconds > 0."""
+    if value is None:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not (0 < float(value) < float("inf")):  # rejects nan, inf, <= 0
+        raise VidcamError(
+            f"video_timeout must be a number of seconds > 0 (or None for no limit), got {value!r}"
+        )

@@ -22,7 +22,7 @@ from typing import Any
 from vidcam.batch.index import IndexWriter
 from vidcam.batch.inputs import Item, expand_inputs
 from vidcam.batch.layout import Outputs, plan_layout
-from vidcam.batch.options import BatchOptions
+from vidcam.batch.options import DEFAULT_VIDEO_TIMEOUT, BatchOptions
 from vidcam.batch.state import failed_row, fingerprint, verified_row
 from vidcam.errors import VidcamError
 from vidcam.paths import check_writable
@@ -46,6 +46,8 @@ def run(
     workers: int | None = None,
     ray_address: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
+    video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
     **explain: Any,
 ) -> list[dict[str, Any]]:
     """Explain every video of ``inputs`` (files, folders, ``.csv`` / ``.jsonl`` manifests)
@@ -57,6 +59,9 @@ def run(
     Reruns skip videos whose outputs are complete and verified; ``retry_failed`` redoes
     failures; ``allow_partial`` accepts damaged inputs as ``vidcam explain --allow-partial``
     does. ``executor="ray"`` runs on Ray (``workers`` actors, ``ray_address``).
+    ``overwrite`` lets outputs replace existing files that no earlier run of that video wrote
+    (never an input of the run); ``video_timeout`` (seconds, None: no limit) turns a video that
+    takes longer into a failed row.
     """
     options = BatchOptions(
         explain=dict(explain),
@@ -69,6 +74,8 @@ def run(
         workers=workers,
         ray_address=ray_address,
         progress=progress,
+        overwrite=overwrite,
+        video_timeout=video_timeout,
     )
     out = _out_dir(out_dir)
     items = expand_inputs(inputs, recursive=recursive, exclude=out)
