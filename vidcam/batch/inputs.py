@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from vidcam.batch.manifest import Entry, is_manifest, read_manifest
+from vidcam.batch.manifest import Entry, is_manifest, normalized, read_manifest
 from vidcam.errors import VidcamError
 
 #: extensions picked up when scanning a folder (a file named explicitly may have any)
@@ -58,7 +58,7 @@ def expand_inputs(
     skip = Path(exclude).resolve() if exclude is not None else None
     found: list[tuple[Path, Entry]] = []  # (root, entry)
     for raw in inputs:
-        p = Path(raw).absolute()
+        p = normalized(raw)
         if p.is_dir():
             videos = _scan(p, recursive, skip)
             if not videos:
@@ -91,6 +91,7 @@ def _scan(folder: Path, recursive: bool, skip: Path | None) -> list[Path]:
 
 
 def _under(p: Path, folder: Path) -> bool:
+    """Lexical containment: both paths absolute and :func:`normalized` (or both resolved)."""
     try:
         p.relative_to(folder)
     except ValueError:
@@ -99,7 +100,10 @@ def _under(p: Path, folder: Path) -> bool:
 
 
 def _item(common: Path, e: Entry) -> Item:
-    key = PurePosixPath(*e.path.relative_to(common).parts).as_posix()
+    parts = e.path.relative_to(common).parts
+    if not parts or ".." in parts:  # cannot happen for normalized paths: never let one through
+        raise VidcamError(f"input {str(e.path)!r}: cannot place its outputs (path has '..')")
+    key = PurePosixPath(*parts).as_posix()
     return Item(key, e.path, e.label, e.gt, e.target, e.start, e.end)
 
 

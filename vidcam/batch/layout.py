@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from vidcam.errors import VidcamError
+
 #: output kind -> suffix appended to the base name
 SUFFIXES: dict[str, str] = {
     "video": ".mp4",
@@ -44,6 +46,26 @@ class Outputs:
     @property
     def folder(self) -> Path:
         return (self.out_dir / self.base).parent
+
+    def outside(self) -> str | None:
+        """None when every output and state file of this video, resolved (links followed),
+        lies inside the resolved ``out_dir``; else a one-line reason for its failed row."""
+        root = self.out_dir.resolve()
+        for kind in (*SUFFIXES, *STATE_SUFFIXES):
+            rel = self.rel(kind)
+            target = (self.out_dir / rel).resolve()
+            if target == root or not target.is_relative_to(root):
+                return (
+                    f"output {rel!r} would be written to {str(target)!r}, outside the output "
+                    f"folder {str(root)!r} (a link or '..' leads out); not written"
+                )
+        return None
+
+    def check_inside(self) -> None:
+        """Raise :class:`VidcamError` when :meth:`outside` finds a file outside ``out_dir``."""
+        why = self.outside()
+        if why is not None:
+            raise VidcamError(why)
 
     def stale_temps(self) -> list[Path]:
         """Temporary files a killed run left for this video (``.NAME.tmp-XXXX.ext``)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,12 @@ class Entry:
     start: float | None = None
     end: float | None = None
     line: int = 0
+
+
+def normalized(p: str | Path) -> Path:
+    """``p`` absolute with ``.`` and ``..`` folded lexically (``ds/../victim/x.mp4`` ->
+    ``victim/x.mp4``): keys and output names are built from it, so none climbs out."""
+    return Path(os.path.normpath(Path(p).absolute()))
 
 
 def is_manifest(p: Path) -> bool:
@@ -97,8 +104,8 @@ def _entry(p: Path, line: int, row: dict) -> Entry:
     if "path" not in row or not str(row["path"]).strip():
         raise VidcamError(f"{where}: 'path' is missing or empty")
     base = p.parent
-    video = (base / str(row["path"]).strip()).absolute()
-    gt = (base / str(row["gt"]).strip()).absolute() if "gt" in row else None
+    video = normalized(base / str(row["path"]).strip())
+    gt = normalized(base / str(row["gt"]).strip()) if "gt" in row else None
     start, end = _seconds(where, row, "start"), _seconds(where, row, "end")
     if start is not None and end is not None and end <= start:
         raise VidcamError(f"{where}: end ({end:g} s) must be after start ({start:g} s)")

@@ -44,6 +44,7 @@ def sha256(path: Path) -> str:
 
 
 def write_done(o: Outputs, row: dict[str, Any], fp: str, src: Path) -> None:
+    o.check_inside()
     files = {
         kind: {
             "path": rel,
@@ -64,6 +65,10 @@ def write_done(o: Outputs, row: dict[str, Any], fp: str, src: Path) -> None:
 
 
 def write_failed(o: Outputs, row: dict[str, Any], fp: str, src: Path) -> None:
+    """The failure marker; nothing is written or removed when a state file would land
+    outside the output folder (:meth:`Outputs.outside`: the row alone reports it)."""
+    if o.outside() is not None:
+        return
     doc = {"format": FAILED_FORMAT, "fingerprint": fp, "input": input_stat(src), "row": row}
     o.path("done").unlink(missing_ok=True)
     o.folder.mkdir(parents=True, exist_ok=True)
@@ -80,6 +85,8 @@ def _read(p: Path, fmt: str) -> dict[str, Any] | None:
 
 def verified_row(o: Outputs, fp: str, src: Path) -> dict[str, Any] | None:
     """The row of a complete, valid earlier run of this video, else None."""
+    if o.outside() is not None:
+        return None
     doc = _read(o.path("done"), DONE_FORMAT)
     if doc is None or doc.get("fingerprint") != fp or doc.get("input") != input_stat(src):
         return None
@@ -103,6 +110,8 @@ def verified_row(o: Outputs, fp: str, src: Path) -> dict[str, Any] | None:
 
 def failed_row(o: Outputs, fp: str, src: Path) -> dict[str, Any] | None:
     """The row of an earlier failure of this video with the same settings and input, else None."""
+    if o.outside() is not None:
+        return None
     doc = _read(o.path("failed"), FAILED_FORMAT)
     if doc is None or doc.get("fingerprint") != fp or doc.get("input") != input_stat(src):
         return None

@@ -89,6 +89,10 @@ class VideoWorker:
         """Do ``item`` into ``out``; returns its ``done`` or ``failed`` row (``fp``: settings)."""
         started = time.perf_counter()
         row = base_row(item, self.target_of(item))
+        escape = out.outside()
+        if escape is not None:  # nothing is read, written or removed there
+            row["error"] = escape
+            return row
         for p in out.stale_temps():
             p.unlink(missing_ok=True)
         ours: list[Path] = []  # output slots this attempt checked (and may have written)
