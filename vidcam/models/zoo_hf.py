@@ -1,4 +1,4 @@
-"""Hugging Face ``transformers`` video classifiers: VideoMAE, TimeSformer and ViViT.
+"""The registry's Hugging Face entries: ``videomae``, ``timesformer`` and ``vivit`` (Kinetics-400).
 
 Optional extra: ``pip install 'vidcam[transformers]'``; nothing here imports ``transformers``
 until a model is built. Weights: the hub id through ``from_pretrained`` (cache only when
@@ -7,27 +7,20 @@ file (``--weights``: ``.safetensors``, or a state dict read with ``weights_only=
 small random config (``pretrained=False`` / ``--random-weights``: hidden size 32, 2 blocks, the
 real input geometry, so the pipeline runs in seconds).
 
-Token layouts (transformers 5.23 source), turned into ``(N, C, T', H', W')`` by
-:class:`~vidcam.models.adapters.TokenGrid`:
-
-* VideoMAE: Conv3d tubelets (``tubelet_size`` x 16 x 16) flattened, tokens ``(t', h', w')``, no
-  class token; the head mean-pools every token, so the **last** block's output is explained.
-* TimeSformer: class token, then per-frame 16 x 16 patches in ``(h', w', t)`` order (the
-  embeddings permute to (patch, frame) and every divided space-time block keeps that order).
-* ViViT: class token, then Conv3d tubelets (2 x 16 x 16) flattened in ``(t', h', w')`` order.
-
-TimeSformer and ViViT classify from the class token after the last block, whose patch-token
-outputs therefore get no gradient (as MViT's): their layer is the second-to-last block's output,
-i.e. the last block's input, where the patches still reach the class token through attention.
+Token layouts, the explained layer and the input spec come from the checkpoint's config through
+the same functions as ``--model hf:DIR`` (:mod:`vidcam.models.hf_auto`, where the layouts are
+described); the loading helpers here (:func:`load_pretrained`, :func:`check_pickles`,
+:func:`read_weights_file`) serve both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import importlib
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import pickle
+import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +28,21 @@ import torch
 from torch import nn
 
 from vidcam.errors import VidcamError
-from vidcam.models.adapters import TokenGrid
-from vidcam.models.checkpoint import load_into, read_checkpoint
-from vidcam.models.spec import InputSpec, ModelSpec
+from vidcam.models.checkpoint import load_into, load_weights_only, read_checkpoint
+from vidcam.models.hf_auto import (  # noqa: F401 - re-exported: the registry's names
+    ARCHS,
+    INSTALL,
+    HfArch,
+    HfVideoClassifier,
+    default_layer,
+    input_spec,
+    offline,
+    token_grid,
+    transformers_module,
+)
+from vidcam.models.spec import ModelSpec
 from vidcam.models.weights_source import WeightsStatus
 
-INSTALL = "pip install 'vidcam[transformers]'"
 #: the small random architecture of ``pretrained=False`` (same input geometry as the real one)
 TINY: dict[str, Any] = {
     "hidden_size": 32,
@@ -48,105 +50,6 @@ TINY: dict[str, Any] = {
     "num_attention_heads": 2,
     "intermediate_size": 64,
 }
-_IMAGENET_DEFAULT = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-_IMAGENET_STANDARD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-
-
-def transformers_module() -> Any:
-    """``import transformers``, or a one-line :class:`VidcamError` saying how to install it."""
-    try:
-        return importlib.import_module("transformers")
-    except ImportError as exc:
-        raise VidcamError(
-            f"the Hugging Face video models need the transformers package ({exc}); "
-            f"install it with: {INSTALL}"
-        ) from exc
-
-
-class HfVideoClassifier(nn.Module):
-    """A ``transformers`` ``*ForVideoClassification`` model taking vidcam's clip layout.
-
-    ``(N, C, T, H, W)`` clip -> ``(N, num_labels)`` logits; the wrapped model (``net``) takes
-    ``pixel_values`` ``(N, T, C, H, W)`` and returns an output object with ``.logits``. Its
-    layers are named ``net.<hf name>``; state dicts with or without ``net.`` load.
-    """
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    @property
-    def config(self) -> Any:
-        return self.net.config
-
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        if clip.dim() != 5:
-            raise VidcamError(
-                f"{type(self.net).__name__} needs a clip (N, C, T, H, W), got {tuple(clip.shape)}"
-            )
-        return self.net(pixel_values=clip.transpose(1, 2)).logits
-
-
-@dataclass(frozen=True)
-class HfArch:
-    """One registered ``transformers`` architecture: names, hub id, layout and preprocessing."""
-
-    name: str
-    hub_id: str
-    config_cls: str
-    model_cls: str
-    blocks: str  # dotted path of the encoder blocks inside the HF model
-    order: str  # token order for TokenGrid
-    cls: int  # leading class tokens
-    resize_short: int
-    norm: tuple[tuple[float, float, float], tuple[float, float, float]]
-    stride: int  # source frames between sampled frames (the paper's sampling rate)
-
-
-def _image_size(config: Any) -> tuple[int, int]:
-    size = config.image_size
-    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
-def token_grid(arch: HfArch, config: Any) -> TokenGrid:
-    """The :class:`TokenGrid` of an encoder block's output for ``config``."""
-    h, w = _image_size(config)
-    if arch.name == "timesformer":
-        if config.attention_type == "space_only":
-            raise VidcamError(
-                "TimeSformer with attention_type='space_only' keeps frames in the batch "
-                "dimension; vidcam explains 'divided_space_time' and 'joint_space_time' models"
-            )
-        p = config.patch_size
-        return TokenGrid((config.num_frames, h // p, w // p), order="hwt", cls=1)
-    if arch.name == "vivit":
-        tt, th, tw = config.tubelet_size
-        return TokenGrid((config.num_frames // tt, h // th, w // tw), order="thw", cls=1)
-    p, tt = config.patch_size, config.tubelet_size
-    return TokenGrid((config.num_frames // tt, h // p, w // p), order="thw", cls=0)
-
-
-def default_layer(arch: HfArch, config: Any) -> str:
-    """The last block whose patch tokens reach the logits: the last one when the head pools all
-    tokens (VideoMAE with mean pooling), else the second-to-last (class-token heads)."""
-    depth = int(config.num_hidden_layers)
-    pooled = arch.name == "videomae" and config.use_mean_pooling
-    index = depth - 1 if pooled or depth < 2 else depth - 2
-    return f"net.{arch.blocks}.{index}"
-
-
-def input_spec(arch: HfArch, config: Any) -> InputSpec:
-    """Clip length and crop from ``config``; resize, mean/std from the processor's defaults
-    (resize scaled with the crop for checkpoints of another image size)."""
-    h, w = _image_size(config)
-    return InputSpec(
-        clip_len=int(config.num_frames),
-        crop=(h, w),
-        resize_short=round(arch.resize_short * min(h, w) / 224),
-        mean=arch.norm[0],
-        std=arch.norm[1],
-        stride=arch.stride,
-    )
 
 
 def _check_config(arch: HfArch, config: Any, source: str) -> None:
@@ -173,20 +76,73 @@ def _config(arch: HfArch, overrides: Mapping[str, Any]) -> Any:
         ) from exc
 
 
-def _from_pretrained(arch: HfArch, where: str, local_only: bool) -> nn.Module:
+@contextlib.contextmanager
+def quiet_progress(progress: bool) -> Iterator[None]:
+    """transformers' own progress bars ("Loading weights") only when ``progress``; restored."""
+    logging = transformers_module().utils.logging
+    was = logging.is_progress_bar_enabled()
+    if not progress and was:
+        logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not logging.is_progress_bar_enabled():
+            logging.enable_progress_bar()
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+
+
+def load_pretrained(
+    model_cls: str, where: str, *, local_only: bool, what: str, fix: str, **kwargs: Any
+) -> nn.Module:
+    """``transformers.<model_cls>.from_pretrained(where)``; failures are one line naming
+    ``what`` and saying ``fix``. A pickle that is not weights-only is refused (transformers reads
+    ``.bin`` files with ``weights_only=True``: nothing runs) without torch's advice to load it
+    unsafely; a checkpoint that leaves weights uninitialised (e.g. no classifier) is refused."""
     tf = transformers_module()
     try:
-        return getattr(tf, arch.model_cls).from_pretrained(where, local_files_only=local_only)
-    except (OSError, ValueError, RuntimeError) as exc:
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        net, info = getattr(tf, model_cls).from_pretrained(
+            where, local_files_only=local_only, output_loading_info=True, **kwargs
+        )
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        detail = f"it pickles the global {found.group(1)}" if found else "not tensors only"
         raise VidcamError(
-            f"could not load {arch.name} weights from {where!r} ({type(exc).__name__}: {first}); "
-            "online, the hub id downloads into the Hugging Face cache ($HF_HOME); offline, pass "
-            "--weights DIR (a save_pretrained directory) or FILE, or --random-weights"
+            f"{what}: a weights file is not a weights-only checkpoint ({detail}); vidcam never "
+            "runs code from a checkpoint. Save the model with save_pretrained (safetensors)"
+        ) from None
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise VidcamError(
+            f"could not load {what} ({type(exc).__name__}: {_first_line(exc)}); {fix}"
         ) from exc
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        more = f", ... ({len(missing)} in all)" if len(missing) > 3 else ""
+        raise VidcamError(
+            f"{what}: the checkpoint has no weights for {', '.join(missing[:3])}{more}; pass a "
+            "video classifier's checkpoint (with its head), or --random-weights"
+        )
+    return net
 
 
-def _read_weights_file(path: Path) -> dict[str, torch.Tensor]:
+def check_pickles(directory: Path) -> None:
+    """Refuse a ``save_pretrained`` directory whose ``.bin`` weights (what transformers reads
+    when there is no ``.safetensors``) are not weights-only pickles, before transformers opens
+    them: each is unpickled here with ``weights_only=True``, which never runs code."""
+    if any(directory.glob("*.safetensors")):
+        return
+    for path in sorted(directory.glob("*.bin")):
+        load_weights_only(
+            path,
+            what=f"weights file {str(path)!r}",
+            fix="save the model with save_pretrained (safetensors), or pass tensors only",
+        )
+
+
+def read_weights_file(path: Path) -> dict[str, torch.Tensor]:
+    """A ``.safetensors`` file, or a torch state dict read with ``weights_only=True``."""
     if path.suffix != ".safetensors":
         return read_checkpoint(path)
     try:
@@ -202,8 +158,49 @@ def _read_weights_file(path: Path) -> dict[str, torch.Tensor]:
         ) from exc
 
 
-def _offline() -> bool:
-    return any(os.environ.get(v, "") not in ("", "0") for v in ("VIDCAM_OFFLINE", "HF_HUB_OFFLINE"))
+def _from_pretrained(arch: HfArch, where: str, local_only: bool, progress: bool) -> nn.Module:
+    if Path(where).is_dir():
+        check_pickles(Path(where))
+    with quiet_progress(progress):
+        return load_pretrained(
+            arch.model_cls,
+            where,
+            local_only=local_only,
+            what=f"{arch.name} weights from {where!r}",
+            fix="online, the hub id downloads into the Hugging Face cache ($HF_HOME); offline, "
+            "pass --weights DIR (a save_pretrained directory) or FILE, or --random-weights",
+        )
+
+
+def build_auto(
+    where: str,
+    local: bool,
+    name: str,
+    config: Any,
+    weights: str | os.PathLike | None,
+    pretrained: bool,
+    progress: bool,
+    fix: str,
+) -> tuple[nn.Module, str]:
+    """``AutoModelForVideoClassification`` for ``config`` (``hf:`` models, see
+    :func:`vidcam.models.hf_auto.open_hf`): the weights of ``where`` (a directory when
+    ``local``, else a hub id), of the file ``weights``, or random (``pretrained=False``).
+    Returns (the transformers model, where its weights came from)."""
+    auto = "AutoModelForVideoClassification"
+    if weights is not None or not pretrained:
+        net = getattr(transformers_module(), auto).from_config(config)
+        if weights is None:
+            return net, f"random initialisation from {name}'s config (pretrained=False)"
+        path = Path(weights).expanduser()
+        state = read_weights_file(path)
+        load_into(HfVideoClassifier(net), state, source=repr(str(path)), model_name=name)
+        return net, f"weights file {str(path)!r} ({name}'s config)"
+    if local:
+        check_pickles(Path(where))
+    local_only = local or offline()
+    with quiet_progress(progress):
+        net = load_pretrained(auto, where, local_only=local_only, what=name, fix=fix, config=config)
+    return net, f"Hugging Face {'directory' if local else 'hub model'} {where!r}"
 
 
 def _loader(arch: HfArch):
@@ -220,13 +217,13 @@ def _loader(arch: HfArch):
         if path is not None and path.is_dir():
             if overrides:
                 raise VidcamError(f"a weights directory fixes the architecture; drop {overrides}")
-            net = _from_pretrained(arch, str(path), local_only=True)
+            net = _from_pretrained(arch, str(path), local_only=True, progress=progress)
             source = f"weights directory {str(path)!r}"
         elif path is not None or not pretrained:
             config = _config(arch, overrides if path is not None else {**TINY, **overrides})
             net = getattr(tf, arch.model_cls)(config)
             if path is not None:
-                state = _read_weights_file(path)
+                state = read_weights_file(path)
                 load_into(
                     HfVideoClassifier(net), state, source=repr(str(path)), model_name=arch.name
                 )
@@ -236,7 +233,7 @@ def _loader(arch: HfArch):
                 raise VidcamError(
                     f"the hub weights of {arch.hub_id} fix the architecture; drop {overrides}"
                 )
-            net = _from_pretrained(arch, arch.hub_id, local_only=_offline())
+            net = _from_pretrained(arch, arch.hub_id, offline(), progress)
             source = f"hub model {arch.hub_id!r}"
         _check_config(arch, net.config, source)
         token_grid(arch, net.config)  # fails early for unsupported layouts
@@ -320,29 +317,6 @@ def _spec(arch: HfArch, description: str) -> ModelSpec:
         specialise=_specialise(arch),
     )
 
-
-ARCHS: dict[str, HfArch] = {
-    a.name: a
-    for a in (
-        HfArch(
-            "videomae", "MCG-NJU/videomae-base-finetuned-kinetics", "VideoMAEConfig",
-            "VideoMAEForVideoClassification", "videomae.encoder.layer", "thw", 0, 224,
-            _IMAGENET_STANDARD, 4,
-        ),
-        HfArch(
-            "timesformer", "facebook/timesformer-base-finetuned-k400", "TimesformerConfig",
-            "TimesformerForVideoClassification", "timesformer.encoder.layer", "hwt", 1, 224,
-            _IMAGENET_DEFAULT, 32,
-        ),
-        HfArch(
-            "vivit", "google/vivit-b-16x2-kinetics400", "VivitConfig",
-            "VivitForVideoClassification", "vivit.layers", "thw", 1, 256,
-            # the processor maps pixels to [-1, 1] (x/127.5 - 1), then normalises by 0.5/0.5:
-            # (p - 0.75) / 0.25 on [0, 1] pixels
-            ((0.75, 0.75, 0.75), (0.25, 0.25, 0.25)), 2,
-        ),
-    )
-}  # fmt: skip
 
 SPECS: list[ModelSpec] = [
     _spec(
