@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.resources
+import os
 import warnings
+from collections.abc import Sequence
+from pathlib import Path
 
 from vidcam.errors import VidcamError
 
@@ -40,3 +43,53 @@ def load_labels(name: str) -> list[str]:
     if name in LABEL_FILES:
         return _from_file(name, LABEL_FILES[name])
     raise VidcamError(f"unknown label set {name!r}; known: {', '.join(sorted(LABEL_SETS))}")
+
+
+#: the most bytes a labels file may hold (Kinetics-700's names take about 15 KB)
+MAX_LABELS_BYTES = 4 << 20
+
+
+def read_labels_file(path: str | os.PathLike, *, what: str = "labels file") -> list[str]:
+    """Class names from a UTF-8 text file, one per line (blank lines and surrounding spaces
+    ignored); at most :data:`MAX_LABELS_BYTES` are read."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        state = "is not a regular file" if p.exists() else "does not exist"
+        raise VidcamError(f"{what} {str(p)!r} {state}; give a text file with one class per line")
+    with open(p, "rb") as f:
+        data = f.read(MAX_LABELS_BYTES + 1)
+    if len(data) > MAX_LABELS_BYTES:
+        raise VidcamError(
+            f"{what} {str(p)!r} is larger than {MAX_LABELS_BYTES >> 20} MiB; is it a labels file "
+            "(one class name per line)?"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise VidcamError(
+            f"{what} {str(p)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8, one "
+            "class name per line"
+        ) from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise VidcamError(f"{what} {str(p)!r} holds no class names (one per line)")
+    return names
+
+
+def labels_arg(
+    labels: Sequence[str] | str | os.PathLike | None, *, what: str = "labels"
+) -> tuple[str, ...] | None:
+    """``labels`` as a tuple of class names: a sequence of names as is, a path (``str`` or
+    ``PathLike``) read with :func:`read_labels_file`, None as None."""
+    if labels is None:
+        return None
+    if isinstance(labels, str | os.PathLike):
+        return tuple(read_labels_file(labels, what=f"{what} file"))
+    if not isinstance(labels, Sequence) or not all(isinstance(x, str) for x in labels):
+        raise VidcamError(
+            f"{what}: expected a labels file path or a sequence of class names (str), got "
+            f"{type(labels).__name__}"
+        )
+    if not labels:
+        raise VidcamError(f"{what}: the list of class names is empty")
+    return tuple(labels)

@@ -16,7 +16,9 @@ from torch import nn
 
 from vidcam.device import resolve_device
 from vidcam.errors import VidcamError
+from vidcam.models.dryrun import check_labels, dry_run
 from vidcam.models.handle import ModelHandle
+from vidcam.models.heads import checkpoint_labels
 from vidcam.models.labels import load_labels
 from vidcam.models.spec import ModelSpec
 from vidcam.models.weights_source import WeightsStatus
@@ -100,20 +102,59 @@ def load_model(
     model = spec.build(pretrained=pretrained, weights=weights, progress=progress)
     model = model.to(dev).eval()
     spec = spec.for_model(model)  # e.g. a Hugging Face checkpoint's depth and token grid
-    return handle_of(spec, model, source, dev)
+    labels = tuple(load_labels(spec.labels)) or None
+    if weights is not None:  # a fine-tuned head: its class count and stored names
+        labels = _checkpoint_labels(spec, model, Path(weights), labels, dev)
+    return handle_of(spec, model, source, dev, labels=labels)
 
 
-def handle_of(spec: ModelSpec, model: nn.Module, source: str, device: torch.device) -> ModelHandle:
-    """The handle of ``model``, built from the registry entry ``spec`` (fitted to it)."""
+def _checkpoint_labels(
+    spec: ModelSpec,
+    model: nn.Module,
+    path: Path,
+    registered: tuple[str, ...] | None,
+    device: torch.device,
+) -> tuple[str, ...] | None:
+    """The class names of a model loaded from ``path``: those stored in the checkpoint (or a
+    Hugging Face config's ``id2label``), else the registered ones when the head has their
+    count, else None (classes shown by index)."""
+    classes = dry_run(model, spec.input, name=spec.name, device=device)
+    stored = checkpoint_labels(path) if path.is_file() else None
+    if stored is None:
+        stored = _config_labels(model, classes)
+    if stored is not None:
+        check_labels(stored, classes, name=spec.name, where=f"weights {str(path)!r}")
+        return stored
+    return registered if registered is not None and len(registered) == classes else None
+
+
+def _config_labels(model: nn.Module, classes: int) -> tuple[str, ...] | None:
+    """A Hugging Face config's ``id2label`` names, unless they are its ``LABEL_i`` defaults."""
+    id2label = getattr(getattr(model, "config", None), "id2label", None)
+    if not isinstance(id2label, dict) or len(id2label) != classes:
+        return None
+    names = tuple(str(id2label[i]) for i in sorted(id2label, key=int))
+    return None if all(n == f"LABEL_{i}" for i, n in enumerate(names)) else names
+
+
+def handle_of(
+    spec: ModelSpec,
+    model: nn.Module,
+    source: str,
+    device: torch.device,
+    *,
+    labels: tuple[str, ...] | None,
+) -> ModelHandle:
+    """The handle of ``model``, built from the registry entry ``spec`` (fitted to it), with
+    class names ``labels`` (None: classes shown by index)."""
     layer: object = list(spec.layers) if len(spec.layers) > 1 else (spec.layers or (None,))[0]
-    labels = load_labels(spec.labels)
     return ModelHandle(
         module=model,
         name=spec.name,
         input=spec.input,
         layer=layer,
         reshape=spec.reshape,
-        labels=tuple(labels) if labels else None,
+        labels=labels,
         weights_source=source,
         device=device,
     )

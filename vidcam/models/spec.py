@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from vidcam.errors import VidcamError
-from vidcam.models.checkpoint import load_into
+from vidcam.models.checkpoint import extract_state_dict, load_into, load_weights_only
+from vidcam.models.heads import fit_head
 from vidcam.models.weights_source import WeightsSource, WeightsStatus
 
 #: ``reshape(activation, module_output) -> (N, C, T, H, W)``: turns a layer's captured tensor
@@ -122,12 +125,29 @@ class ModelSpec:
         if not isinstance(self.weights, WeightsSource):
             raise VidcamError(f"model {self.name!r}: its weights source needs a loader")
         model = self.make(**arch)
-        if weights is not None or pretrained:
-            state, origin = self.weights.state_dict(
-                weights, model_name=self.name, progress=progress
-            )
+        if weights is not None:  # a fine-tuned head of another class count is rebuilt first
+            state, origin = self._local_state(weights, progress)
+            fit_head(model, state)
+            load_into(model, state, source=origin, model_name=self.name)
+        elif pretrained:
+            state, origin = self.weights.state_dict(None, model_name=self.name, progress=progress)
             load_into(model, state, source=origin, model_name=self.name)
         return model.eval()
+
+    def _local_state(
+        self, weights: str | os.PathLike, progress: bool
+    ) -> tuple[dict[str, torch.Tensor], str]:
+        """The state dict of a local checkpoint; for I3D also a plain ``torch.save`` state dict
+        (a fine-tuned model) besides vidcam's converted file and DeepMind's originals."""
+        if getattr(self.weights, "kind", None) == "i3d" and zipfile.is_zipfile(weights):
+            from vidcam.models.i3d_weights import FORMAT
+
+            obj = load_weights_only(
+                Path(weights), what=f"weights file {str(weights)!r}", fix="pass a checkpoint file"
+            )
+            if not (isinstance(obj, Mapping) and obj.get("format") == FORMAT):
+                return extract_state_dict(obj, repr(str(weights))), repr(str(weights))
+        return self.weights.state_dict(weights, model_name=self.name, progress=progress)
 
     def for_model(self, model: nn.Module) -> ModelSpec:
         """This entry fitted to ``model`` (see ``specialise``); itself when nothing depends on
