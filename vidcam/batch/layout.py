@@ -10,7 +10,7 @@ one folder) keep their extension in the base (``clip.avi.mp4``); run-level files
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -26,7 +26,7 @@ SUFFIXES: dict[str, str] = {
     "metrics": ".metrics.json",
 }
 STATE_SUFFIXES = {"done": ".done.json", "failed": ".failed.json"}
-RUN_FILES = ("index.jsonl", "summary.csv", "index.html")
+RUN_FILES = ("index.jsonl", "summary.csv", "classes.csv", "index.html")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class Outputs:
 
     def path(self, kind: str) -> Path:
         return self.out_dir / self.rel(kind)
+
+    def rel_of(self, p: Path) -> str:
+        """``p`` (a path under ``out_dir``) relative to it, POSIX."""
+        return PurePosixPath(*p.relative_to(self.out_dir).parts).as_posix()
 
     @property
     def folder(self) -> Path:
@@ -84,8 +88,12 @@ def _escape(s: str) -> str:
     return "".join(f"[{c}]" if c in "*?[]" else c for c in s)
 
 
-def plan_layout(out_dir: str | Path, keys: Iterable[str]) -> dict[str, Outputs]:
-    """key -> :class:`Outputs`, in order; every file name is distinct across the run."""
+def plan_layout(
+    out_dir: str | Path, keys: Iterable[str], avoid: Callable[[Path], object] | None = None
+) -> dict[str, Outputs]:
+    """key -> :class:`Outputs`, in order; every file name is distinct across the run, and
+    none is a path for which ``avoid`` is truthy (an input of the run: ``-o`` holding the
+    inputs gives ``clip.avi`` the base ``clip.avi`` when ``clip.mp4`` is an input)."""
     out = Path(out_dir)
     taken: set[str] = set(RUN_FILES)
     plan: dict[str, Outputs] = {}
@@ -95,7 +103,7 @@ def plan_layout(out_dir: str | Path, keys: Iterable[str]) -> dict[str, Outputs]:
         candidates = [stem, key] + [f"{stem}~{n}" for n in range(2, 10_000)]
         for base in candidates:
             names = {base + s for s in (*SUFFIXES.values(), *STATE_SUFFIXES.values())}
-            if not names & taken:
+            if not names & taken and not (avoid and any(avoid(out / n) for n in names)):
                 taken |= names
                 plan[key] = Outputs(out, base)
                 break

@@ -19,11 +19,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vidcam.batch.guard import InputSet, output_conflict
 from vidcam.batch.index import IndexWriter
 from vidcam.batch.inputs import Item, expand_inputs
-from vidcam.batch.layout import Outputs, plan_layout
+from vidcam.batch.layout import RUN_FILES, Outputs, plan_layout
 from vidcam.batch.options import DEFAULT_VIDEO_TIMEOUT, BatchOptions
-from vidcam.batch.state import failed_row, fingerprint, verified_row
+from vidcam.batch.state import failed_row, fingerprint, own_state, verified_row, written_before
+from vidcam.batch.worker import base_row
 from vidcam.errors import VidcamError
 from vidcam.paths import check_writable
 from vidcam.progress import Progress
@@ -79,23 +81,11 @@ def run(
     )
     out = _out_dir(out_dir)
     items = expand_inputs(inputs, recursive=recursive, exclude=out)
-    layout = plan_layout(out, [it.key for it in items])
+    read = InputSet([*(it.path for it in items), *(it.gt for it in items), *inputs])
+    _check_run_files(out, read)
+    layout = plan_layout(out, [it.key for it in items], avoid=read.holds)
     execute = _executor(options)  # fails now (e.g. Ray missing), before any work
-    base = options.fingerprint_settings()
-    rows: dict[str, dict[str, Any]] = {}
-    todo: list[Task] = []
-    for it in items:
-        o = layout[it.key]
-        fp = fingerprint({**base, "item": it.settings, "key": it.key})
-        done = verified_row(o, fp, it.path)
-        if done is not None:
-            rows[it.key] = {**done, "status": "skipped"}
-            continue
-        failed = None if retry_failed else failed_row(o, fp, it.path)
-        if failed is not None:
-            rows[it.key] = failed
-            continue
-        todo.append((it, o, fp))
+    rows, todo = _plan(items, layout, options, read)
     writer = IndexWriter(out)
     for r in rows.values():
         writer.append(r)
@@ -114,6 +104,48 @@ def run(
         status.close()
         writer.finish(_ordered(items, rows))
     return _ordered(items, rows)
+
+
+def _plan(
+    items: Sequence[Item], layout: dict[str, Outputs], options: BatchOptions, read: InputSet
+) -> tuple[dict[str, dict[str, Any]], list[Task]]:
+    """Rows known before any work (skipped, failed earlier, refused) and the videos to do."""
+    base = options.fingerprint_settings()
+    kinds = ["video", "json", "maps", "preview", "report"] + (
+        ["metrics"] if options.evaluate else []
+    )
+    rows: dict[str, dict[str, Any]] = {}
+    todo: list[Task] = []
+    for it in items:
+        o = layout[it.key]
+        fp = fingerprint({**base, "item": it.settings, "key": it.key})
+        done = verified_row(o, fp, it.path)
+        if done is not None:
+            rows[it.key] = {**done, "status": "skipped"}
+            continue
+        failed = None if options.retry_failed else failed_row(o, fp, it.path)
+        if failed is not None:
+            rows[it.key] = failed
+            continue
+        refused = o.outside() or output_conflict(
+            o, kinds, read, written_before(o), own_state(o), overwrite=options.overwrite
+        )
+        if refused is not None:  # a failed row; nothing written for it (no state file either)
+            rows[it.key] = {**base_row(it, None), "error": refused}
+            continue
+        todo.append((it, o, fp))
+    return rows, todo
+
+
+def _check_run_files(out: Path, read: InputSet) -> None:
+    """The run-level files (index.jsonl, summary.csv, ...) are never an input of the run."""
+    for name in RUN_FILES:
+        hit = read.holds(out / name)
+        if hit is not None:
+            raise VidcamError(
+                f"the batch's {name} in {str(out)!r} would replace the input {str(hit)!r}; "
+                "choose another -o folder"
+            )
 
 
 def _ordered(items: Sequence[Item], rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

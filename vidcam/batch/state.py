@@ -64,12 +64,65 @@ def write_done(o: Outputs, row: dict[str, Any], fp: str, src: Path) -> None:
     write_text(o.path("done"), json.dumps(doc, indent=1))
 
 
-def write_failed(o: Outputs, row: dict[str, Any], fp: str, src: Path) -> None:
+def write_started(o: Outputs, fp: str, src: Path, planned: list[str]) -> None:
+    """Before any output is written: the failed marker in state ``started``, listing the
+    ``planned`` output names, so a run killed half-way leaves a record that vidcam wrote
+    them (a rerun may replace them without ``--overwrite``); the done marker goes."""
+    o.check_inside()
+    doc = {
+        "format": FAILED_FORMAT,
+        "status": "started",
+        "fingerprint": fp,
+        "input": input_stat(src),
+        "outputs": planned,
+        "row": None,
+    }
+    o.path("done").unlink(missing_ok=True)
+    o.folder.mkdir(parents=True, exist_ok=True)
+    write_text(o.path("failed"), json.dumps(doc, indent=1))
+
+
+def written_before(o: Outputs) -> set[str]:
+    """Output names (relative to ``out_dir``) that an earlier run of this video wrote, from
+    its done marker (outputs) and its failed / started marker (planned outputs)."""
+    names: set[str] = set()
+    done = _read(o.path("done"), DONE_FORMAT)
+    files = done.get("outputs") if done else None
+    if isinstance(files, dict):
+        names |= {
+            f["path"] for f in files.values() if isinstance(f, dict) and _is_str(f.get("path"))
+        }
+    failed = _read(o.path("failed"), FAILED_FORMAT)
+    planned = failed.get("outputs") if failed else None
+    if isinstance(planned, list):
+        names |= {x for x in planned if _is_str(x)}
+    return names
+
+
+def own_state(o: Outputs) -> set[str]:
+    """The state files of ``o`` that are vidcam's own (parse as its formats)."""
+    own = set()
+    for kind, fmt in (("done", DONE_FORMAT), ("failed", FAILED_FORMAT)):
+        if _read(o.path(kind), fmt) is not None:
+            own.add(o.rel(kind))
+    return own
+
+
+def _is_str(x: object) -> bool:
+    return isinstance(x, str)
+
+
+def write_failed(
+    o: Outputs, row: dict[str, Any], fp: str, src: Path, planned: list[str] | None = None
+) -> None:
     """The failure marker; nothing is written or removed when a state file would land
-    outside the output folder (:meth:`Outputs.outside`: the row alone reports it)."""
+    outside the output folder (:meth:`Outputs.outside`: the row alone reports it).
+    ``planned``: output names this attempt may have left (recorded as vidcam's)."""
     if o.outside() is not None:
         return
     doc = {"format": FAILED_FORMAT, "fingerprint": fp, "input": input_stat(src), "row": row}
+    if planned:
+        doc["outputs"] = planned
     o.path("done").unlink(missing_ok=True)
     o.folder.mkdir(parents=True, exist_ok=True)
     write_text(o.path("failed"), json.dumps(doc, indent=1))

@@ -17,15 +17,22 @@ from typing import Any
 import torch
 
 from vidcam.batch.aggregates import centre_energy, temporal_profile, video_top
+from vidcam.batch.guard import InputSet, identities, output_conflict
 from vidcam.batch.inputs import Item
 from vidcam.batch.layout import Outputs
 from vidcam.batch.maps_io import load_maps, save_maps
 from vidcam.batch.options import BatchOptions
 from vidcam.batch.segment import segment_clip
-from vidcam.batch.state import write_done, write_failed
+from vidcam.batch.state import (
+    own_state,
+    write_done,
+    write_failed,
+    write_started,
+    written_before,
+)
 from vidcam.errors import VidcamError
 from vidcam.models.open import open_model
-from vidcam.paths import check_output, write_text
+from vidcam.paths import write_text
 from vidcam.video import analyze, render_analysis
 from vidcam.video.setup import ExplainOptions
 
@@ -85,44 +92,67 @@ class VideoWorker:
         t = item.target if item.target is not None else self.options.explain.get("target")
         return None if t is None else str(t)
 
+    def kinds(self) -> list[str]:
+        """The output kinds of every video of this run."""
+        return ["video", "json", "maps", "preview", "report"] + (
+            ["metrics"] if self.options.evaluate else []
+        )
+
+    def refusal(self, item: Item, out: Outputs) -> str | None:
+        """Why ``item``'s outputs may not be written (outside ``-o``, an input, a file no
+        earlier run of this video wrote without ``overwrite``), else None."""
+        why = out.outside()
+        if why is None:
+            why = output_conflict(
+                out,
+                self.kinds(),
+                InputSet([item.path, item.gt]),
+                written_before(out),
+                own_state(out),
+                overwrite=self.options.overwrite,
+            )
+        return why
+
     def process(self, item: Item, out: Outputs, fp: str) -> dict[str, Any]:
         """Do ``item`` into ``out``; returns its ``done`` or ``failed`` row (``fp``: settings)."""
         started = time.perf_counter()
         row = base_row(item, self.target_of(item))
-        escape = out.outside()
-        if escape is not None:  # nothing is read, written or removed there
-            row["error"] = escape
+        refused = self.refusal(item, out)
+        if refused is not None:  # nothing is written, replaced or removed for this video
+            row["error"] = refused
             return row
         for p in out.stale_temps():
             p.unlink(missing_ok=True)
-        ours: list[Path] = []  # output slots this attempt checked (and may have written)
+        planned = [out.rel(k) for k in self.kinds()]
         try:
-            self._run(item, out, row, ours)
+            _check_input(item.path)
+        except VidcamError as exc:
+            return self._failed(row, exc, out, fp, item, planned, started)
+        earlier = written_before(out)
+        before = identities(out.out_dir / r for r in planned)
+        write_started(out, fp, item.path, planned)
+        try:
+            self._run(item, out, row)
         except Exception as exc:  # a bad video is a row, never the end of the run
-            for p in ours:  # a failed row has no outputs: none of a half-done attempt stays
-                if p.is_file() and not p.is_symlink():
+            # a failed row has no outputs: nothing this attempt or an earlier run of this
+            # video wrote stays; a file vidcam did not write and did not replace stays
+            for p, ident in before.items():
+                mine = identities([p])[p] != ident or out.rel_of(p) in earlier
+                if mine and p.is_file() and not p.is_symlink():
                     p.unlink(missing_ok=True)
-            row.update(status="failed", error=one_line(exc), outputs={})
-            row["seconds"] = round(time.perf_counter() - started, 3)
-            write_failed(out, row, fp, item.path)
-            return row
+            return self._failed(row, exc, out, fp, item, planned, started)
         row["seconds"] = round(time.perf_counter() - started, 3)
         row["status"] = "done"
         write_done(out, row, fp, item.path)
         return row
 
-    def _run(self, item: Item, out: Outputs, row: dict[str, Any], ours: list[Path]) -> None:
-        out.path("done").unlink(missing_ok=True)
-        if not item.path.is_file():
-            what = "is not a file" if item.path.exists() else "does not exist"
-            raise VidcamError(f"input {str(item.path)!r} {what}")
-        out.folder.mkdir(parents=True, exist_ok=True)
-        kinds = ["video", "json", "maps", "preview", "report"] + (
-            ["metrics"] if self.options.evaluate else []
-        )
-        for k in kinds:
-            check_output(k, out.path(k), inputs=[item.path], overwrite=True)
-        ours.extend(out.path(k) for k in kinds)
+    def _failed(self, row, exc, out, fp, item, planned, started) -> dict[str, Any]:
+        row.update(status="failed", error=one_line(exc), outputs={})
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        write_failed(out, row, fp, item.path, planned)
+        return row
+
+    def _run(self, item: Item, out: Outputs, row: dict[str, Any]) -> None:
         if self.options.evaluate and item.gt is not None and not item.start:
             from vidcam.evaluate.clips import load_gt
 
@@ -247,6 +277,13 @@ def _write_report(
         overwrite=True,
     )
     return True
+
+
+def _check_input(path: Path) -> None:
+    """The input is a regular file (a FIFO or a device would block the decoder)."""
+    if not path.is_file():
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise VidcamError(f"input {str(path)!r} {what}")
 
 
 def set_threads(n: int) -> None:
