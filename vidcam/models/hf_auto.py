@@ -290,8 +290,10 @@ def labels_of(config: Any, source: str) -> tuple[str, ...] | None:
 
 def _locate(ref: str) -> tuple[str, bool]:
     """(where, local): a ``save_pretrained`` directory, or a hub id ``ORG/NAME``."""
+    if not ref.strip():
+        raise VidcamError("hf: needs a directory or a hub id after it: hf:DIR or hf:ORG/NAME")
     path = Path(ref).expanduser()
-    if ref.strip() and path.is_dir():
+    if path.is_dir():
         return str(path), True
     if path.exists():
         raise VidcamError(f"hf:{ref} is a file; pass the directory save_pretrained wrote")

@@ -78,14 +78,17 @@ def _config(arch: HfArch, overrides: Mapping[str, Any]) -> Any:
 
 @contextlib.contextmanager
 def quiet_progress(progress: bool) -> Iterator[None]:
-    """transformers' own progress bars ("Loading weights") only when ``progress``; restored."""
+    """transformers' progress bars ("Loading weights") only when ``progress``, and none of its
+    load reports (missing keys are vidcam's one-line error); both restored afterwards."""
     logging = transformers_module().utils.logging
-    was = logging.is_progress_bar_enabled()
+    was, level = logging.is_progress_bar_enabled(), logging.get_verbosity()
     if not progress and was:
         logging.disable_progress_bar()
+    logging.set_verbosity_error()
     try:
         yield
     finally:
+        logging.set_verbosity(level)
         if was and not logging.is_progress_bar_enabled():
             logging.enable_progress_bar()
 
