@@ -106,20 +106,79 @@ def test_poisoned_pytorchvideo_cache_is_refused(marker, tmp_path):
 
 
 def test_payload_matching_the_published_hash_still_does_not_run(marker, tmp_path, monkeypatch):
-    """Defence in depth: a file that passes the hash check (an 8-hex prefix is only 32 bits)
-    is still unpickled with weights_only=True."""
+    """Defence in depth: a file that passes the full-digest check (the pinned digest is the
+    payload's own here) is still unpickled with weights_only=True."""
     cache = _hub_cache(tmp_path)
     data = _torch_payload(cache / "tmp", marker).read_bytes()
-    prefix = hashlib.sha256(data).hexdigest()[:8]
-    poisoned = (cache / "tmp").rename(cache / f"r3d_18-{prefix}.pth")
+    digest = hashlib.sha256(data).hexdigest()
+    poisoned = (cache / "tmp").rename(cache / f"r3d_18-{digest[:8]}.pth")
     spec = get_spec("r3d_18")
     url = f"https://download.pytorch.org/models/{poisoned.name}"
-    monkeypatch.setitem(
-        MODELS, "r3d_18", dataclasses.replace(spec, weights=WeightsSource.hub(url, note="t"))
-    )
+    weights = WeightsSource.hub(url, note="t", sha256=digest)
+    monkeypatch.setitem(MODELS, "r3d_18", dataclasses.replace(spec, weights=weights))
     with pytest.raises(VidcamError, match="not a weights-only checkpoint") as err:
         load_model("r3d_18", pretrained=True, progress=False)
     _one_line_error(err, poisoned, "the global exec")
+    assert not marker.exists()
+
+
+def _forge_prefix(genuine: bytes, forged: bytes, hex_digits: int) -> tuple[bytes, bytes]:
+    """Variants of ``genuine`` and ``forged`` (a counter appended) whose sha256 share their
+    first ``hex_digits`` hex digits: a birthday search, as an attacker would run it."""
+    seen: dict[str, bytes] = {}
+    for i in range(1 << (2 * hex_digits + 1)):
+        g = genuine + i.to_bytes(8, "little")
+        seen[hashlib.sha256(g).hexdigest()[:hex_digits]] = g
+    i = 0
+    while True:
+        f = forged + i.to_bytes(8, "little")
+        hit = seen.get(hashlib.sha256(f).hexdigest()[:hex_digits])
+        if hit is not None:
+            return hit, f
+        i += 1
+
+
+def test_prefix_forgery_is_refused_by_the_full_digest(marker, tmp_path, monkeypatch):
+    """The issue's case: a backdoored file whose sha256 starts with the 8 hex digits of the
+    name (here forged by a birthday search) passed torch.hub's prefix check; vidcam compares
+    the whole pinned digest and refuses it before unpickling."""
+    cache = _hub_cache(tmp_path)
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    torch.save(nn.Linear(3, 2).state_dict(), buf)
+    payload = _torch_payload(tmp_path / "evil.pth", marker).read_bytes()
+    genuine, forged = _forge_prefix(buf.getvalue(), payload, 8)
+    g, f = hashlib.sha256(genuine).hexdigest(), hashlib.sha256(forged).hexdigest()
+    assert g[:8] == f[:8] and g != f  # what the prefix check would have accepted
+    name = f"tiny-{g[:8]}.pth"
+    (cache / name).write_bytes(forged)
+    weights = WeightsSource.hub(f"https://example.invalid/{name}", note="t", sha256=g)
+    assert weights.status() == "yes"  # present and pinned: it will be checked, not trusted
+    spec = ModelSpec(
+        name="tiny",
+        source="test",
+        input=InputSpec(clip_len=1, crop=(1, 1), resize_short=1, stride=1),
+        layers=("weight",),
+        labels="sample",
+        make=lambda: nn.Linear(3, 2),
+        weights=weights,
+        test_input=(1, 1, 1),
+    )
+    monkeypatch.setitem(MODELS, "tiny", spec)
+    with pytest.raises(VidcamError, match="fail verification") as err:
+        load_model("tiny", pretrained=True, progress=False)
+    _one_line_error(err, cache / name, f, g)
+    assert not marker.exists()
+
+
+def test_unpinned_torchvision_cache_is_refused_with_the_way_out(marker, tmp_path):
+    """s3d: no full digest is published anywhere vidcam could find; a cached file carrying the
+    right name is refused in one line that says how to pass it after checking it."""
+    poisoned = _torch_payload(_hub_cache(tmp_path) / "s3d-d76dad2f.pth", marker)
+    with pytest.raises(VidcamError, match="refusing to load cached weights") as err:
+        load_model("s3d", pretrained=True, progress=False)
+    msg = _one_line_error(err, poisoned, f"--weights {poisoned}", "d76dad2f", "32-bit prefix")
+    assert "check it yourself" in msg
     assert not marker.exists()
 
 
@@ -167,13 +226,14 @@ def test_i3d_conversion_unpickler_refuses_code(marker):
 
 
 def test_correctly_hashed_file_loads(tmp_path):
-    """A tiny state dict cached under a name carrying its own sha256 prefix loads offline."""
+    """A tiny state dict cached with its full sha256 pinned loads offline."""
     torch.manual_seed(0)
     ref = nn.Linear(3, 2)
     buf = io.BytesIO()
     torch.save(ref.state_dict(), buf)
     data = buf.getvalue()
-    name = f"tiny-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"tiny-{digest[:8]}.pth"
     (_hub_cache(tmp_path) / name).write_bytes(data)
     spec = ModelSpec(
         name="tiny",
@@ -182,10 +242,10 @@ def test_correctly_hashed_file_loads(tmp_path):
         layers=("weight",),
         labels="sample",
         make=lambda: nn.Linear(3, 2),
-        weights=WeightsSource.hub(f"https://example.invalid/{name}", note="tiny"),
+        weights=WeightsSource.hub(f"https://example.invalid/{name}", note="tiny", sha256=digest),
         test_input=(1, 1, 1),
     )
-    assert spec.weights.sha256 == name[5:13] and spec.weights.status() == "yes"
+    assert spec.weights.sha256 == digest and spec.weights.status() == "yes"
     model = spec.build(pretrained=True, progress=False)
     assert torch.equal(model.weight, ref.weight) and torch.equal(model.bias, ref.bias)
 

@@ -12,7 +12,7 @@ from vidcam.models import zoo, zoo_pytorchvideo, zoo_torchvision
 from vidcam.models.checkpoint import cached_file, hash_prefix_of
 from vidcam.models.registry import get_spec, list_models
 from vidcam.models.spec import ModelSpec
-from vidcam.models.weights_source import WeightsSource
+from vidcam.models.weights_source import PUBLISHED_SHA256, WeightsSource
 
 _HUB_URL = "https://download.pytorch.org/models/r3d_18-b3b3357e.pth"
 
@@ -45,11 +45,29 @@ def test_every_entry_has_a_typed_source():
             assert spec.weights.kind == "hub" and spec.weights.url.startswith("https://")
 
 
-def test_torchvision_sources_carry_the_file_name_hash():
+def test_torchvision_sources_pin_full_digests_or_none():
+    """Every torchvision entry pins the full sha256 from the published table (64 hex, agreeing
+    with the prefix in its name), or none: never the 8-hex prefix of the name."""
+    pinned = {}
     for spec in zoo_torchvision.SPECS:
         prefix = hash_prefix_of(spec.weights.file_name)
         assert prefix is not None and len(prefix) >= 8
-        assert spec.weights.sha256 == prefix
+        digest = spec.weights.sha256
+        assert digest == PUBLISHED_SHA256.get(spec.weights.file_name)
+        if digest is not None:
+            assert len(digest) == 64 and set(digest) <= set("0123456789abcdef")
+            assert digest.startswith(prefix)
+        pinned[spec.name] = digest is not None
+    assert pinned == {
+        "r3d_18": True,
+        "mc3_18": True,
+        "r2plus1d_18": True,
+        "s3d": False,
+        "mvit_v1_b": False,
+        "mvit_v2_s": True,
+        "swin3d_t": True,
+    }
+    assert set(PUBLISHED_SHA256) <= {s.weights.file_name for s in zoo_torchvision.SPECS}
 
 
 def test_pytorchvideo_sources_come_from_the_published_table():
@@ -79,10 +97,18 @@ def test_hash_prefix_of(name, prefix):
 
 def test_source_is_frozen_and_validated():
     src = WeightsSource.hub(_HUB_URL, note="n")
-    assert (src.kind, src.sha256, src.file_name) == ("hub", "b3b3357e", "r3d_18-b3b3357e.pth")
+    full = "b3b3357ead25631ec9c57362ff2128a92d0427e01e2cd184951a44380c3f2e9d"
+    assert (src.kind, src.sha256, src.file_name) == ("hub", full, "r3d_18-b3b3357e.pth")
+    # a prefix is no digest; a digest that contradicts the name's prefix is a typo
+    for bad in ("b3b3357e", full[:63], "0" * 64):
+        with pytest.raises(VidcamError, match="sha256"):
+            WeightsSource.hub(_HUB_URL, note="n", sha256=bad)
+    unknown = WeightsSource.hub("https://example.invalid/x-0123abcd.pth", note="n")
+    assert unknown.sha256 is None  # never the prefix in the name
     with pytest.raises(dataclasses.FrozenInstanceError):
         src.sha256 = None  # type: ignore[misc]
-    assert WeightsSource.hub(_HUB_URL, note="n", sha256="f" * 64).sha256 == "f" * 64
+    other = "https://example.invalid/no-prefix.pth"
+    assert WeightsSource.hub(other, note="n", sha256="f" * 64).sha256 == "f" * 64
     with pytest.raises(VidcamError, match="url"):
         WeightsSource("hub", "n")
     with pytest.raises(VidcamError, match="url"):

@@ -25,7 +25,8 @@ from vidcam.errors import VidcamError
 #: keys under which training checkpoints keep the model's state dict
 _NESTED_KEYS = ("state_dict", "model_state", "model")
 #: torchvision's naming scheme ``name-<first 8+ hex digits of the sha256>.ext`` (as in
-#: ``torch.hub``'s ``check_hash``, but requiring at least 8 digits)
+#: ``torch.hub``'s ``check_hash``, but requiring at least 8 digits). Only a consistency check
+#: of a pinned full digest and of a fresh download: a 32-bit prefix never verifies a file.
 _NAME_HASH = re.compile(r"-([a-f0-9]{8,64})\.")
 _CHUNK = 1 << 20
 
