@@ -8,7 +8,9 @@ when complete, so a crash, a full disk or a signal never leaves a partial output
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -87,6 +89,51 @@ def _check_output(what: str, out: Path, inputs: Sequence[str | Path], overwrite:
         if not overwrite:
             raise VidcamError(f"{what} {str(out)!r} already exists; pass --overwrite to replace it")
     return out
+
+
+def open_regular(path: str | Path, flags: int = os.O_RDONLY, mode: int = 0o666) -> int:
+    """``os.open`` that never follows a final symbolic link (``O_NOFOLLOW``) nor blocks on a
+    FIFO (``O_NONBLOCK``, cleared once open); anything but a regular file is refused with a
+    one-line :class:`VidcamError`. Returns the descriptor (blocking)."""
+    p = Path(path)
+    try:
+        fd = os.open(p, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO) or os.path.islink(p):
+            kind = "a symbolic link" if os.path.islink(p) else "not a regular file"
+            raise VidcamError(f"{str(p)!r} is {kind}; vidcam opens only regular files") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise VidcamError(f"{str(p)!r} is not a regular file (a FIFO, a device, a folder?)")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str | Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path`` (links not followed, FIFOs and devices refused,
+    see :func:`open_regular`); a file over ``limit`` bytes is a :class:`VidcamError`."""
+    fd = open_regular(path)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise VidcamError(f"{str(path)!r} is {size} bytes; the limit is {limit}")
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:  # it grew while being read
+        raise VidcamError(f"{str(path)!r} is over {limit} bytes")
+    return data
 
 
 def check_distinct(named: Sequence[tuple[str, str | Path | None]]) -> None:

@@ -21,20 +21,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vidcam.paths import write_text
+from vidcam.paths import open_regular, read_regular, write_text
 
 LAYOUT_ROWS = ("key", "input", "status", "error", "label", "target")
 OUTPUT_KINDS = ("video", "json", "maps", "preview", "report", "metrics")
 HTML_EVERY_S = 30.0
+INDEX_LIMIT = 1 << 30  # bytes of an index.jsonl read back
 
 
 def read_index(path: str | Path) -> list[dict[str, Any]]:
     """Every row of an ``index.jsonl`` (a torn last line from a killed run is ignored)."""
     rows = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        data = read_regular(path, INDEX_LIMIT)
     except FileNotFoundError:
         return []
+    lines = data.decode("utf-8", errors="replace").splitlines()
     for line in lines:
         try:
             row = json.loads(line)
@@ -62,9 +64,11 @@ class IndexWriter:
 
     def append(self, row: Mapping[str, Any]) -> None:
         line = (json.dumps(row, separators=(",", ":")) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        # never through a link (its target would get the rows) nor into a FIFO or device
+        fd = open_regular(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         try:
-            if os.fstat(fd).st_size and not _ends_with_newline(self.path):
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
                 line = b"\n" + line  # a killed run left a torn line: start a fresh one
             os.write(fd, line)
             os.fsync(fd)
@@ -95,12 +99,6 @@ class IndexWriter:
         write_text(self.out_dir / "summary.csv", summary_csv(rows))
         write_text(self.out_dir / "classes.csv", classes_csv(rows))
         self.html(rows)
-
-
-def _ends_with_newline(p: Path) -> bool:
-    with open(p, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
 
 
 def flatten(row: Mapping[str, Any]) -> dict[str, Any]:

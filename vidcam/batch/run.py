@@ -138,13 +138,21 @@ def _plan(
 
 
 def _check_run_files(out: Path, read: InputSet) -> None:
-    """The run-level files (index.jsonl, summary.csv, ...) are never an input of the run."""
+    """The run-level files (index.jsonl, summary.csv, ...) are never an input of the run, and
+    are regular files or absent (a link would send the rows to its target)."""
     for name in RUN_FILES:
-        hit = read.holds(out / name)
+        p = out / name
+        hit = read.holds(p)
         if hit is not None:
             raise VidcamError(
                 f"the batch's {name} in {str(out)!r} would replace the input {str(hit)!r}; "
                 "choose another -o folder"
+            )
+        if p.is_symlink() or (p.exists() and not p.is_file()):
+            kind = "a symbolic link" if p.is_symlink() else "not a regular file"
+            raise VidcamError(
+                f"{str(p)!r} is {kind}; vidcam never writes through it (remove it, or choose "
+                "another -o folder)"
             )
 
 

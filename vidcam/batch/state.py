@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from vidcam.batch.layout import Outputs
-from vidcam.paths import write_text
+from vidcam.errors import VidcamError
+from vidcam.paths import open_regular, read_regular, write_text
 
 DONE_FORMAT = "vidcam-batch-done/1"
 FAILED_FORMAT = "vidcam-batch-failed/1"
+STATE_LIMIT = 64 << 20  # bytes of a state file read back
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
@@ -36,8 +39,9 @@ def input_stat(path: Path) -> dict[str, Any] | None:
 
 
 def sha256(path: Path) -> str:
+    """The file's sha256 (a link, a FIFO or a device: :class:`VidcamError`, never followed)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with os.fdopen(open_regular(path), "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -129,9 +133,11 @@ def write_failed(
 
 
 def _read(p: Path, fmt: str) -> dict[str, Any] | None:
+    """A state file of format ``fmt``, else None (absent, a link, a FIFO, over the size limit,
+    not JSON, another format): never followed through a link, never blocking."""
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = json.loads(read_regular(p, STATE_LIMIT).decode("utf-8"))
+    except (OSError, ValueError, VidcamError):
         return None
     return doc if isinstance(doc, dict) and doc.get("format") == fmt else None
 
@@ -151,12 +157,14 @@ def verified_row(o: Outputs, fp: str, src: Path) -> dict[str, Any] | None:
         or files.keys() != row.get("outputs", {}).keys()
     ):
         return None
-    for f in files.values():
-        p = o.out_dir / f["path"]
-        try:
+    for kind, f in files.items():
+        try:  # a hand-edited marker of the wrong shape means: do the video again
+            if not isinstance(f, dict) or f.get("path") != o.rel(kind):
+                return None  # only this video's own output names, never another path
+            p = o.out_dir / f["path"]
             if not p.is_file() or p.stat().st_size != f["size"] or sha256(p) != f["sha256"]:
                 return None
-        except OSError:
+        except (OSError, VidcamError, KeyError, TypeError):
             return None
     return row
 
