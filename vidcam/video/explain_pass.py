@@ -39,7 +39,7 @@ from vidcam.video.setup import ExplainOptions, auto_batch_size
 from vidcam.video.spatial import SpatialPlan, plan_spatial, split_tiles, stitch
 from vidcam.video.spool import MapSpool
 from vidcam.video.threads import Prefetch
-from vidcam.video.to_source import TimeSupport, frame_importance
+from vidcam.video.to_source import TimeSupport, frame_importance, position_gain, trusted_range
 
 _STORE_SIDE = 56  # heatmaps are spooled at about this many pixels on the short side
 _TOP = 5  # predictions kept per window
@@ -104,7 +104,7 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
         msg = text if count == 1 else f"{text} (x{count})"
         messages.append(msg)
         warnings.warn_explicit(msg, w.category, w.filename, w.lineno)
-    supports = [TimeSupport(w.times, margin) for w in run.windows]
+    supports = _supports(run, sampler.clip_len, margin)
     frame_times = np.asarray(times, dtype=np.float64)
     raw = frame_importance(supports, run.energies, frame_times)
     peak = float(raw.max()) if raw.size else 0.0
@@ -123,6 +123,20 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
         warnings=messages,
         spatial=plan.mode,
     )
+
+
+def _supports(run: WindowExplainer, samples: int, margin: float) -> list[TimeSupport]:
+    """Every window's time support: its trusted samples (:func:`trusted_range` for the
+    explained layer's time steps and the window's padded samples) and the inverse of the
+    network's position gain (:func:`position_gain`, from the windows without padding)."""
+    slices = run.slices or samples
+    keep = trusted_range(samples, slices)
+    full = [e for e, w in zip(run.energies, run.windows, strict=True) if not w.pad]
+    scale = 1.0 / position_gain(full, keep) if full else np.ones(samples)
+    return [
+        TimeSupport(w.times, margin, keep=trusted_range(samples, slices, w.pad), scale=scale)
+        for w in run.windows
+    ]
 
 
 def _per_window(w: ConstantMapWarning, tiles: bool) -> tuple[str, int]:
@@ -237,6 +251,7 @@ class WindowExplainer:
         self.windows: list[WindowResult] = []
         self.energies: list[torch.Tensor] = []
         self.layers: tuple[str, ...] = ()
+        self.slices = 0  # time steps of the explained layer (the coarsest, when fused)
         self.spool = MapSpool()
         self.fits = math.inf  # after an out-of-memory halving: the most windows known to fit
 
@@ -304,6 +319,7 @@ class WindowExplainer:
                 out[p.id] = to_spool(m2, p2, self.store, self.normalize)
         if not self.layers:
             self.layers = res.layers
+            self.slices = min(r.shape[2] for r in res.raw_per_layer)
         logits, probs = res.logits, res.probs
         if self.tiles and logits is not None:  # the window's prediction: the tiles' average
             n = len(self.plan.offsets)
@@ -328,6 +344,7 @@ class WindowExplainer:
                     frames=w.frames,
                     times=tuple(float(t) for t in w.times),
                     padded=w.padded,
+                    pad=w.pad,
                     top=top,
                     targets=tuple(targets[n].tolist()) if targets is not None else (),
                 )

@@ -45,7 +45,9 @@ class Placers:
 def display_scale(analysis: VideoAnalysis, normalize: str = DEFAULT_NORMALIZE) -> DisplayScale:
     """The display scale of ``analysis``'s heat panels (one cheap pass over the spool)."""
     heat = [p.id for p in analysis.panels if not p.guided]
-    return DisplayScale.from_spool(analysis.spool, heat, normalize, device=analysis.model.device)
+    return DisplayScale.from_spool(
+        analysis.spool, heat, normalize, device=analysis.model.device, supports=analysis.supports
+    )
 
 
 def blended(
@@ -60,9 +62,12 @@ def blended(
     dev = analysis.model.device
     if isinstance(scale, str):
         scale = display_scale(analysis, scale)
+    sups = analysis.supports
     blender = MapBlender(
-        analysis.supports,
-        lambda i: {k: scale.window(k, v.to(dev)) for k, v in analysis.spool.get(i).items()},
+        sups,
+        lambda i: {
+            k: scale.window(k, v.to(dev), sups[i]) for k, v in analysis.spool.get(i).items()
+        },
     )
     n = len(analysis.times)
     bar = Progress(n, unit="frames", desc="rendering", enabled=progress)

@@ -46,6 +46,7 @@ class WindowResult:
         padded: the video was shorter than the clip; the last frame fills the rest.
         top: the model's top predictions ``(class index, probability, logit)``.
         targets: the explained class indices (empty when the model output has no classes).
+        pad: how many of the last samples repeat the last frame (their maps are never shown).
     """
 
     index: int
@@ -54,6 +55,7 @@ class WindowResult:
     padded: bool
     top: tuple[tuple[int, float, float], ...]
     targets: tuple[int, ...]
+    pad: int = 0
 
     def to_json(self, labels: Sequence[str] | None) -> dict[str, Any]:
         name = class_namer(labels)

@@ -52,12 +52,14 @@ class ShortVideoWarning(UserWarning):
 class Window:
     """One model clip: ``frames[j]`` is the source frame index of sample ``j``, ``times[j]`` its
     time in seconds (from the first frame). ``padded``: some samples repeat the last frame
-    because the video ended."""
+    because the video ended; ``pad``: how many (the last ``pad`` samples, never shown: their
+    slices carry no heat onto any frame, see :mod:`vidcam.video.to_source`)."""
 
     index: int
     frames: tuple[int, ...]
     times: tuple[Fraction, ...]
     padded: bool = False
+    pad: int = 0
 
     @property
     def start(self) -> Fraction:
@@ -234,7 +236,8 @@ class WindowScheduler:
         sample_t = [start + j * s.period for j in range(s.clip_len)]
         frames = tuple(self._pick(t) for t in sample_t)
         self._last_end = sample_t[-1]
-        return self._make(frames, padded=sample_t[-1] > last_t and self._done)
+        pad = sum(t > last_t for t in sample_t) if self._done else 0
+        return self._make(frames, pad=pad)
 
     def _index_window(self, first: int) -> Window:
         s = self.sampler
@@ -242,11 +245,11 @@ class WindowScheduler:
         wanted = [first + j * s.stride for j in range(s.clip_len)]
         frames = tuple(min(i, n_last) for i in wanted)
         self._last_end = frames[-1]
-        return self._make(frames, padded=wanted[-1] > n_last)
+        return self._make(frames, pad=sum(i > n_last for i in wanted))
 
-    def _make(self, frames: tuple[int, ...], *, padded: bool) -> Window:
+    def _make(self, frames: tuple[int, ...], *, pad: int) -> Window:
         times = tuple(self._times[i - self._base] for i in frames)
-        w = Window(index=self._emitted, frames=frames, times=times, padded=padded)
+        w = Window(index=self._emitted, frames=frames, times=times, padded=pad > 0, pad=pad)
         self._emitted += 1
         return w
 

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from vidcam.errors import VidcamError
+from vidcam.video.to_source import TimeSupport
 
 NORMALIZE = ("video", "clip", "frame")
 DEFAULT_NORMALIZE = "video"
@@ -134,27 +135,36 @@ class DisplayScale:
         q: float = VIDEO_PERCENTILE,
         gamma: float = VIDEO_GAMMA,
         device: torch.device | str = "cpu",
+        supports: Sequence[TimeSupport] | None = None,
     ) -> DisplayScale:
         """Read the spool once (``"video"`` only) for the percentile of each panel in
-        ``names`` (heat panels; image panels are shown as they are)."""
+        ``names`` (heat panels; image panels are shown as they are). With the windows'
+        ``supports``, only what frames can show counts: trusted slices, times their scale."""
         check_normalize(normalize)
         if normalize != "video":
             return cls(normalize, {}, 1.0)
+
+        def shown(i: int, v: torch.Tensor) -> torch.Tensor:
+            return supports[i].kept(v.float()) if supports is not None else v
+
         ref = {}
         for name in names:
-            chunks = (spool.get(i)[name].to(device) for i in range(len(spool)))
+            chunks = (shown(i, spool.get(i)[name].to(device)) for i in range(len(spool)))
             value = percentile(chunks, q)
             if value <= 0:  # (almost) all zeros: fall back to the maximum, if any
                 value = max(
-                    (float(spool.get(i)[name].float().max()) for i in range(len(spool))),
+                    (float(shown(i, spool.get(i)[name]).float().max()) for i in range(len(spool))),
                     default=0.0,
                 )
             ref[name] = value
         return cls(normalize, ref, gamma)
 
-    def window(self, name: str, v: torch.Tensor) -> torch.Tensor:
+    def window(
+        self, name: str, v: torch.Tensor, support: TimeSupport | None = None
+    ) -> torch.Tensor:
         """One window's spooled maps (T, h, w) -> float32: divided by the video's reference
-        (``video``) or the window's maximum (``clip``), raw (``frame``); images pass through."""
+        (``video``) or the window's maximum (``clip``: of what its frames can show, with its
+        ``support``), raw (``frame``); images pass through."""
         if v.dtype == torch.uint8:  # a guided-backprop image, already in [0, 255]
             return v.float().div_(255.0)
         v = v.float()
@@ -164,7 +174,7 @@ class DisplayScale:
             ref = self.ref.get(name, 0.0)
             return v.div_(ref).clamp_(0, 1) if ref > 0 else v.zero_()
         if self.normalize == "clip":
-            top = float(v.max()) if v.numel() else 0.0
+            top = float((support.kept(v) if support is not None else v).max()) if v.numel() else 0.0
             return v.div_(top) if top > 0 else v.zero_()
         return v  # "frame": normalised after blending, see :meth:`frame`
 

@@ -7,12 +7,21 @@ guided-backprop images, where mid grey is zero) or the nearest edge value (``fil
 
 Time: a window's T slices belong to the times of the source frames it sampled. A source frame
 at time t takes the linear interpolation between the two sampled times around it (slices that
-sampled the same frame are averaged; before the first / after the last sampled time the edge
-slice is held). Overlapping windows are blended with triangular weights that peak at a window's
-centre and fall to zero half a sample period beyond its ends, so seams are smooth.
+sampled the same frame are averaged). Only a window's *trusted* slices are read
+(:func:`trusted_range`): not the outer ones, whose receptive field reaches into the network's
+temporal zero padding (DeepMind's I3D puts a hot spot in the corner of every window's last
+``Mixed_5c`` slice), and never the samples that repeat the last frame past the video's end. A
+frame outside a window's trusted span reads the nearest trusted slice (held). Overlapping
+windows are blended with triangular weights that peak at a window's centre and fall to zero half
+a sample period beyond its ends, so seams are smooth; the video's first and last frames thus
+show the first / last trusted slice instead of the padded edge.
 
 Importance: the per-frame energy of the explanation (a scalar per slice, e.g. the mean of the
-un-normalised CAM), interpolated and blended exactly like the maps.
+un-normalised CAM), interpolated and blended exactly like the maps. Each slice is divided by the
+network's *position gain* (:func:`position_gain`: the median over windows of the energy at that
+position in the window, relative to the window's mean), which a window's padding imposes on
+every window alike; uncorrected, it repeats at every window hop (a ripple that shows the
+tiling, not the content). Maps get the same per-slice factor (``TimeSupport.scale``).
 
 :class:`MapBlender` works as a stream over increasing frame times and keeps only the windows
 that can still touch a frame not yet produced. Everything is torch on one device.
@@ -20,6 +29,7 @@ that can still touch a frame not yet produced. Everything is torch on one device
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -41,12 +51,17 @@ class TimeSupport:
     """Where a window sits in time: sampled frame ``times`` (T,) seconds and the ``margin`` by
     which its influence reaches past its first and last sample (half a sample period).
 
+    ``keep`` = (a, b): the trusted samples a..b (inclusive; default all, see
+    :func:`trusted_range`); a frame time outside their span reads the nearest of them.
+    ``scale`` (T,): a factor per slice (default 1; the inverse :func:`position_gain`).
     The weights are scalars per (frame, slice), computed in float64 NumPy (cheap, exact); the
     maps they weigh stay torch tensors.
     """
 
     times: Sequence[float]
     margin: float
+    keep: tuple[int, int] | None = None
+    scale: Sequence[float] | None = field(default=None, compare=False)
     _unique: np.ndarray = field(init=False, repr=False)
     _avg: np.ndarray = field(init=False, repr=False)
 
@@ -54,15 +69,24 @@ class TimeSupport:
         t = np.asarray([float(x) for x in self.times], dtype=np.float64)
         if t.size == 0:
             raise VidcamError("a window needs at least one sampled time")
-        self._unique, inverse = np.unique(t, return_inverse=True)
+        a, b = self.keep if self.keep is not None else (0, t.size - 1)
+        if not 0 <= a <= b < t.size:
+            raise VidcamError(f"trusted samples {a}..{b} do not fit a window of {t.size}")
+        self.keep = (int(a), int(b))
+        f = np.ones(t.size) if self.scale is None else np.asarray(self.scale, np.float64)
+        if f.shape != t.shape:
+            raise VidcamError(f"slice scale of shape {f.shape} does not match {t.size} slices")
+        self.scale = f
+        self._unique, inverse = np.unique(t[a : b + 1], return_inverse=True)
         avg = np.zeros((self._unique.size, t.size))
-        avg[inverse, np.arange(t.size)] = 1.0
-        self._avg = avg / avg.sum(1, keepdims=True)  # (U, T): mean of slices sharing a time
-        self.start = float(self._unique[0]) - self.margin
-        self.end = float(self._unique[-1]) + self.margin
+        avg[inverse, np.arange(a, b + 1)] = 1.0
+        self._avg = avg / avg.sum(1, keepdims=True)  # (U, T): mean of trusted slices per time
+        self.start = float(t.min()) - self.margin
+        self.end = float(t.max()) + self.margin
 
-    def slice_weights(self, t: np.ndarray | float) -> np.ndarray:
-        """(F,) times -> (F, T) weights over the window's slices (rows sum to 1)."""
+    def slice_weights(self, t: np.ndarray | float, scaled: bool = True) -> np.ndarray:
+        """(F,) times -> (F, T) weights over the window's slices: only trusted slices weigh;
+        rows sum to 1, then times each slice's ``scale`` (unless ``scaled=False``)."""
         u = self._unique
         t = np.clip(np.atleast_1d(np.asarray(t, dtype=np.float64)), u[0], u[-1])
         hi = np.minimum(np.searchsorted(u, t, side="right"), u.size - 1)
@@ -73,7 +97,15 @@ class TimeSupport:
         rows = np.arange(t.size)
         np.add.at(w, (rows, lo), 1 - lam)
         np.add.at(w, (rows, hi), lam)
-        return w @ self._avg
+        w = w @ self._avg
+        return w * self.scale if scaled else w
+
+    def kept(self, x: torch.Tensor) -> torch.Tensor:
+        """A window's (T, ...) slices -> its trusted ones times their ``scale`` (what frames
+        can show: e.g. for a display scale's reference)."""
+        a, b = self.keep
+        f = torch.as_tensor(self.scale[a : b + 1], dtype=x.dtype, device=x.device)
+        return x[a : b + 1] * f.reshape(-1, *([1] * (x.dim() - 1)))
 
     def weight(self, t: np.ndarray | float) -> np.ndarray:
         """(F,) times -> (F,) blend weight: triangular over [start, end], >= _FLOOR inside."""
@@ -82,6 +114,58 @@ class TimeSupport:
         half = max((self.end - self.start) / 2, 1e-12)
         tri = np.maximum(1 - np.abs(t - mid) / half, _FLOOR)
         return np.where((t >= self.start) & (t <= self.end), tri, 0.0)
+
+
+def trusted_range(samples: int, slices: int, pad: int = 0) -> tuple[int, int]:
+    """The trusted samples (a, b) of a window of ``samples`` whose explained layer has
+    ``slices`` time steps and whose last ``pad`` samples repeat the video's last frame.
+
+    Upsampled linearly, a slice reaches to the centre of its neighbour; the outer slices see
+    the network's temporal zero padding most. So the trusted samples lie between the centres
+    of the second and the second-last slice (I3D, 64 samples, 8 slices: 12..51; a layer at
+    full temporal resolution: all but the outer sample; two slices or fewer: the centre);
+    padded samples are never trusted.
+    """
+    if samples < 1 or slices < 1 or not 0 <= pad < samples:
+        raise VidcamError(f"no trusted range for {samples} samples, {slices} slices, pad {pad}")
+    step = samples / slices
+    a = math.ceil(1.5 * step - 0.5 - 1e-9)
+    b = samples - 1 - a
+    if a > b:  # too few slices to drop any: the centre
+        a, b = (samples - 1) // 2, samples // 2
+    b = min(b, samples - 1 - pad)
+    return min(a, b), b
+
+
+GAIN_MIN_WINDOWS = 3  # fewer windows than this: no position gain is estimated (1)
+GAIN_CLAMP = 4.0  # the gain is kept within [1 / GAIN_CLAMP, GAIN_CLAMP]
+
+
+def position_gain(
+    energies: Sequence[torch.Tensor | np.ndarray], keep: tuple[int, int]
+) -> np.ndarray:
+    """(T,) the network's gain per position in a window, from every window's energies (T,).
+
+    A window's padding changes the response at each position the same way in every window,
+    whatever the content; the content differs between windows. So the gain at position p is
+    the median, over windows, of the window's energy at p divided by its mean over the trusted
+    samples ``keep`` = (a, b) (windows with no energy skipped), normalised to mean 1 there and
+    clamped to [1/4, 4]; 1 outside ``keep`` and when fewer than ``GAIN_MIN_WINDOWS`` windows
+    count (a short video: nothing to tell content from position).
+    """
+    a, b = keep
+    rows = [np.asarray(torch.as_tensor(e).detach().cpu(), np.float64) for e in energies]
+    size = rows[0].size if rows else 0
+    out = np.ones(size)
+    if any(r.shape != (size,) for r in rows) or not 0 <= a <= b < size:
+        return out
+    prof = [r[a : b + 1] / r[a : b + 1].mean() for r in rows if r[a : b + 1].mean() > 0]
+    if len(prof) < GAIN_MIN_WINDOWS:
+        return out
+    g = np.median(np.stack(prof), axis=0)
+    g = np.clip(g / g.mean(), 1 / GAIN_CLAMP, GAIN_CLAMP) if g.mean() > 0 else np.ones_like(g)
+    out[a : b + 1] = g
+    return out
 
 
 def frame_importance(
@@ -194,7 +278,8 @@ class MapBlender:
     """Stream: frame time -> blended crop-space map, loading window maps lazily.
 
     ``supports`` are the windows' time supports (in window order, starts increasing);
-    ``load(i)`` returns window i's named maps {name: (T, ...)} (e.g. read from a spool). Call
+    ``load(i)`` returns window i's named maps {name: (T, h, w) heat or (T, h, w, 3) image}
+    (e.g. read from a spool; heat gets the supports' per-slice ``scale``, images not). Call
     :meth:`at` with increasing times; windows whose support ended before it are released.
     Per frame, each map name costs one ``tensordot`` over the active windows' stacked slices.
     """
@@ -248,9 +333,13 @@ class MapBlender:
             j = min(order, key=lambda i: max(sups[i].start - t, t - sups[i].end, 0.0))
             weights = {i: float(i == j) for i in order}
         total = sum(weights.values())
-        vec = np.concatenate([sups[i].slice_weights(t)[0] * (weights[i] / total) for i in order])
+        vecs = [  # heat maps get each slice's scale, images (..., 3) do not
+            np.concatenate([sups[i].slice_weights(t, s)[0] * (weights[i] / total) for i in order])
+            for s in (True, False)
+        ]
         out = {}
         for name, stack in self._stack.items():
+            vec = vecs[stack.dim() == 4]
             w = torch.from_numpy(vec).to(stack.device, stack.dtype)
             out[name] = torch.tensordot(w, stack, dims=1)
         return out, {i: w / total for i, w in weights.items() if w > 0}
