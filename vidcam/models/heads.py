@@ -63,7 +63,7 @@ def _resized(old: nn.Module, classes: int) -> nn.Module:
 
 def fit_head(model: nn.Module, state: Mapping[str, torch.Tensor]) -> int | None:
     """Replace ``model``'s classifier head by one shaped like the checkpoint's, when the only
-    mismatches are one Linear/Conv's output count; returns the new class count (None: no
+    mismatches are the output count of its last Linear/Conv (the head); returns the new class count (None: no
     change). Any other mismatch is left for the strict load to report."""
     state = _aligned(model, state)
     own = model.state_dict()
@@ -74,6 +74,8 @@ def fit_head(model: nn.Module, state: Mapping[str, torch.Tensor]) -> int | None:
     if len(owners) != 1:
         return None
     (owner,) = owners
+    if f"{owner}.weight" not in list(dict(model.named_parameters()))[-2:]:
+        return None  # not the classifier (the last layer with parameters)
     head = model.get_submodule(owner)
     if not isinstance(head, _HEADS) or getattr(head, "groups", 1) != 1:
         return None
