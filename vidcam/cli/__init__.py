@@ -57,6 +57,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "models": ("vidcam.cli.models", "list the registered models and their input specs"),
     "evaluate": ("vidcam.cli.evaluate", "measure explanation quality (faithfulness, localization)"),
     "batch": ("vidcam.cli.batch", "explain many videos (files, folders, manifests), resumably"),
+    "export": ("vidcam.cli.export", "export a batch output (FiftyOne dataset with heatmaps)"),
+    "layers": ("vidcam.cli.layers", "list a model's layers with their shapes and vidcam's pick"),
 }
 
 

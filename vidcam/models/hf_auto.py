@@ -363,7 +363,8 @@ def open_hf(
     device: str | torch.device = "auto",
     progress: bool = True,
 ) -> ModelHandle:
-    """The handle of the Hugging Face video classifier ``ref`` (the text after ``hf:``).
+    """The handle of the Hugging Face video classifier ``ref`` (the text after ``hf:``; a
+    leading ``hf:`` is dropped).
 
     ``ref``: a ``save_pretrained`` directory (read offline, never a network call) or a hub id
     ``ORG/NAME``. ``weights``: a ``.safetensors`` or weights-only torch file loaded into the
@@ -372,6 +373,7 @@ def open_hf(
     """
     if not isinstance(ref, str):
         raise VidcamError(f"hf: expected a directory or hub id string, got {type(ref).__name__}")
+    ref = ref.removeprefix("hf:")  # the whole --model text is accepted too
     where, local = _locate(ref)
     name = f"hf:{ref}"
     config = _config(where, local, name)
