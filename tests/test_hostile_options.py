@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import pattern_frames, write_video
 
+import vidcam.models.open
 import vidcam.video.explain_pass
 import vidcam.video.setup as setup
 from vidcam.cli import choices, main
@@ -44,6 +45,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the options were refused")
 
+    monkeypatch.setattr(vidcam.models.open, "open_model", refuse)  # where the CLI opens it
     monkeypatch.setattr(vidcam.video.explain_pass, "open_model", refuse)
 
 

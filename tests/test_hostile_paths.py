@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import pattern_frames, write_video
 
+import vidcam.models.open
 import vidcam.video.explain_pass
 from vidcam.cli import main
 from vidcam.errors import VidcamError
@@ -34,6 +35,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the paths were refused")
 
+    monkeypatch.setattr(vidcam.models.open, "open_model", refuse)  # where the CLI opens it
     monkeypatch.setattr(vidcam.video.explain_pass, "open_model", refuse)
 
 

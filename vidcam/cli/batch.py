@@ -11,11 +11,14 @@ import argparse
 import sys
 
 from vidcam.cli import explain as explain_cli
+from vidcam.cli.choices import DEFAULT_VIDEO_TIMEOUT
+from vidcam.cli.model_args import model_options
+from vidcam.errors import VidcamError
 
 _NOT_FOR_BATCH = {"input", "-o", "--preview", "--json", "--report", "--overwrite", "--quiet"}
 _EXPLAIN_KEYS = (
-    "model", "weights", "layer", "method", "softmax", "target", "clip_len", "stride",
-    "device", "batch_size", "normalize", "spatial", "side_by_side",
+    "method", "softmax", "target", "clip_len", "stride", "device", "batch_size", "normalize",
+    "spatial", "side_by_side",
 )  # fmt: skip
 
 
@@ -73,6 +76,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="Ray model actors (default: one per GPU, else 2 CPU actors)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let outputs replace existing files that no earlier run of that video wrote "
+        "(never an input of the run)",
+    )
+    parser.add_argument(
+        "--video-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"a video taking longer becomes a failed row (default: {DEFAULT_VIDEO_TIMEOUT:g}; "
+        "0: no limit)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     group = parser.add_argument_group("explain options")
     explain_cli.add_arguments(_ExplainOptionsOnly(parser, group))
@@ -80,12 +96,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vidcam.batch import run as run_batch
+    from vidcam.models.sources import check_ref
 
+    check_ref(args.model)  # a missing file or an unknown name: refused before any work
     explain = {k: getattr(args, k) for k in _EXPLAIN_KEYS if getattr(args, k, None) is not None}
-    if args.layer:
-        explain["layer"] = args.layer[0] if len(args.layer) == 1 else args.layer
-    explain["pretrained"] = not args.random_weights
+    # the model's options as strings and paths: they pickle to Ray actors, which open the model
+    model = model_options(args)
+    explain.update({k: v for k, v in model.items() if v is not None})
     _optional_explain(args, explain)
+    timeout = {} if args.video_timeout is None else {"video_timeout": _timeout(args.video_timeout)}
     rows = run_batch(
         args.inputs,
         args.output,
@@ -99,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         ray_address=args.ray_address,
         progress=not args.quiet,
+        overwrite=args.overwrite,
+        **timeout,
         **explain,
     )
     failed = [r for r in rows if r["status"] == "failed"]
@@ -118,3 +139,12 @@ def _optional_explain(args: argparse.Namespace, explain: dict) -> None:
         from vidcam.cam import methods
 
         explain["side_by_side"] = methods.panel_ids(args.side_by_side)
+
+
+def _timeout(seconds: float) -> float | None:
+    """--video-timeout: seconds > 0, or 0 for no limit (None)."""
+    if seconds == 0:
+        return None
+    if not seconds > 0 or seconds == float("inf"):
+        raise VidcamError(f"--video-timeout must be seconds > 0 (0: no limit), got {seconds:g}")
+    return seconds

@@ -30,6 +30,8 @@ NORMALIZE: tuple[str, ...] = ("video", "clip", "frame")
 DEFAULT_NORMALIZE = "video"
 VIDEO_PERCENTILE = 99.0
 VIDEO_GAMMA = 0.6
+#: seconds one batch video may take (:data:`vidcam.batch.options.DEFAULT_VIDEO_TIMEOUT`)
+DEFAULT_VIDEO_TIMEOUT = 3600.0
 #: spatial modes (:data:`vidcam.video.spatial.SPATIAL`)
 SPATIAL: tuple[str, ...] = ("auto", "full", "tiles", "center")
 

@@ -26,6 +26,7 @@ from vidcam.cli.choices import (
     VIDEO_PERCENTILE,
     one_line_errors,
 )
+from vidcam.cli.model_args import add_model_arguments, model_options
 from vidcam.errors import VidcamError
 
 
@@ -43,21 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write a contact sheet: 3x4 frames spread over the video, each with its "
         "heat, time and top label (without -o: only the sheet)",
     )
-    parser.add_argument(
-        "--model", default="i3d", help="registered model name (see 'vidcam models'; default: i3d)"
-    )
-    parser.add_argument("--weights", help="local checkpoint file for the model")
-    parser.add_argument(
-        "--random-weights",
-        action="store_true",
-        help="use random weights (no checkpoint needed; for trying the pipeline)",
-    )
-    parser.add_argument(
-        "--layer",
-        action="append",
-        help="layer to explain (dotted name; repeat to fuse several; "
-        "default: the model's registered layer)",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--method",
         choices=list(METHODS),
@@ -168,10 +155,6 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         colormap=args.colormap,
         progress=not args.quiet,
-        model=args.model,
-        weights=args.weights,
-        pretrained=not args.random_weights,
-        layer=(args.layer[0] if len(args.layer) == 1 else args.layer) if args.layer else None,
         method=args.method,
         softmax=args.softmax,
         target=args.target,
@@ -187,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = _one_line_warning
-        _check_window(args, device)
+        info = _check_window(args, device)
+        options["model"] = _open(args, device, info)
         if args.output:
             result = write_explained_video(
                 args.input, args.output, json_path=args.json, preview=args.preview, **options
@@ -213,25 +197,68 @@ def _frames_written(result: object) -> int:
     return getattr(result, "frames_written", 0) or result.frames
 
 
-def _check_window(args: argparse.Namespace, device: object) -> None:
-    """Paths first, then --clip-len / --stride / --batch-size against the model's clip, the
-    video's length and the free memory (:func:`vidcam.video.setup.check_window`), before the
-    model loads."""
-    from vidcam.models.registry import get_spec
-    from vidcam.video.decode import probe
-    from vidcam.video.setup import check_paths, check_window
+def _check_window(args: argparse.Namespace, device: object) -> object:
+    """Paths, colormap and alpha first, then the model reference (a missing file, an unknown
+    name), then --clip-len / --stride / --batch-size against a registered model's clip, the
+    video's length and the free memory (:func:`vidcam.video.setup.check_window`), before any
+    model is built; returns the video's info."""
+    from vidcam.models.sources import check_ref
+    from vidcam.paths import check_distinct
+    from vidcam.video.decode import check_input, probe
+    from vidcam.video.preview import check_preview
+    from vidcam.video.render import check_alpha, colormap_lut
+    from vidcam.video.setup import check_paths
 
     if args.output:
         check_paths(args.input, args.output, overwrite=args.overwrite, json_path=args.json)
+    if args.preview:
+        check_preview(args.preview, inputs=[check_input(args.input)], overwrite=args.overwrite)
+        check_distinct(
+            [("the output video", args.output), ("--json", args.json), ("--preview", args.preview)]
+        )
+    colormap_lut(args.colormap)
+    check_alpha(args.alpha)
+    check_ref(args.model)
+    info = probe(args.input)
+    spec = _registered_input(args.model)
+    if spec is not None:
+        _check_clip(args, spec, info, device)
+    return info
+
+
+def _registered_input(model: str) -> object:
+    """A registered model's input spec (known without building it), else None."""
+    from vidcam.models.registry import MODELS
+    from vidcam.models.sources import kind_of
+
+    if kind_of(model) != "name":
+        return None
+    entry = MODELS.get(model) or MODELS.get(model.strip().lower().replace("-", "_"))
+    return entry.input if entry is not None else None
+
+
+def _check_clip(args: argparse.Namespace, spec: object, info: object, device: object) -> None:
+    from vidcam.video.setup import check_window
+
     check_window(
-        get_spec(args.model).input,
+        spec,
         clip_len=args.clip_len,
         stride=args.stride,
         batch_size=args.batch_size,
-        info=probe(args.input),
+        info=info,
         spatial=args.spatial,
         device=device,
     )
+
+
+def _open(args: argparse.Namespace, device: object, info: object) -> object:
+    """Open the model once (every --model form, with --card / --labels / --layer), then check
+    the window options against its input spec; the pipeline gets the handle."""
+    from vidcam.models import open as open_mod
+
+    handle = open_mod.open_model(**model_options(args), device=device, progress=not args.quiet)
+    _check_clip(args, handle.input, info, device)
+    return handle
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -16,7 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     one_line_errors(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
-        "name", nargs="?", default=None, help="show one model in detail (with its description)"
+        "name",
+        nargs="*",
+        metavar="NAME",
+        help="show one model in detail (with its description); 'card NAME' prints its model "
+        "card, a template for --card",
     )
 
 
@@ -89,8 +93,15 @@ def _weights_status(spec: ModelSpec) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vidcam.errors import VidcamError
     from vidcam.models.registry import get_spec, list_models
 
+    names = list(args.name or [])
+    if names[:1] == ["card"] and len(names) == 2:
+        return _print_card(names[1])
+    if len(names) > 1:
+        raise VidcamError("give one model NAME, or: vidcam models card NAME")
+    args.name = names[0] if names else None
     specs = [get_spec(args.name)] if args.name else list_models()
     if args.json:
         records = [_record(s) for s in specs]
@@ -102,4 +113,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{spec.description}\nweights: {spec.weights_note}\nlabels: {spec.labels}")
     else:
         print("\n" + _LEGEND)
+    return 0
+
+
+def _print_card(name: str) -> int:
+    """``vidcam models card NAME``: the registered model's card (reading it back gives its
+    input spec)."""
+    from vidcam.models.card import format_card
+    from vidcam.models.registry import get_spec
+
+    spec = get_spec(name)
+    print(format_card(spec.input, layers=spec.layers, labels=spec.labels, name=spec.name), end="")
     return 0
