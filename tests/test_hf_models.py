@@ -311,3 +311,23 @@ def test_vidcam_explain_end_to_end(name, tmp_path, capsys):
     assert data["layers"] == ["net." + want.get(name, "vivit.layers.0")]  # the tiny config's
     assert data["frames"] == 12 and len(data["importance"]) == 12
     assert out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registry_entry_and_hf_directory_agree(name, tmp_path):
+    """The registry's entry with a save_pretrained directory and ``hf:DIR`` of the same
+    directory share one code path: same input spec, layer, token grid and logits."""
+    from vidcam.models.hf_auto import open_hf
+
+    model, spec = _small(name, seed=4)
+    model.net.save_pretrained(tmp_path / "dir")
+    reg = load_model(name, weights=tmp_path / "dir", device="cpu")
+    auto = open_hf(str(tmp_path / "dir"), device="cpu", progress=False)
+    assert auto.input == reg.input == spec.input
+    assert auto.layer == reg.layer == spec.layers[0]
+    assert auto.reshape.grid == reg.reshape.grid == GRID[name]
+    assert (auto.reshape.order, auto.reshape.cls) == (reg.reshape.order, reg.reshape.cls)
+    assert auto.labels is None and len(reg.labels) == 400  # placeholders vs Kinetics names
+    clip = _clip(spec)
+    with torch.no_grad():
+        torch.testing.assert_close(auto.module(clip), reg.module(clip))
