@@ -149,9 +149,10 @@ def position_gain(
     A window's padding changes the response at each position the same way in every window,
     whatever the content; the content differs between windows. So the gain at position p is
     the median, over windows, of the window's energy at p divided by its mean over the trusted
-    samples ``keep`` = (a, b) (windows with no energy skipped), normalised to mean 1 there and
-    clamped to [1/4, 4]; 1 outside ``keep`` and when fewer than ``GAIN_MIN_WINDOWS`` windows
-    count (a short video: nothing to tell content from position).
+    samples ``keep`` = (a, b), normalised to mean 1 there and clamped to [1/4, 4]. Windows
+    with no energy are skipped; the gain is 1 outside ``keep``, and everywhere when fewer than
+    ``GAIN_MIN_WINDOWS`` windows, or fewer than half of them, have energy (a short video, or a
+    model whose evidence is all in a few windows: then their profile is content, not position).
     """
     a, b = keep
     rows = [np.asarray(torch.as_tensor(e).detach().cpu(), np.float64) for e in energies]
@@ -160,7 +161,7 @@ def position_gain(
     if any(r.shape != (size,) for r in rows) or not 0 <= a <= b < size:
         return out
     prof = [r[a : b + 1] / r[a : b + 1].mean() for r in rows if r[a : b + 1].mean() > 0]
-    if len(prof) < GAIN_MIN_WINDOWS:
+    if len(prof) < max(GAIN_MIN_WINDOWS, len(rows) / 2):  # the few with energy are content
         return out
     g = np.median(np.stack(prof), axis=0)
     g = np.clip(g / g.mean(), 1 / GAIN_CLAMP, GAIN_CLAMP) if g.mean() > 0 else np.ones_like(g)
