@@ -23,6 +23,12 @@ def test_choices_equal_the_real_constants():
     assert choices.UNITS == curves.UNITS
     assert "scorecam" not in choices.DEFAULT_METHODS
     assert set(choices.DEFAULT_METHODS) | set(choices.SLOW_METHODS) == set(rules.ENGINE_METHODS)
+    from vidcam.evaluate import metrics_localization, references
+    from vidcam.video import spatial
+
+    assert choices.SPATIAL == spatial.SPATIAL
+    assert choices.POINTING_TOLERANCE == metrics_localization.POINTING_TOLERANCE
+    assert set(choices.REFERENCES) == set(references.REFERENCE_HELP)
 
 
 def test_evaluate_help_does_not_import_torch():
@@ -39,7 +45,9 @@ def test_evaluate_help_does_not_import_torch():
 def test_parse_methods():
     assert parse_methods("layercam, gradcam,layercam,random") == ("layercam", "gradcam")
     assert parse_methods("all") == rules.ENGINE_METHODS
-    assert EvalOptions().evaluated == (*choices.DEFAULT_METHODS, "random", "ones")
+    # the references: smoothness-matched random, voxel noise, the centre prior, all-ones
+    refs = ("random", "random_voxel", "centre", "ones")
+    assert EvalOptions().evaluated == (*choices.DEFAULT_METHODS, *refs)
     with pytest.raises(VidcamError, match="'saliency' is not one of"):
         parse_methods("saliency")
     with pytest.raises(VidcamError, match="at least one"):

@@ -22,7 +22,7 @@ from vidcam.models.sample_net import (
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 CLIPS = ("moving_right_2x", "growing_1x")
-METHODS = ("gradcam", "gradcam++", "random", "ones")
+METHODS = ("gradcam", "gradcam++", "random", "random_voxel", "centre", "ones")
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,9 @@ def test_json_records_every_method_and_metric(evaluated):
         assert set(clip["methods"]) == set(METHODS)
         for m in METHODS:
             rec = clip["methods"][m]
-            for key in ("energy_pg", "pointing", "coverage", "temporal", "iou"):
+            for key in ("energy_pg", "pointing", "pointing_tol", "coverage", "temporal", "iou"):
                 assert 0.0 <= rec[key] <= 1.0
+            assert rec["pointing_tol"] >= rec["pointing"]  # a tolerance only adds hits
         # the all-ones map's explanation map is the clip itself: O == Y
         assert clip["methods"]["ones"]["O"] == pytest.approx(clip["Y"], abs=1e-5)
     # the summary is the mean of the per-clip numbers
@@ -103,7 +104,7 @@ def test_json_has_fills_keep_remove_and_map_size(evaluated):
         assert summary[cam]["remove_20_road"] < summary["random"]["remove_20_road"] - 0.3
     timing = data["timing"]
     assert timing["clips_per_minute"] > 0 and timing["masked_forwards"] > 0
-    assert timing["road_solves"] == 2 * (4 * 2 * 3 + 1)  # per clip: 4 maps × 2 modes × 3 + 1
+    assert timing["road_solves"] == 2 * (6 * 2 * 3 + 1)  # per clip: 6 maps × 2 modes × 3 + 1
 
 
 def test_table_leads_with_removal_under_natural_fills(evaluated):
@@ -207,7 +208,7 @@ def test_plot_and_table_written(evaluated):
     assert (img < 250).any(axis=2).mean() > 0.02  # something was drawn
     for title in ("Grad-CAM", "Grad-CAM++", "random", "all-ones", "baseline: black"):
         assert title in table
-    assert "Energy PG" in table
+    assert "Energy in box" in table and "| centre prior |" in table
 
 
 def test_user_errors_exit_2(tmp_path, capsys):

@@ -9,17 +9,23 @@ under natural fills (``--fill``: ROAD noisy linear imputation over T×H×W, a bl
 the map's size (mean value, area ≥ 0.5) beside it. Then Average Drop %, % Increase in Confidence
 and Win % (Chattopadhyay et al. 2018) on E = map ⊙ clip against ``--baseline``, deletion/insertion
 AUC over voxels and over whole frames under that baseline, and, when ground truth is found
-(``<stem>.json`` next to the video or in ``--gt``), pointing games, instance coverage, temporal
-energy and IoU. Every masked forward runs batched (``--batch``) under inference mode. Prints the
-tables; writes ``--json`` / ``--plot`` / ``--markdown``. torch loads only inside :func:`run`
-(the parser's constants come from :mod:`vidcam.evaluate.choices`), so ``--help`` answers at once.
+(``<stem>.json`` / ``<stem>.npz`` next to the video or in the ``--gt`` folder, or an
+action-detection annotation pickle given as ``--gt``), energy in box, the pointing game (exact
+and with a tolerance), instance coverage, temporal energy and IoU — beside the reference maps,
+the centre prior among them. ``--spatial`` explains and scores the window ``vidcam explain``
+renders (default ``auto``: the whole frame where the model allows it). Every masked forward
+runs batched (``--batch``) under inference mode. Prints the tables; writes ``--json`` /
+``--plot`` / ``--markdown``. torch loads only inside :func:`run` (the parser's constants come
+from :mod:`vidcam.evaluate.choices`), so ``--help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
+from vidcam.cli.model_args import add_model_arguments, model_options
 from vidcam.errors import VidcamError
 from vidcam.evaluate.choices import (
     BASELINE_HELP,
@@ -29,28 +35,64 @@ from vidcam.evaluate.choices import (
     FILL_HELP,
     FILLS,
     NATURAL_FILLS,
+    POINTING_TOLERANCE,
+    REFERENCES,
     SLOW_METHODS,
+    SPATIAL,
 )
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="video files and/or folders of videos")
-    parser.add_argument("--model", default="sample", help="registered model name (default: sample)")
-    parser.add_argument("--weights", help="local checkpoint file for the model")
-    parser.add_argument(
-        "--no-pretrained", action="store_true", help="random weights (a sanity check)"
+    add_model_arguments(parser, default="sample")
+    parser.add_argument(  # the older spelling of --random-weights
+        "--no-pretrained", dest="random_weights", action="store_true", help=argparse.SUPPRESS
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default: auto)")
+    parser.add_argument(
+        "--spatial",
+        choices=SPATIAL,
+        default="auto",
+        help="which part of each frame is explained and scored, as in 'vidcam explain': the "
+        "whole frame (full: the model run fully convolutionally), tiles of the model's size "
+        "across it, the model's centre crop, or auto (full where the model allows it; "
+        "default) — localization is measured over that window",
+    )
     parser.add_argument(
         "--methods",
         default=",".join(DEFAULT_METHODS),
         metavar="M[,M...]",
         help=f"methods compared and ranked: {', '.join(ENGINE_METHODS)} or all (default: every "
         f"cheap one, {','.join(DEFAULT_METHODS)}: one forward + one backward per clip for all; "
-        f"{', '.join(SLOW_METHODS)} costs a masked forward per channel); the random and "
-        "all-ones references are always added",
+        f"{', '.join(SLOW_METHODS)} costs a masked forward per channel); the reference maps "
+        "(--references) are added",
     )
-    parser.add_argument("--gt", metavar="DIR", help="folder of ground-truth <stem>.json files")
+    parser.add_argument(
+        "--gt",
+        metavar="PATH",
+        help="ground truth: a folder of <stem>.json (boxes) or <stem>.npz (per-frame masks) "
+        "files, an action-detection annotation pickle (UCF101-24 pyannot.pkl, JHMDB/UCF "
+        "*-GT.pkl; videos matched by file name; read without running code), or one .json/.npz "
+        "file for one video (default: <stem>.json / .npz next to each video)",
+    )
+    parser.add_argument(
+        "--pointing-tolerance",
+        type=float,
+        default=POINTING_TOLERANCE,
+        metavar="PX",
+        help=f"the pointing game's tolerance in source pixels (default {POINTING_TOLERANCE:g}, "
+        "as in the literature); the exact pointing game is reported too",
+    )
+    parser.add_argument(
+        "--references",
+        default=",".join(REFERENCES),
+        metavar="R[,R...]",
+        help=f"reference maps scored beside the methods: {', '.join(REFERENCES)} or none "
+        "(default: all; random is at the explained layer's resolution, random_voxel white "
+        "noise, centre a centred Gaussian — the centre prior)",
+    )
     parser.add_argument(
         "--baseline",
         choices=BASELINES,
@@ -119,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
 
     from vidcam.evaluate.clips import list_videos
     from vidcam.evaluate.fills import parse_fills
+    from vidcam.evaluate.gt import ground_truths
+    from vidcam.evaluate.options import parse_references
     from vidcam.evaluate.report import format_table, format_timing, plot_curves, write_json
     from vidcam.evaluate.run import (
         EvalOptions,
@@ -134,27 +178,11 @@ def run(args: argparse.Namespace) -> int:
         raise VidcamError(f"--limit must be >= 1, got {args.limit}")
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         raise VidcamError(f"--plot {args.plot!r}: the plot is a PNG; give a path ending in .png")
-    if args.gt and not Path(args.gt).is_dir():
-        raise VidcamError(f"--gt {args.gt!r} is not a folder")
+    if args.gt and not Path(args.gt).exists():
+        raise VidcamError(f"--gt {args.gt!r} does not exist; give a folder or an annotation file")
+    if not _DEVICE.match(str(args.device).lower()):
+        raise VidcamError(f"--device {args.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
     fills = parse_fills(args.fill)  # option errors before any decoding or model loading
-    fractions = parse_fractions(args.fractions)
-    units = parse_units(args.units)
-    methods = parse_methods(args.methods)
-    if args.fill_steps < 0:
-        raise VidcamError(f"--fill-steps must be >= 0, got {args.fill_steps}")
-    videos = list_videos(args.inputs)[: args.limit]
-    outputs = [("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)]
-    for flag, value in outputs:
-        if value:  # checked before the (long) run, not after it
-            check_output(flag, value, inputs=videos, overwrite=args.overwrite)
-    check_distinct(outputs)
-    em = open_model(
-        args.model,
-        weights=args.weights,
-        pretrained=not args.no_pretrained,
-        device=args.device,
-        progress=not args.quiet,
-    )
     opts = EvalOptions(
         baseline=args.baseline,
         steps=args.steps,
@@ -164,12 +192,26 @@ def run(args: argparse.Namespace) -> int:
         gt_dir=args.gt,
         quiet=args.quiet,
         fills=fills,
-        fractions=fractions,
+        fractions=parse_fractions(args.fractions),
         fill_steps=args.fill_steps,
-        units=units,
-        methods=methods,
+        units=parse_units(args.units),
+        methods=parse_methods(args.methods),
+        references=parse_references(args.references),
+        spatial=args.spatial,
+        tolerance=args.pointing_tolerance,
     )
-    result = evaluate(videos, em, opts)
+    if args.fill_steps < 0:
+        raise VidcamError(f"--fill-steps must be >= 0, got {args.fill_steps}")
+    opts.check()
+    videos = list_videos(args.inputs)[: args.limit]
+    outputs = [("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)]
+    for flag, value in outputs:
+        if value:  # checked before the (long) run, not after it
+            check_output(flag, value, inputs=videos, overwrite=args.overwrite)
+    check_distinct(outputs)
+    truths = ground_truths(args.gt, videos)  # every ground truth read before the model loads
+    em = open_model(**model_options(args), device=args.device, progress=not args.quiet)
+    result = evaluate(videos, em, opts, truths=truths)
     table = format_table(result)
     sys.stdout.write(table)
     if not args.quiet:

@@ -42,5 +42,9 @@ ENGINE_METHODS: tuple[str, ...] = (
 SLOW_METHODS: tuple[str, ...] = ("scorecam",)
 #: the default of --methods: every cheap method (one forward + one backward for all of them)
 DEFAULT_METHODS: tuple[str, ...] = tuple(m for m in ENGINE_METHODS if m not in SLOW_METHODS)
-#: the reference maps evaluated with every run
-REFERENCES: tuple[str, ...] = ("random", "ones")
+#: the reference maps evaluated with every run (see vidcam.evaluate.references)
+REFERENCES: tuple[str, ...] = ("random", "random_voxel", "centre", "ones")
+#: spatial modes (copy of vidcam.video.spatial.SPATIAL): what part of each frame is explained
+SPATIAL: tuple[str, ...] = ("auto", "full", "tiles", "center")
+#: the pointing game's tolerance in source pixels (copy of metrics_localization's)
+POINTING_TOLERANCE = 15.0

@@ -9,14 +9,17 @@ is mapped through the same sampled frame indices, resize and crop.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
 from vidcam.errors import VidcamError
+from vidcam.evaluate.gt import GroundTruth, check_json_gt, load_gt  # noqa: F401 (re-exported)
+from vidcam.evaluate.metrics_localization import box_union
 from vidcam.models.spec import InputSpec
 from vidcam.video.decode import iter_frames, probe
 from vidcam.video.preprocess import Geometry, Preprocessor
@@ -55,10 +58,21 @@ class Clip:
     geometry: Geometry
 
 
-def read_clip(path: str | Path, spec: InputSpec, device: torch.device | str) -> Clip:
-    """Decode ``path`` and return its middle clip per ``spec`` (see module docstring)."""
+def read_clip(
+    path: str | Path,
+    spec: InputSpec,
+    device: torch.device | str,
+    geometry: Geometry | Callable[[int, int], Geometry] | None = None,
+) -> Clip:
+    """Decode ``path`` and return its middle clip per ``spec`` (see module docstring).
+
+    ``geometry``: the window of each frame the clip covers (default: the centre crop), or a
+    function of the video's (height, width) that gives it (e.g. a spatial plan's).
+    """
     info = probe(path)
-    pre = Preprocessor(spec, info.height, info.width, torch.device(device))
+    if callable(geometry):
+        geometry = geometry(info.height, info.width)
+    pre = Preprocessor(spec, info.height, info.width, torch.device(device), geometry)
     crops, times = [], []
     for f in iter_frames(info.path, info):
         crops.append(pre.frame(f.image))
@@ -78,50 +92,82 @@ def find_gt(video: Path, gt_dir: str | Path | None) -> Path | None:
     return p if p.is_file() else None
 
 
-def load_gt(path: str | Path) -> dict:
-    """Read and check a ground-truth JSON (keys ``label``, ``interval``, ``boxes``, ...)."""
-    p = Path(path)
-    try:
-        gt = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are both
-        raise VidcamError(f"ground truth {str(p)!r} is not readable JSON: {exc}") from exc
-    if not isinstance(gt, dict):
-        raise VidcamError(f"ground truth {str(p)!r} must be a JSON object, not {type(gt).__name__}")
-    for key in ("label", "interval", "boxes"):
-        if key not in gt:
-            raise VidcamError(f"ground truth {str(p)!r} lacks the key {key!r}")
-    if len(gt["interval"]) != 2 or not isinstance(gt["boxes"], list):
-        raise VidcamError(f"ground truth {str(p)!r}: interval must be [t0, t1], boxes a list")
-    return gt
-
-
 @dataclass
 class ClipTruth:
-    """Ground truth on the clip's grid: ``boxes[j]`` (model-input pixels, per instance) for
-    sample j; ``interval`` (T,) bool: sample j's source frame lies in [t0, t1)."""
+    """Ground truth on the clip's grid. ``boxes[j]``: sample j's boxes [x0, y0, x1, y1] in
+    model-input pixels (None for mask ground truth); ``mask``: (T, H, W) bool (mask ground
+    truth, else None); ``interval`` (T,) bool: sample j's source frame lies in the action;
+    ``px_per_unit``: (y, x) model-input pixels per annotation pixel (the pointing tolerance
+    is in annotation pixels)."""
 
-    label: str
-    boxes: list[list[list[float]]]
+    label: str | None
+    boxes: list[list[list[float]]] | None
     interval: torch.Tensor
+    mask: torch.Tensor | None = None
+    px_per_unit: tuple[float, float] = (1.0, 1.0)
+
+    def union(self, height: int, width: int) -> torch.Tensor:
+        """(T, H, W) bool: the pixels inside any box (or the mask)."""
+        if self.mask is not None:
+            return self.mask
+        return box_union(self.boxes or [], height, width, self.interval.device)
+
+
+def _scales(gt: GroundTruth, g: Geometry) -> tuple[float, float]:
+    """(y, x) model-input pixels per annotation pixel."""
+    src_h, src_w = g.source
+    ah, aw = gt.size if gt.size is not None else (src_h, src_w)
+    sy, sx = g.scale
+    return src_h / float(ah) * sy, src_w / float(aw) * sx
+
+
+def map_truth(gt: GroundTruth, clip: Clip) -> ClipTruth:
+    """Map ``gt`` (source frames, annotation pixels) through the clip's frame sampling,
+    resize and crop."""
+    g = clip.geometry
+    py, px = _scales(gt, g)
+    top, left = g.offset
+    device = clip.pixels.device
+    boxes = mask = None
+    if gt.masks is not None:
+        mask = torch.from_numpy(_mask_to_clip(gt.masks(clip.frames), g)).to(device)
+        present = mask.flatten(1).any(1)
+    else:
+        src = gt.boxes or []
+        boxes = [
+            [
+                [x0 * px - left, y0 * py - top, x1 * px - left, y1 * py - top]
+                for x0, y0, x1, y1 in (src[i] if 0 <= i < len(src) else [])
+            ]
+            for i in clip.frames
+        ]
+        present = torch.tensor([bool(b) for b in boxes], device=device)
+    if gt.interval is not None:
+        t0, t1 = gt.interval
+        inside = torch.tensor([t0 <= i < t1 for i in clip.frames], device=device)
+    else:
+        inside = present
+    return ClipTruth(gt.label, boxes, inside, mask, (py, px))
 
 
 def map_gt(gt: dict, clip: Clip) -> ClipTruth:
-    """Map ``gt`` (source frames and pixels) through the clip's frame sampling, resize and crop."""
-    g = clip.geometry
-    src_h, src_w = g.source
-    gx = src_w / float(gt.get("width", src_w))  # GT drawn at another size than the video
-    gy = src_h / float(gt.get("height", src_h))
-    sy, sx = g.scale
+    """Map a vidcam ground-truth JSON object (see :func:`map_truth`)."""
+    return map_truth(check_json_gt(gt, "(object)")[1], clip)
+
+
+def _mask_to_clip(masks: np.ndarray, g: Geometry) -> np.ndarray:
+    """(T, h_a, w_a) bool on the annotation grid -> (T, h, w) bool on the clip's window: the
+    whole annotated frame resized to the resized frame (area share >= 1/2), then cropped."""
+    rh, rw = g.resized
+    ch, cw = g.crop
     top, left = g.offset
-    t0, t1 = (int(v) for v in gt["interval"])
-    boxes = []
-    for idx in clip.frames:
-        frame_boxes = gt["boxes"][idx] if idx < len(gt["boxes"]) else []
-        boxes.append(
-            [
-                [x0 * gx * sx - left, y0 * gy * sy - top, x1 * gx * sx - left, y1 * gy * sy - top]
-                for x0, y0, x1, y1 in frame_boxes
-            ]
-        )
-    inside = torch.tensor([t0 <= i < t1 for i in clip.frames], device=clip.pixels.device)
-    return ClipTruth(str(gt["label"]), boxes, inside)
+    out = np.zeros((masks.shape[0], ch, cw), dtype=bool)
+    y0, x0 = max(0, top), max(0, left)
+    y1, x1 = min(rh, top + ch), min(rw, left + cw)
+    for i, m in enumerate(masks):
+        shrink = rh * rw < m.shape[0] * m.shape[1]
+        interp = cv2.INTER_AREA if shrink else cv2.INTER_NEAREST
+        r = cv2.resize(m.astype(np.float32), (rw, rh), interpolation=interp) >= 0.5
+        if y1 > y0 and x1 > x0:
+            out[i, y0 - top : y1 - top, x0 - left : x1 - left] = r[y0:y1, x0:x1]
+    return out

@@ -155,6 +155,10 @@ class MaskedScorer:
     when already known (shared by every map of the clip). Use :meth:`scores` for a list of
     requests; the end points (nothing or everything removed) never cost a masked forward beyond
     one "everything filled" forward per fill.
+
+    ``score_fn`` may return (B, classes) scores or (B, classes, K) — K kinds of score per class
+    (``vidcam evaluate``: probability, log-probability, logit); every kind is cached and
+    :meth:`scores` returns the one asked for (``kind``, default the first).
     """
 
     def __init__(
@@ -178,7 +182,8 @@ class MaskedScorer:
             self.set_full(full)
 
     def _value(self, v: float | torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(v, dtype=torch.float32, device=self.clip.device).reshape(())
+        """A score as a (K,) vector (K = 1 for a plain score)."""
+        return torch.as_tensor(v, dtype=torch.float32, device=self.clip.device).reshape(-1)
 
     def set_full(self, value: float | torch.Tensor) -> None:
         """Record the target's score on the unmasked clip (the curves' shared end point)."""
@@ -201,19 +206,25 @@ class MaskedScorer:
         """Deletion and insertion requests at ``counts`` (for :meth:`run`)."""
         return [_Job(fill, ranking, int(c), ins) for ins in (False, True) for c in counts]
 
-    def empty_score(self, fill: Fill) -> torch.Tensor:
+    def empty_score(self, fill: Fill, kind: int = 0) -> torch.Tensor:
         """The target's score on the clip with every voxel filled by ``fill``."""
         full = Ranking(("all",), torch.zeros(1, 1, 1, 1, 1, device=self.clip.device), 1)
-        return self.scores(fill, full, [1], insert=False)[0]
+        return self.scores(fill, full, [1], insert=False, kind=kind)[0]
 
     def scores(
-        self, fill: Fill, ranking: Ranking, counts: Sequence[int], *, insert: bool
+        self,
+        fill: Fill,
+        ranking: Ranking,
+        counts: Sequence[int],
+        *,
+        insert: bool,
+        kind: int = 0,
     ) -> torch.Tensor:
         """Scores (len(counts),) after removing the top ``counts`` units (``insert`` = False) or
-        keeping only them (``insert`` = True)."""
+        keeping only them (``insert`` = True); ``kind``: which score (see the class docstring)."""
         jobs = [_Job(fill, ranking, int(c), insert) for c in counts]
         self.run(jobs)
-        return torch.stack([self._cache[self._key(j)] for j in jobs])
+        return torch.stack([self._cache[self._key(j)] for j in jobs])[:, kind]
 
     def run(self, jobs: Iterable[_Job]) -> None:
         """Score every job not yet in the cache (grouped by fill, ``batch`` clips per forward)."""
@@ -262,7 +273,8 @@ class MaskedScorer:
                 [j.fill(self.clip, remove[i : i + 1], [k]) for i, (k, j) in enumerate(chunk)]
             )
         self.forwards += x.shape[0]
-        return self.score_fn(x)[:, self.target].float()
+        out = self.score_fn(x)[:, self.target].float()
+        return out[:, None] if out.dim() == 1 else out  # (B, K)
 
 
 def counts_for(xs: Sequence[float], n: int) -> list[int]:
@@ -276,17 +288,24 @@ def keep_remove_curves(
     ranking: Ranking,
     xs: Sequence[float],
     y: float | torch.Tensor,
+    *,
+    kind: int = 0,
+    ratio: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Relative curves at positions ``xs`` (shares of the ranked units): the score after
     *removing* the top share (deletion: lower = more faithful) and after *keeping only* it
     (insertion: higher = better), each divided by ``y`` (the score on the whole clip; a ratio
     above 1 means the masked clip raised the confidence). "Remove k %" / "Keep k %" are the
-    points at x = k."""
+    points at x = k. ``ratio=False``: the difference ``score − y`` instead (for log-scores:
+    a log-probability difference is the log of the ratio; a logit difference does not
+    saturate); ``kind``: which score of the scorer."""
     counts = counts_for(xs, ranking.n)
+    removed = scorer.scores(fill, ranking, counts, insert=False, kind=kind)
+    kept = scorer.scores(fill, ranking, counts, insert=True, kind=kind)
+    if not ratio:
+        return removed - float(y), kept - float(y)
     den = max(float(y), 1e-12)
-    removed = scorer.scores(fill, ranking, counts, insert=False) / den
-    kept = scorer.scores(fill, ranking, counts, insert=True) / den
-    return removed, kept
+    return removed / den, kept / den
 
 
 def deletion_insertion(

@@ -12,7 +12,9 @@ from vidcam.evaluate.choices import (
     DEFAULT_METHODS,
     ENGINE_METHODS,
     NATURAL_FILLS,
+    POINTING_TOLERANCE,
     REFERENCES,
+    SPATIAL,
     UNITS,
 )
 from vidcam.evaluate.curves import grid
@@ -55,8 +57,12 @@ class EvalOptions:
     ``fractions``: the keep/remove shares; ``fill_steps``: equal steps added to the fills' curve
     positions (0: only 0, the fractions and 1, see :func:`fill_grid`); ``units``: the units of
     the classic curves under ``baseline`` (``()``: none, the fastest run); ``methods``: the
-    engine's methods compared; ``references``: the reference maps scored beside them (both by
-    default; ``vidcam batch --evaluate`` keeps only the random one)."""
+    engine's methods compared; ``references``: the reference maps scored beside them (all by
+    default, :mod:`vidcam.evaluate.references`; ``vidcam batch --evaluate`` keeps only the
+    random one); ``spatial``: which part of each frame is explained and scored (``center``:
+    the model's crop, the library's default; ``vidcam evaluate`` uses ``auto`` like
+    ``vidcam explain``); ``gt_dir``: a folder of per-video ground truth or an annotation
+    pickle; ``tolerance``: the pointing game's tolerance in source pixels."""
 
     baseline: str = "black"
     steps: int = 16
@@ -71,6 +77,8 @@ class EvalOptions:
     units: tuple[str, ...] = UNITS
     methods: tuple[str, ...] = DEFAULT_METHODS
     references: tuple[str, ...] = REFERENCES
+    spatial: str = "center"
+    tolerance: float = POINTING_TOLERANCE
 
     def check(self) -> None:
         if self.baseline not in BASELINES:
@@ -87,10 +95,12 @@ class EvalOptions:
         self.fills = parse_fills(self.fills)
         self.fractions = parse_fractions(self.fractions)
         self.methods = parse_methods(self.methods)
-        bad = [r for r in self.references if r not in REFERENCES]
-        if bad:
-            raise VidcamError(f"references: {bad[0]!r} is not one of {', '.join(REFERENCES)}")
-        self.references = tuple(r for r in REFERENCES if r in self.references)
+        self.references = parse_references(self.references)
+        if self.spatial not in SPATIAL:
+            raise VidcamError(f"spatial {self.spatial!r} must be one of {', '.join(SPATIAL)}")
+        t = self.tolerance
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 10_000:
+            raise VidcamError(f"pointing tolerance must be between 0 and 10000 pixels, got {t!r}")
 
     @property
     def evaluated(self) -> tuple[str, ...]:
@@ -119,6 +129,18 @@ def parse_methods(text: str | Sequence[str]) -> tuple[str, ...]:
     if not out:
         raise VidcamError(f"--methods: give at least one of {', '.join(ENGINE_METHODS)}")
     return tuple(out)
+
+
+def parse_references(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``"random,centre"``, ``"none"`` or a sequence -> reference maps, in REFERENCES order."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names = {str(v).strip().lower() for v in items if str(v).strip()}
+    if names == {"none"}:
+        return ()
+    bad = sorted(names - set(REFERENCES))
+    if bad:
+        raise VidcamError(f"references: {bad[0]!r} is not one of {', '.join(REFERENCES)} or none")
+    return tuple(r for r in REFERENCES if r in names)
 
 
 def parse_units(text: str | Sequence[str]) -> tuple[str, ...]:

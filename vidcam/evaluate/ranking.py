@@ -9,6 +9,12 @@ their average rank, so a difference nobody can see ranks nobody first). Map-size
 (no size is "better"). The **mean rank** averages a method's ranks over the columns that do not
 reward coverage — keep / remove the top-k % under the natural fills; the paper's metrics are
 ranked in their own columns but left out of it (the all-ones map wins Average Drop).
+
+**Fills that disagree** (:func:`fill_agreement`): each fill ranks the methods on its own
+keep / remove columns; two fills disagree on a pair of maps when one ranks it a > b and the
+other b > a. ROAD's imputation favours smooth, blurry maps (their removal leaves holes that
+interpolate well); black fills favour large maps (they keep more of the clip); blur fills sit
+between. A pair that flips between fills is a finding about the fills, not about the maps.
 """
 
 from __future__ import annotations
@@ -118,3 +124,35 @@ def headline_columns(
     if "voxel" in units:
         columns += [("deletion_voxel", "low"), ("insertion_voxel", "high")]
     return columns, [k for k, _ in honest]
+
+
+def fill_agreement(
+    ranking: dict[str, Any], fills: Sequence[str], fraction_key: str
+) -> dict[str, Any]:
+    """Each method's rank under each fill (the rank of its mean rank over that fill's keep and
+    remove columns; ties share their average rank) and the pairs of maps two fills order
+    differently. Returns ``{"ranks": {fill: {method: rank}}, "disagree": [{"fills": [f, g],
+    "first": a, "second": b}], "agree": bool}``: under ``f`` a ranks above b, under ``g`` b
+    ranks above a."""
+    methods = list(ranking["methods"])
+    ranks: dict[str, dict[str, float | None]] = {}
+    for f in fills:
+        keys = [f"remove_{fraction_key}_{f}", f"keep_{fraction_key}_{f}"]
+        means: dict[str, float | None] = {}
+        for m in methods:
+            rs = [ranking["methods"][m][k]["rank"] for k in keys if k in ranking["methods"][m]]
+            rs = [r for r in rs if r is not None]
+            means[m] = sum(rs) / len(rs) if rs else None
+        ranks[f] = _ranks(means, "low", digits=6)
+    disagree = []
+    for i, f in enumerate(fills):
+        for g in fills[i + 1 :]:
+            for ai, a in enumerate(methods):
+                for b in methods[ai + 1 :]:
+                    fa, fb, ga, gb = ranks[f][a], ranks[f][b], ranks[g][a], ranks[g][b]
+                    if None in (fa, fb, ga, gb) or fa == fb or ga == gb:
+                        continue
+                    if (fa < fb) != (ga < gb):
+                        first, second = (a, b) if fa < fb else (b, a)
+                        disagree.append({"fills": [f, g], "first": first, "second": second})
+    return {"ranks": ranks, "disagree": disagree, "agree": not disagree}

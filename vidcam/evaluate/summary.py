@@ -1,5 +1,6 @@
 """The summary of an evaluation run: per-method means over clips, the paper's metrics, Win %,
-and the methods' ranking per metric (:mod:`vidcam.evaluate.ranking`)."""
+the methods' ranking per metric and per fill (:mod:`vidcam.evaluate.ranking`), and paired
+win rates against each reference map (:mod:`vidcam.evaluate.paired`)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,16 @@ from vidcam.evaluate.metrics_faithfulness import (
 )
 from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS
 from vidcam.evaluate.options import pct
-from vidcam.evaluate.ranking import headline_columns, rank_methods
+from vidcam.evaluate.paired import paired_columns, paired_wins
+from vidcam.evaluate.ranking import fill_agreement, headline_columns, rank_methods
+from vidcam.evaluate.references import REFERENCE_HELP
 
 #: display titles of every map an evaluation can compare
 METHOD_TITLES: dict[str, str] = {
     **{m.id: m.title for m in CAM_METHODS.values() if not m.guided},
     "random": "random",
+    "random_voxel": "random (voxel)",
+    "centre": "centre prior",
     "ones": "all-ones",
 }
 
@@ -37,7 +42,9 @@ def summarize(
     units: Sequence[str] = UNITS,
 ) -> dict[str, Any]:
     """Per-method means over clips, Average Drop / Increase in Confidence, pairwise Win %, and
-    (with ``fills`` and the headline ``fraction``) the ranking of the methods per metric."""
+    (with ``fills`` and the headline ``fraction``) the ranking of the methods per metric, each
+    fill's ranking and where they disagree, and every method's paired win rate against each
+    reference map present (:data:`REFERENCE_HELP`)."""
     if not clips:
         raise VidcamError("no clips were evaluated")
     methods = list(clips[0]["methods"])
@@ -83,6 +90,16 @@ def summarize(
         "win_percent": win,
     }
     if fills and fraction is not None:
-        columns, mean_over = headline_columns(fills, pct(fraction), units)
-        out["ranking"] = {"fraction": fraction, **rank_methods(clips, methods, columns, mean_over)}
+        p = pct(fraction)
+        columns, mean_over = headline_columns(fills, p, units)
+        ranking = {"fraction": fraction, **rank_methods(clips, methods, columns, mean_over)}
+        ranking["fills"] = fill_agreement(ranking, list(fills), p)
+        out["ranking"] = ranking
+        refs = [m for m in methods if m in REFERENCE_HELP]
+        own = [m for m in methods if m not in REFERENCE_HELP]
+        if refs and own:
+            out["paired"] = {
+                "fraction": fraction,
+                **paired_wins(clips, own, refs, paired_columns(fills, p)),
+            }
     return out
