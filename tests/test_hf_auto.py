@@ -320,3 +320,26 @@ def test_bad_references_are_one_line(tmp_path):
         msg = str(err.value)
         assert words in msg and "\n" not in msg, (ref, msg)
         assert f"hf:{ref}" in msg
+
+
+def test_unreachable_hub_is_one_line_from_the_cache_without_retries(tmp_path, monkeypatch):
+    """Not offline by the environment, but the hub endpoint refuses connections: one probe, then
+    the cache only (huggingface_hub would retry for half a minute), one line saying why."""
+    import socket
+
+    import huggingface_hub.constants
+
+    for var in ("HF_HUB_OFFLINE", "VIDCAM_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("all_proxy", raising=False)
+    with socket.socket() as server:  # a port that listens, then one that no longer does
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+        assert zoo_hf.hub_unreachable() is None
+    with pytest.raises(VidcamError) as err:
+        open_hf("some-org/some-model", device="cpu", progress=False)
+    msg = str(err.value)
+    assert "127.0.0.1 cannot be reached" in msg and "\n" not in msg
+    assert "hf:some-org/some-model" in msg and "save_pretrained" in msg

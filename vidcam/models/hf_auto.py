@@ -24,7 +24,6 @@ use the same layout, layer and input functions. Model types without a known toke
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -42,8 +41,6 @@ from vidcam.models.handle import ModelHandle
 from vidcam.models.spec import InputSpec
 
 INSTALL = "pip install 'vidcam[transformers]'"
-#: preprocessor files read from a checkpoint, first present wins
-PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
@@ -305,54 +302,26 @@ def _locate(ref: str) -> tuple[str, bool]:
     return ref, False
 
 
-def _hub_fix(where: str) -> str:
+def _hub_fix(where: str, unreachable: str | None = None) -> str:
+    why = f" ({unreachable})" if unreachable else ""
     return (
-        f"there is no local directory {where!r} either. Online, a hub id downloads into the "
+        f"there is no local directory {where!r} either{why}. Online, a hub id downloads into the "
         "Hugging Face cache ($HF_HOME); offline (no network, HF_HUB_OFFLINE or VIDCAM_OFFLINE) "
         "only cached models load: save_pretrained it where you are online and pass hf:DIR"
     )
 
 
-def _config(where: str, local: bool, name: str) -> Any:
+def _config(where: str, local: bool, cache_only: bool, name: str, fix: str) -> Any:
     tf = transformers_module()
-    fix = "pass a directory written by save_pretrained (with its config.json)"
     try:
         return tf.AutoConfig.from_pretrained(
-            where, local_files_only=local or offline(), trust_remote_code=False
+            where, local_files_only=cache_only, trust_remote_code=False
         )
     except (OSError, ValueError, KeyError) as exc:
         raise VidcamError(
             f"{name}: could not read its config ({type(exc).__name__}: {_first_line(exc)}); "
-            + (fix if local else _hub_fix(where))
+            + (fix + " (with its config.json)" if local else fix)
         ) from exc
-
-
-def _processor_file(where: str, local: bool, name: str) -> dict[str, Any] | None:
-    """The first of :data:`PROCESSOR_FILES` the checkpoint has, as a dict; None if none."""
-    for file_name in PROCESSOR_FILES:
-        if local:
-            found: str | None = str(Path(where) / file_name)
-            found = found if Path(found).is_file() else None
-        else:
-            found = transformers_module().utils.cached_file(
-                where,
-                file_name,
-                local_files_only=offline(),
-                _raise_exceptions_for_missing_entries=False,
-                _raise_exceptions_for_connection_errors=False,
-            )
-        if found is None:
-            continue
-        try:
-            data = json.loads(Path(found).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise VidcamError(
-                f"{name}: could not read {file_name} ({exc}); fix or remove it"
-            ) from exc
-        if not isinstance(data, dict):
-            raise VidcamError(f"{name}: {file_name} must hold a JSON object")
-        return data
-    return None
 
 
 def open_hf(
@@ -376,16 +345,21 @@ def open_hf(
     ref = ref.removeprefix("hf:")  # the whole --model text is accepted too
     where, local = _locate(ref)
     name = f"hf:{ref}"
-    config = _config(where, local, name)
+    # loading lives with the registry's entries (vidcam.models.zoo_hf), which import this module
+    from vidcam.models.zoo_hf import build_auto, hub_unreachable, read_processor_file
+
+    unreachable = None if local or offline() else hub_unreachable()
+    cache_only = local or offline() or unreachable is not None
+    fix = "pass a directory written by save_pretrained" if local else _hub_fix(where, unreachable)
+    config = _config(where, local, cache_only, name, fix)
     arch = arch_for(config, name)
     grid = token_grid(arch, config)  # unsupported layouts fail before any weights load
-    spec = input_spec(arch, config, _processor_file(where, local, name))
+    spec = input_spec(arch, config, read_processor_file(where, local, cache_only, name))
     labels = labels_of(config, name)
-    # loading lives with the registry's entries (vidcam.models.zoo_hf), which import this module
-    from vidcam.models.zoo_hf import build_auto
-
-    fix = "pass a directory written by save_pretrained" if local else _hub_fix(where)
-    net, source = build_auto(where, local, name, config, weights, pretrained, progress, fix)
+    net, source = build_auto(
+        where, config, local=local, cache_only=cache_only, name=name, fix=fix,
+        weights=weights, pretrained=pretrained, progress=progress,
+    )  # fmt: skip
     dev = resolve_device(device)
     return ModelHandle(
         module=HfVideoClassifier(net).eval().to(dev),

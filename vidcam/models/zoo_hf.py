@@ -2,24 +2,25 @@
 
 Optional extra: ``pip install 'vidcam[transformers]'``; nothing here imports ``transformers``
 until a model is built. Weights: the hub id through ``from_pretrained`` (cache only when
-``VIDCAM_OFFLINE`` / ``HF_HUB_OFFLINE`` is set), a ``save_pretrained`` directory or a weights
-file (``--weights``: ``.safetensors``, or a state dict read with ``weights_only=True``), or a
-small random config (``pretrained=False`` / ``--random-weights``: hidden size 32, 2 blocks, the
-real input geometry, so the pipeline runs in seconds).
+``VIDCAM_OFFLINE`` / ``HF_HUB_OFFLINE`` is set or the hub cannot be reached), a
+``save_pretrained`` directory or a weights file (``--weights``: ``.safetensors``, or a state
+dict read with ``weights_only=True``), or a small random config (``pretrained=False`` /
+``--random-weights``: hidden size 32, 2 blocks, the real input geometry: runs in seconds).
 
-Token layouts, the explained layer and the input spec come from the checkpoint's config through
-the same functions as ``--model hf:DIR`` (:mod:`vidcam.models.hf_auto`, where the layouts are
-described); the loading helpers here (:func:`load_pretrained`, :func:`check_pickles`,
-:func:`read_weights_file`) serve both.
+Token layouts, layer and input spec come from the checkpoint's config through the functions of
+``--model hf:DIR`` (:mod:`vidcam.models.hf_auto`); the loading helpers here serve both.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import pickle
 import re
+import socket
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -175,20 +176,72 @@ def _from_pretrained(arch: HfArch, where: str, local_only: bool, progress: bool)
         )
 
 
+#: preprocessor files read from a Hugging Face checkpoint, the first present wins
+PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
+
+
+def read_processor_file(where: str, local: bool, cache_only: bool, name: str) -> dict | None:
+    """The first of :data:`PROCESSOR_FILES` a checkpoint has (directory ``where`` when
+    ``local``, else hub id), as a dict; None if it has none."""
+    for file_name in PROCESSOR_FILES:
+        if local:
+            found: str | None = str(Path(where) / file_name)
+            found = found if Path(found).is_file() else None
+        else:
+            found = transformers_module().utils.cached_file(
+                where,
+                file_name,
+                local_files_only=cache_only,
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+            )
+        if found is None:
+            continue
+        try:
+            data = json.loads(Path(found).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise VidcamError(
+                f"{name}: could not read {file_name} ({exc}); fix or remove it"
+            ) from exc
+        if not isinstance(data, dict):
+            raise VidcamError(f"{name}: {file_name} must hold a JSON object")
+        return data
+    return None
+
+
+def hub_unreachable(timeout: float = 5.0) -> str | None:
+    """Why the Hugging Face endpoint cannot be reached (one TCP connection), or None. Without
+    this probe, huggingface_hub retries an unreachable hub for half a minute, logging each try.
+    Behind a proxy (``HTTPS_PROXY`` / ``ALL_PROXY``) nothing is probed."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    from huggingface_hub import constants
+
+    url = urllib.parse.urlsplit(constants.ENDPOINT)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"{host} cannot be reached: {exc}"
+    return None
+
+
 def build_auto(
     where: str,
-    local: bool,
-    name: str,
     config: Any,
+    *,
+    local: bool,
+    cache_only: bool,
+    name: str,
+    fix: str,
     weights: str | os.PathLike | None,
     pretrained: bool,
     progress: bool,
-    fix: str,
 ) -> tuple[nn.Module, str]:
     """``AutoModelForVideoClassification`` for ``config`` (``hf:`` models, see
     :func:`vidcam.models.hf_auto.open_hf`): the weights of ``where`` (a directory when
-    ``local``, else a hub id), of the file ``weights``, or random (``pretrained=False``).
-    Returns (the transformers model, where its weights came from)."""
+    ``local``, else a hub id; the Hugging Face cache only when ``cache_only``), of the file
+    ``weights``, or random (``pretrained=False``). Returns (the model, its weights' origin)."""
     auto = "AutoModelForVideoClassification"
     if weights is not None or not pretrained:
         net = getattr(transformers_module(), auto).from_config(config)
@@ -200,9 +253,8 @@ def build_auto(
         return net, f"weights file {str(path)!r} ({name}'s config)"
     if local:
         check_pickles(Path(where))
-    local_only = local or offline()
     with quiet_progress(progress):
-        net = load_pretrained(auto, where, local_only=local_only, what=name, fix=fix, config=config)
+        net = load_pretrained(auto, where, local_only=cache_only, what=name, fix=fix, config=config)
     return net, f"Hugging Face {'directory' if local else 'hub model'} {where!r}"
 
 
@@ -236,7 +288,8 @@ def _loader(arch: HfArch):
                 raise VidcamError(
                     f"the hub weights of {arch.hub_id} fix the architecture; drop {overrides}"
                 )
-            net = _from_pretrained(arch, arch.hub_id, offline(), progress)
+            cache_only = offline() or bool(hub_unreachable())
+            net = _from_pretrained(arch, arch.hub_id, cache_only, progress)
             source = f"hub model {arch.hub_id!r}"
         _check_config(arch, net.config, source)
         token_grid(arch, net.config)  # fails early for unsupported layouts
