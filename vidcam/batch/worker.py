@@ -34,6 +34,7 @@ from vidcam.errors import VidcamError
 from vidcam.models.open import open_model
 from vidcam.paths import write_text
 from vidcam.video import analyze, render_analysis
+from vidcam.video.decode import time_limit
 from vidcam.video.setup import ExplainOptions
 
 
@@ -132,7 +133,8 @@ class VideoWorker:
         before = identities(out.out_dir / r for r in planned)
         write_started(out, fp, item.path, planned)
         try:
-            self._run(item, out, row)
+            with time_limit(self.options.video_timeout):
+                self._run(item, out, row)
         except Exception as exc:  # a bad video is a row, never the end of the run
             # a failed row has no outputs: nothing this attempt or an earlier run of this
             # video wrote stays; a file vidcam did not write and did not replace stays
@@ -156,6 +158,7 @@ class VideoWorker:
         if self.options.evaluate and item.gt is not None and not item.start:
             from vidcam.evaluate.clips import load_gt
 
+            _check_input(item.gt, "ground truth")  # a FIFO would block the batch
             load_gt(item.gt)  # a bad ground truth fails the row before any work
         o = self._pipeline_options(row["target"])
         normalize = o.pop("normalize", "video")
@@ -279,11 +282,11 @@ def _write_report(
     return True
 
 
-def _check_input(path: Path) -> None:
-    """The input is a regular file (a FIFO or a device would block the decoder)."""
+def _check_input(path: Path, what: str = "input") -> None:
+    """``path`` is a regular file (reading a FIFO or a device would block the batch)."""
     if not path.is_file():
-        what = "is not a regular file" if path.exists() else "does not exist"
-        raise VidcamError(f"input {str(path)!r} {what}")
+        state = "is not a regular file" if path.exists() else "does not exist"
+        raise VidcamError(f"{what} {str(path)!r} {state}")
 
 
 def set_threads(n: int) -> None:

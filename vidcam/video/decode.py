@@ -18,8 +18,12 @@ A file with no decodable frame is always a :class:`~vidcam.errors.VidcamError`.
 
 from __future__ import annotations
 
+import errno
+import os
+import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +36,16 @@ from vidcam.video import heap
 
 #: below this share of the announced frames (or duration) decoded, the input counts as damaged
 PARTIAL_LIMIT = 0.9
+
+#: FFmpeg demuxers vidcam runs (``format_whitelist``): lists that open other files (concat, hls,
+#: dash, image2: a FIFO there blocks forever) only when named in ``$VIDCAM_DEMUXERS`` (a,b).
+DEMUXERS = (
+    "mov", "matroska", "avi", "gif", "apng", "mpeg", "mpegts", "mpegvideo", "flv", "asf",
+    "ogg", "h264", "hevc", "m4v", "mjpeg", "ivf", "nut", "yuv4mpegpipe", "mxf", "dv", "rm",
+    "wtv", "obu",
+)  # fmt: skip
+ENV_DEMUXERS = "VIDCAM_DEMUXERS"
+_LISTS = ((b"ffconcat", "an FFmpeg concat list"), (b"#EXTM3U", "an HLS playlist"), (b"<", "XML"))
 
 
 class DecodeWarning(UserWarning):
@@ -81,20 +95,30 @@ class DecodedFrame:
 
 
 def check_input(path: str | Path) -> Path:
-    """The input path as a ``Path``; raises VidcamError when it is missing or not a file."""
+    """The input as a ``Path``; VidcamError when it is missing or not a regular file."""
     p = Path(path)
     if not p.exists():
         raise VidcamError(f"input {str(p)!r} does not exist")
     if not p.is_file():
-        raise VidcamError(f"input {str(p)!r} is not a file")
+        what = "a folder" if p.is_dir() else "a FIFO, a device or a socket: never read"
+        raise VidcamError(f"input {str(p)!r} is not a file ({what}); give a video file")
     return p
 
 
 def _open(path: Path) -> av.container.InputContainer:
+    check_time()
+    extra = [d.strip() for d in os.environ.get(ENV_DEMUXERS, "").split(",") if d.strip()]
+    allowed = ",".join(dict.fromkeys([*DEMUXERS, *extra]))
+    options = {"format_whitelist": allowed, "protocol_whitelist": "file"}
     try:
-        container = av.open(str(path), "r")
+        container = av.open(str(path), "r", container_options=options)
     except av.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
+        if getattr(exc, "errno", None) == errno.EINVAL:  # not on the whitelist
+            raise VidcamError(
+                f"input {str(path)!r} is {_list_kind(path)}: vidcam refuses formats that make "
+                f"FFmpeg open other files (set {ENV_DEMUXERS}=NAME to allow a demuxer)"
+            ) from None
         raise VidcamError(
             f"input {str(path)!r} is not a readable video file ({reason.lower()})"
         ) from None
@@ -104,6 +128,43 @@ def _open(path: Path) -> av.container.InputContainer:
         what = f"only audio ({n_audio} audio stream(s))" if n_audio else "no video stream"
         raise VidcamError(f"input {str(path)!r} has {what}; give a video file")
     return container
+
+
+def _list_kind(path: Path) -> str:
+    """What refused format ``path`` holds (from its first bytes)."""
+    with open(path, "rb") as f:
+        head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    kinds = [what for magic, what in _LISTS if head.startswith(magic)]
+    return kinds[0] if kinds else "not in a format of vidcam's demuxer list (DEMUXERS)"
+
+
+class VideoTimeout(VidcamError):
+    """A video took longer than the time limit of :func:`time_limit`."""
+
+
+_LIMIT: list[tuple[float, float] | None] = [None]  # (monotonic deadline, seconds)
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Within: opening or decoding a video raises :class:`VideoTimeout` once ``seconds`` (None:
+    no limit) have passed; checked before every packet, in every thread of the process."""
+    old = _LIMIT[0]
+    _LIMIT[0] = None if seconds is None else (time.monotonic() + seconds, seconds)
+    try:
+        yield
+    finally:
+        _LIMIT[0] = old
+
+
+def check_time() -> None:
+    """Raise :class:`VideoTimeout` when the current :func:`time_limit` has passed."""
+    limit = _LIMIT[0]
+    if limit is not None and time.monotonic() > limit[0]:
+        raise VideoTimeout(
+            f"the video took longer than its time limit of {limit[1]:g} s (--video-timeout); "
+            "stopped"
+        )
 
 
 def _rotation(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> int:
@@ -253,6 +314,7 @@ class _Decoded:
 
     def __iter__(self) -> Iterator[av.VideoFrame]:
         while True:
+            check_time()
             try:
                 packet = next(self._packets)
             except StopIteration:
