@@ -39,7 +39,7 @@ from vidcam.video.setup import ExplainOptions, auto_batch_size
 from vidcam.video.spatial import SpatialPlan, plan_spatial, split_tiles, stitch
 from vidcam.video.spool import MapSpool
 from vidcam.video.threads import Prefetch
-from vidcam.video.to_source import TimeSupport, frame_importance, position_gain, trusted_range
+from vidcam.video.to_source import frame_importance, window_supports
 
 _STORE_SIDE = 56  # heatmaps are spooled at about this many pixels on the short side
 _TOP = 5  # predictions kept per window
@@ -104,7 +104,8 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
         msg = text if count == 1 else f"{text} (x{count})"
         messages.append(msg)
         warnings.warn_explicit(msg, w.category, w.filename, w.lineno)
-    supports = _supports(run, sampler.clip_len, margin)
+    T = sampler.clip_len
+    supports = window_supports(run.windows, run.energies, T, run.slices or T, margin)
     frame_times = np.asarray(times, dtype=np.float64)
     raw = frame_importance(supports, run.energies, frame_times)
     peak = float(raw.max()) if raw.size else 0.0
@@ -123,20 +124,6 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
         warnings=messages,
         spatial=plan.mode,
     )
-
-
-def _supports(run: WindowExplainer, samples: int, margin: float) -> list[TimeSupport]:
-    """Every window's time support: its trusted samples (:func:`trusted_range` for the
-    explained layer's time steps and the window's padded samples) and the inverse of the
-    network's position gain (:func:`position_gain`, from the windows without padding)."""
-    slices = run.slices or samples
-    keep = trusted_range(samples, slices)
-    full = [e for e, w in zip(run.energies, run.windows, strict=True) if not w.pad]
-    scale = 1.0 / position_gain(full, keep) if full else np.ones(samples)
-    return [
-        TimeSupport(w.times, margin, keep=trusted_range(samples, slices, w.pad), scale=scale)
-        for w in run.windows
-    ]
 
 
 def _per_window(w: ConstantMapWarning, tiles: bool) -> tuple[str, int]:

@@ -137,6 +137,20 @@ def trusted_range(samples: int, slices: int, pad: int = 0) -> tuple[int, int]:
     return min(a, b), b
 
 
+def window_supports(
+    windows: Sequence, energies: Sequence[torch.Tensor], samples: int, slices: int, margin: float
+) -> list[TimeSupport]:
+    """Every window's time support: its trusted samples (:func:`trusted_range` for the
+    explained layer's ``slices`` and the window's ``pad``) and the inverse of the
+    network's position gain (:func:`position_gain`, from the windows without padding)."""
+    keep = trusted_range(samples, slices)
+    full = [e for e, w in zip(energies, windows, strict=True) if not w.padded]
+    scale = 1.0 / position_gain(full, keep) if full else np.ones(samples)
+    return [
+        TimeSupport(w.times, margin, trusted_range(samples, slices, w.pad), scale) for w in windows
+    ]
+
+
 GAIN_MIN_WINDOWS = 3  # fewer windows than this: no position gain is estimated (1)
 GAIN_CLAMP = 4.0  # the gain is kept within [1 / GAIN_CLAMP, GAIN_CLAMP]
 
