@@ -5,6 +5,8 @@ stops the run once with its own error (it was "the Ray actor died 4 times" on ev
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import threading
 import time
@@ -100,3 +102,38 @@ def test_a_model_that_cannot_load_stops_the_run_once(clips, tmp_path):
     assert "could not read weights file" in msg and str(bad) in msg and "\n" not in msg
     assert "actor died" not in msg
     assert not list((tmp_path / "o").glob("*.failed.json"))  # not a failure per video
+
+
+def test_a_video_stuck_in_c_code_is_stopped_by_the_hard_limit(clips, tmp_path, monkeypatch):
+    """A read that never returns (a FIFO segment of a concat list, the demuxer allowed here
+    on purpose) is beyond the worker's own per-packet check: past video_timeout plus the grace
+    the driver kills that actor; the video is a failed row and the run ends."""
+    import vidcam.batch.executor_ray as executor_ray
+
+    (tmp_path / "a.mkv").write_bytes((clips / "v0.mkv").read_bytes())
+    os.mkfifo(tmp_path / "fifo")
+    listing = tmp_path / "stuck.mp4"
+    listing.write_text("ffconcat version 1.0\nfile a.mkv\nfile fifo\n")
+    monkeypatch.setenv("VIDCAM_DEMUXERS", "concat")  # inherited by the Ray workers
+    monkeypatch.setattr(executor_ray, "HARD_GRACE_S", 1.0)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        box: list = []
+        t = threading.Thread(
+            target=lambda: box.append(
+                run([listing], tmp_path / "o", executor="ray", workers=1, video_timeout=2, **OPTS)
+            ),
+            daemon=True,
+        )
+        t.start()
+        t.join(600)
+        assert not t.is_alive(), "the stuck video held the run"
+    finally:
+        ray.shutdown()
+        with contextlib.suppress(OSError):
+            os.close(os.open(tmp_path / "fifo", os.O_WRONLY | os.O_NONBLOCK))
+    (row,) = box[0]
+    assert row["status"] == "failed"
+    assert (
+        "took longer than 2 s (--video-timeout); its Ray worker actor was stopped" in row["error"]
+    )
