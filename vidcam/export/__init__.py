@@ -3,12 +3,28 @@
 :func:`to_fiftyone` (``vidcam export fiftyone``): a finished ``vidcam batch`` folder as a
 FiftyOne dataset, one video sample per clip with per-frame heatmaps, predictions and metrics
 (``pip install 'vidcam[fiftyone]'``). :func:`read_batch` reads a batch folder into typed
-records. FiftyOne is imported only when an export runs.
+records. Names are imported on first use (``python -m vidcam.export.mongod`` stays light);
+FiftyOne itself only when an export runs.
 """
 
 from __future__ import annotations
 
-from vidcam.export.batch_reader import BatchRecords, ClipRecord, FailedRow, read_batch
-from vidcam.export.fiftyone import ExportSummary, to_fiftyone
+import importlib
+from typing import Any
 
-__all__ = ["BatchRecords", "ClipRecord", "ExportSummary", "FailedRow", "read_batch", "to_fiftyone"]
+_NAMES = {
+    "BatchRecords": "vidcam.export.batch_reader",
+    "ClipRecord": "vidcam.export.batch_reader",
+    "FailedRow": "vidcam.export.batch_reader",
+    "read_batch": "vidcam.export.batch_reader",
+    "ExportSummary": "vidcam.export.fiftyone",
+    "to_fiftyone": "vidcam.export.fiftyone",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module 'vidcam.export' has no attribute {name!r}")
+    return getattr(importlib.import_module(_NAMES[name]), name)

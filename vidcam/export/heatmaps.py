@@ -1,9 +1,10 @@
 """Per-frame heatmaps from a batch's ``NAME.maps.npz``, as the annotated MP4 shows them.
 
 The MP4's pass 2 (:func:`vidcam.video.map_pass.blended` then the pipeline's ``_panels``) is
-redone from the saved window maps: the video-level :class:`~vidcam.video.scale.DisplayScale`
-(its reference read from the maps, as pass 2 reads it from the spool), every window scaled as
-it is loaded, the windows blended at each source frame's time
+redone from the saved window maps and time supports (:meth:`RawMaps.supports`): the
+video-level :class:`~vidcam.video.scale.DisplayScale` (its reference read from the maps' shown
+slices, as pass 2 reads it from the spool), every window scaled as it is loaded, the windows
+blended at each source frame's time
 (:class:`~vidcam.video.to_source.MapBlender`), the display gamma, ``to_u8``, and the crop
 placed on the source grid (:meth:`~vidcam.video.to_source.SourcePlacer.place_u8`) — here a
 reduced grid of the source's aspect. Heat below the renderer's ``COLD`` level is 0: the MP4
@@ -74,10 +75,11 @@ def frame_heatmaps(
     panels = {k: raw.panels[k] for k in ids}
     if not ids or not len(raw.window_times):
         return
-    scale = DisplayScale.from_spool(_SpoolView(panels), ids, normalize)
     view = _SpoolView(panels)
+    sups = raw.supports()
+    scale = DisplayScale.from_spool(view, ids, normalize, supports=sups)
     blender = MapBlender(
-        raw.supports(), lambda i: {k: scale.window(k, v) for k, v in view.get(i).items()}
+        sups, lambda i: {k: scale.window(k, v, sups[i]) for k, v in view.get(i).items()}
     )
     g = raw.geometry
     small = Geometry(reduced_size(g.source, max_side), g.resized, g.crop, g.offset)

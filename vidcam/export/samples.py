@@ -2,7 +2,7 @@
 
 Sample fields: ``vidcam_key`` (the batch key: the dataset's sample key), ``prediction``
 (video-level top-1, :class:`fo.Classification`), ``ground_truth`` (the manifest's label),
-``target``, ``model``, ``method``, ``metrics`` (every ``--evaluate`` number, keys made field
+``target``, ``model``, ``methods`` (the rendered panels' method ids), ``metrics`` (every ``--evaluate`` number, keys made field
 names by :func:`field_name`), ``centre_energy``, ``segment_start``, and the links
 ``annotated_video``, ``report_page``, ``preview`` (absolute paths). Frame fields: one
 :class:`fo.Heatmap` per heat method (``gradcam_pp``, ``layercam``, ...), ``prediction`` (the
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import mimetypes
 import re
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +68,13 @@ def prepare_clip(
 ) -> PreparedClip:
     """Read the clip's maps and compute every frame's heat: PNG files under ``maps_dir``
     (``FIELD/NNNNNN.png``, frame numbers 1-based as FiftyOne's) or, without it, arrays."""
-    raw = load_maps(clip.files["maps"])
+    try:
+        raw = load_maps(clip.files["maps"])
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # damaged compressed members
+        raise VidcamError(
+            f"batch row {clip.key!r}: {clip.files['maps'].name} is damaged ({exc}); "
+            "rerun vidcam batch on this folder to redo it"
+        ) from None
     info = probe(clip.source)
     metadata = {
         "size_bytes": clip.source.stat().st_size,
@@ -81,7 +89,7 @@ def prepare_clip(
     prepared = PreparedClip(
         clip,
         metadata,
-        sample_fields(clip),
+        sample_fields(clip) | {"methods": list(raw.panels)},
         heat={field_name(i): i for i in ids},
         skipped_panels=[k for k in raw.panels if k not in ids],
     )
@@ -119,7 +127,6 @@ def sample_fields(clip: ClipRecord) -> dict[str, Any]:
         "ground_truth": clip.label,
         "target": clip.target,
         "model": clip.model,
-        "method": clip.method,
         "metrics": {field_name(k): v for k, v in clip.metrics.items()} or None,
         "centre_energy": clip.centre_energy,
         "segment_start": clip.start,
