@@ -165,6 +165,16 @@ def test_support_reads_only_trusted_slices_and_holds_them():
     torch.testing.assert_close(s.kept(x), torch.tensor([[2.0, 2.0], [2.0, 2.0], [12.0, 12.0]]))
 
 
+def test_blender_scales_heat_but_not_images():
+    sups = [TimeSupport([0.0, 1.0, 2.0], 0.5, keep=(1, 1), scale=[5.0, 2.0, 5.0])]
+    heat = torch.ones(3, 2, 2)
+    image = torch.full((3, 2, 2, 3), 0.5)
+    out, weights = MapBlender(sups, lambda i: {"h": heat, "g": image}).at(0.0)
+    assert weights == {0: 1.0}
+    torch.testing.assert_close(out["h"], torch.full((2, 2), 2.0))  # the trusted slice, x2
+    torch.testing.assert_close(out["g"], image[1])  # a guided image keeps its grey
+
+
 def test_position_gain_is_the_median_profile():
     rng = np.random.default_rng(0)
     gain = np.array([0.0, 0.5, 1.0, 1.5, 0.0])  # positions 0 and 4 are not trusted

@@ -348,10 +348,10 @@ class MapBlender:
             j = min(order, key=lambda i: max(sups[i].start - t, t - sups[i].end, 0.0))
             weights = {i: float(i == j) for i in order}
         total = sum(weights.values())
-        vecs = [  # heat maps get each slice's scale, images (..., 3) do not
-            np.concatenate([sups[i].slice_weights(t, s)[0] * (weights[i] / total) for i in order])
-            for s in (True, False)
-        ]
+        ws = [sups[i].slice_weights(t, scaled=False)[0] * (weights[i] / total) for i in order]
+        # heat maps get each slice's scale, images (..., 3) do not
+        scaled = [w * sups[i].scale for w, i in zip(ws, order, strict=True)]
+        vecs = [np.concatenate(scaled), np.concatenate(ws)]
         out = {}
         for name, stack in self._stack.items():
             vec = vecs[stack.dim() == 4]
