@@ -15,8 +15,9 @@ MODEL_HELP = (
     "the model: a registered name (see 'vidcam models'), a name a package registers "
     "(entry point group 'vidcam.models'), hf:DIR (a Hugging Face save_pretrained directory) or "
     "hf:ORG/NAME, or path/to/file.py:FUNCTION / package.module:FUNCTION returning an nn.Module "
-    "(or a mapping with module, spec, labels, layer). A .py file or module is imported and RUNS "
-    "ITS CODE, as 'python file.py' would: name only code you trust"
+    "(or a mapping with module, spec, labels, layer), or a torch.export program FILE.pt2 "
+    "(TorchScript cannot be explained). A .py file or module is imported and RUNS ITS CODE, as "
+    "'python file.py' would, and a .pt2 is unpickled: name only files you trust"
 )
 
 
