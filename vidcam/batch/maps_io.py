@@ -8,7 +8,10 @@ Arrays in ``NAME.maps.npz`` (W windows of T slices, maps h × w in the model win
   for guided images; ``peak_J`` (W,) float32: CAM units = ``panel_J * peak_J``.
 - ``window_times`` (W, T) float64 seconds of the sampled frames, ``window_frames`` (W, T)
   int64 their source frame indices, ``margin`` (W,) float64: how far (s) a window's influence
-  reaches past its first / last sample (:class:`~vidcam.video.to_source.TimeSupport`).
+  reaches past its first / last sample (:class:`~vidcam.video.to_source.TimeSupport`);
+  ``window_keep`` (W, 2) int64 each window's trusted samples a..b (inclusive; the outer slices
+  see the network's temporal padding) and ``window_scale`` (W, T) float64 its per-slice factor
+  (the inverse position gain); both optional (files of earlier versions: all slices, factor 1).
 - ``times`` (F,) float64 every source frame's time; ``importance`` (F,) float32 in [0, 1].
 - ``source``, ``resized``, ``crop``, ``offset`` (2,) int64: the
   :class:`~vidcam.video.preprocess.Geometry` (source (H, W) -> resized -> the window the maps
@@ -67,6 +70,8 @@ def save_maps(
     arrays |= {
         "window_times": np.array([s.times for s in analysis.supports], np.float64),
         "window_frames": np.array([w.frames for w in analysis.windows], np.int64),
+        "window_keep": np.array([s.keep for s in analysis.supports], np.int64),
+        "window_scale": np.array([s.scale for s in analysis.supports], np.float64),
         "margin": np.array([s.margin for s in analysis.supports], np.float64),
         "times": np.asarray(analysis.times, np.float64),
         "importance": np.asarray(analysis.importance, np.float32),
@@ -98,6 +103,8 @@ class RawMaps:
     geometry: Geometry
     model_crop: tuple[int, int]
     meta: dict[str, Any]
+    window_keep: np.ndarray | None = None
+    window_scale: np.ndarray | None = None
 
     @property
     def heat(self) -> np.ndarray | None:
@@ -108,9 +115,13 @@ class RawMaps:
         return None
 
     def supports(self) -> list[TimeSupport]:
+        """The windows' time supports, exactly as pass 2 blended them."""
+        n = len(self.window_times)
+        keep = self.window_keep if self.window_keep is not None else [None] * n
+        scale = self.window_scale if self.window_scale is not None else [None] * n
         return [
-            TimeSupport(list(t), float(m))
-            for t, m in zip(self.window_times, self.margin, strict=True)
+            TimeSupport(list(t), float(m), None if k is None else (int(k[0]), int(k[1])), s)
+            for t, m, k, s in zip(self.window_times, self.margin, keep, scale, strict=True)
         ]
 
     def blender(self, device: torch.device | str = "cpu") -> MapBlender:
@@ -154,6 +165,8 @@ def load_maps(path: str | Path) -> RawMaps:
         panels=panels,
         window_times=a["window_times"],
         window_frames=a["window_frames"],
+        window_keep=a.get("window_keep"),
+        window_scale=a.get("window_scale"),
         margin=a["margin"],
         times=a["times"],
         importance=a["importance"],
