@@ -126,14 +126,35 @@ def headline_columns(
     return columns, [k for k, _ in honest]
 
 
+def _fill_score(clip: dict[str, Any], m: str, f: str, p: str) -> float | None:
+    """A map's score under one fill on one clip: keep − remove at the headline fraction."""
+    rec = clip["methods"][m]
+    keep, remove = rec.get(f"keep_{p}_{f}"), rec.get(f"remove_{p}_{f}")
+    return None if keep is None or remove is None else float(keep) - float(remove)
+
+
+def _beats(clips: Sequence[dict[str, Any]], a: str, b: str, f: str, p: str) -> bool:
+    """Do the clips support "a beats b under fill f" (paired win rate's 95 % interval > 0.5)?"""
+    from vidcam.evaluate.paired import compare
+
+    pairs = [(_fill_score(c, a, f, p), _fill_score(c, b, f, p)) for c in clips]
+    pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
+    return bool(pairs) and compare([x for x, _ in pairs], [y for _, y in pairs], "high")["lo"] > 0.5
+
+
 def fill_agreement(
-    ranking: dict[str, Any], fills: Sequence[str], fraction_key: str
+    ranking: dict[str, Any],
+    fills: Sequence[str],
+    fraction_key: str,
+    clips: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Each method's rank under each fill (the rank of its mean rank over that fill's keep and
     remove columns; ties share their average rank) and the pairs of maps two fills order
     differently. Returns ``{"ranks": {fill: {method: rank}}, "disagree": [{"fills": [f, g],
-    "first": a, "second": b}], "agree": bool}``: under ``f`` a ranks above b, under ``g`` b
-    ranks above a."""
+    "first": a, "second": b, "supported": bool}], "agree": bool}``: under ``f`` a ranks above
+    b, under ``g`` b above a; ``supported``: the clips back both orders (per clip, keep − remove
+    under each fill; the paired win rate's 95 % Wilson interval lies above 0.5 both ways),
+    else the flip is within the clips' noise. ``agree``: no supported disagreement."""
     methods = list(ranking["methods"])
     ranks: dict[str, dict[str, float | None]] = {}
     for f in fills:
@@ -150,9 +171,17 @@ def fill_agreement(
             for ai, a in enumerate(methods):
                 for b in methods[ai + 1 :]:
                     fa, fb, ga, gb = ranks[f][a], ranks[f][b], ranks[g][a], ranks[g][b]
-                    if None in (fa, fb, ga, gb) or fa == fb or ga == gb:
+                    if None in (fa, fb, ga, gb) or fa == fb or ga == gb or (fa < fb) == (ga < gb):
                         continue
-                    if (fa < fb) != (ga < gb):
-                        first, second = (a, b) if fa < fb else (b, a)
-                        disagree.append({"fills": [f, g], "first": first, "second": second})
-    return {"ranks": ranks, "disagree": disagree, "agree": not disagree}
+                    first, second = (a, b) if fa < fb else (b, a)
+                    supported = _beats(clips, first, second, f, fraction_key) and _beats(
+                        clips, second, first, g, fraction_key
+                    )
+                    disagree.append(
+                        {"fills": [f, g], "first": first, "second": second, "supported": supported}
+                    )
+    return {
+        "ranks": ranks,
+        "disagree": disagree,
+        "agree": not any(d["supported"] for d in disagree),
+    }

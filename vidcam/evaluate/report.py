@@ -111,7 +111,8 @@ def _faithfulness(result: EvalResult) -> list[str]:
         "",
         f"Headline — the methods ranked (k = {p} % of the voxels; {s['clips']} clips; paper "
         f"metrics with the {opts['baseline']} baseline; Rank · fill: the map's rank under that "
-        "fill alone):",
+        "fill alone; Fills: = the same rank under every fill, ≠ it differs within the clips' "
+        "noise, ⚠ a disagreement the clips' paired wins back):",
         "",
         *headline_table(result),
         *fills_note(result),

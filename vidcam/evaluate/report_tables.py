@@ -101,25 +101,48 @@ def headline_table(result: EvalResult) -> list[str]:
         if several:
             ranks = [per_fill[f].get(m) for f in per_fill]
             cells += [rank_text(x) for x in ranks]
-            cells.append("agree" if len(set(ranks)) == 1 else "≠")
+            cells.append(_flag(result, m, ranks))
         lines.append(row(title(m), cells))
     return lines
 
 
+def _flip(d: dict[str, Any]) -> str:
+    f, g = d["fills"]
+    return f"{f} ranks {title(d['first'])} above {title(d['second'])}, {g} the reverse"
+
+
+def _flag(result: EvalResult, m: str, ranks: list[float | None]) -> str:
+    """ "⚠": a disagreement the clips back involves this map; "≠": its rank differs between
+    fills; "=": the same rank under every fill."""
+    agreement = result.summary["ranking"]["fills"]
+    if any(d["supported"] and m in (d["first"], d["second"]) for d in agreement["disagree"]):
+        return "⚠"
+    return "=" if len(set(ranks)) == 1 else "≠"
+
+
 def fills_note(result: EvalResult) -> list[str]:
-    """One line: the fills agree, or which pairs of maps they order differently and why."""
+    """The fills agree, or which pairs of maps they order differently (backed by the clips, or
+    within their noise) and why fills disagree."""
     agreement = (result.summary.get("ranking") or {}).get("fills")
     if not agreement or len(agreement["ranks"]) < 2:
         return []
-    if agreement["agree"]:
-        return ["", "The fills agree on the order of the maps."]
-    flips = [
-        f"{d['fills'][0]} ranks {title(d['first'])} above {title(d['second'])}, "
-        f"{d['fills'][1]} the reverse"
-        for d in agreement["disagree"]
-    ]
-    shown = flips[:8] + ([f"and {len(flips) - 8} more pairs"] if len(flips) > 8 else [])
-    return ["", "⚠ **The fills disagree**: " + "; ".join(shown) + ". " + FILL_BIAS]
+    strong = [_flip(d) for d in agreement["disagree"] if d["supported"]]
+    weak = [_flip(d) for d in agreement["disagree"] if not d["supported"]]
+    lines = [""]
+    if strong:
+        lines.append(
+            "⚠ **The fills disagree** (each order backed by the clips' paired wins): "
+            + "; ".join(strong[:8])
+            + (f"; and {len(strong) - 8} more pairs" if len(strong) > 8 else "")
+            + ". "
+            + FILL_BIAS
+        )
+    if weak:
+        shown = "; ".join(weak[:6]) + (f"; and {len(weak) - 6} more" if len(weak) > 6 else "")
+        lines.append(f"Orders that flip between fills within the clips' noise: {shown}.")
+    if not strong and not weak:
+        lines.append("The fills agree on the order of the maps.")
+    return lines
 
 
 def fill_table(result: EvalResult, fill: str) -> list[str]:

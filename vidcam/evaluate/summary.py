@@ -93,7 +93,7 @@ def summarize(
         p = pct(fraction)
         columns, mean_over = headline_columns(fills, p, units)
         ranking = {"fraction": fraction, **rank_methods(clips, methods, columns, mean_over)}
-        ranking["fills"] = fill_agreement(ranking, list(fills), p)
+        ranking["fills"] = fill_agreement(ranking, list(fills), p, clips)
         out["ranking"] = ranking
         refs = [m for m in methods if m in REFERENCE_HELP]
         own = [m for m in methods if m not in REFERENCE_HELP]

@@ -1,6 +1,7 @@
 """Synthetic motion benchmark: short clips whose class is defined by motion, with ground truth.
 
-Every clip is ``frames`` RGB uint8 frames of ``size``×``size`` pixels on a uniform background.
+Every clip is ``frames`` RGB uint8 frames of ``size``×``size`` pixels (``size`` high and
+``width`` wide when a width is given) on a uniform background.
 It holds 1–3 *acting* objects that perform the labelled action (all the same action, during the
 same interval ``[t0, t1)``) and 1–3 *distractors* of the same shapes and colours that stay still,
 plus (half the time) one distractor that rotates in place, a motion that is no class. Outside
@@ -49,12 +50,17 @@ class SynthConfig:
 
     frames: int = 16
     size: int = 112
+    width: int | None = None  # frame width (None: square, ``size``)
     fps: float = 8.0
     instances: tuple[int, int] = (1, 3)  # inclusive range of acting instances
     distractors: tuple[int, int] = (1, 3)  # inclusive range of static distractors
     rotating_prob: float = 0.5  # chance of one extra distractor rotating in place
     action_len: tuple[int, int] = (7, 12)  # inclusive range of the interval's length in frames
     margin: int = 2  # min gap in pixels between object trajectories and to the border
+
+    @property
+    def frame_width(self) -> int:
+        return self.width or self.size
 
 
 @dataclass
@@ -151,9 +157,11 @@ def render(
     background: tuple[int, int, int],
     frames: int,
     size: int,
+    width: int | None = None,
 ) -> np.ndarray:
-    """Draw ``objects`` over a uniform ``background``; returns (T, size, size, 3) uint8 RGB."""
-    out = np.empty((frames, size, size, 3), dtype=np.uint8)
+    """Draw ``objects`` over a uniform ``background``; returns (T, size, width, 3) uint8 RGB
+    (``width`` default: ``size``)."""
+    out = np.empty((frames, size, width or size, 3), dtype=np.uint8)
     out[:] = np.asarray(background, dtype=np.uint8)
     for t in range(frames):
         for obj in objects:
@@ -161,8 +169,8 @@ def render(
     return out
 
 
-def _box_of(obj: SceneObject, t: int, size: int) -> list[int]:
-    mask = np.zeros((size, size), dtype=np.uint8)
+def _box_of(obj: SceneObject, t: int, size: int, width: int | None = None) -> list[int]:
+    mask = np.zeros((size, width or size), dtype=np.uint8)
     draw_object(mask, obj, t, (1,))
     ys, xs = np.nonzero(mask)
     return [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
@@ -174,14 +182,15 @@ def _overlaps(a: tuple[float, ...], b: tuple[float, ...], gap: float) -> bool:
     )
 
 
-def _inside(e: tuple[float, ...], size: int, margin: float) -> bool:
-    return e[0] >= margin and e[1] >= margin and e[2] <= size - margin and e[3] <= size - margin
+def _inside(e: tuple[float, ...], size: int, margin: float, width: int | None = None) -> bool:
+    w = width or size
+    return e[0] >= margin and e[1] >= margin and e[2] <= w - margin and e[3] <= size - margin
 
 
 def _acting(
     rng: np.random.Generator, label: int, cfg: SynthConfig, t0: int, t1: int
 ) -> SceneObject:
-    n, size = cfg.frames, cfg.size
+    n, size, width = cfg.frames, cfg.size, cfg.frame_width
     ts = np.arange(n, dtype=np.float64)
     u = np.clip((ts - t0) / max(t1 - 1 - t0, 1), 0.0, 1.0)  # 0 before, ramps in [t0, t1-1], 1 after
     steps = t1 - 1 - t0
@@ -197,7 +206,7 @@ def _acting(
             "moving_down": (0.0, dist),
         }[name]
         lo, hi = r0 * 1.5 + 2, size - r0 * 1.5 - 2
-        x0 = rng.uniform(lo - min(dx, 0), hi - max(dx, 0))
+        x0 = rng.uniform(lo - min(dx, 0), width - r0 * 1.5 - 2 - max(dx, 0))
         y0 = rng.uniform(lo - min(dy, 0), hi - max(dy, 0))
         cx, cy = x0 + dx * u, y0 + dy * u
     else:
@@ -205,7 +214,7 @@ def _acting(
         big = small + rng.uniform(1.0, 1.4) * steps
         r = small + (big - small) * u if name == "growing" else big - (big - small) * u
         reach = big * 1.5 + 2
-        cx = np.full(n, rng.uniform(reach, size - reach))
+        cx = np.full(n, rng.uniform(reach, width - reach))
         cy = np.full(n, rng.uniform(reach, size - reach))
     shape = SHAPES[rng.integers(len(SHAPES))]
     color = PALETTE[rng.integers(len(PALETTE))]
@@ -221,7 +230,7 @@ def _distractor(rng: np.random.Generator, role: str, cfg: SynthConfig) -> SceneO
         else ("square", "triangle")[rng.integers(2)]
     )
     reach = r0 * 1.5 + 2
-    cx = np.full(n, rng.uniform(reach, size - reach))
+    cx = np.full(n, rng.uniform(reach, cfg.frame_width - reach))
     cy = np.full(n, rng.uniform(reach, size - reach))
     a0 = rng.uniform(0, 2 * math.pi)
     speed = rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 0.4) if role == "rotating" else 0.0
@@ -236,7 +245,7 @@ def _place(
     for _ in range(tries):
         obj = make()
         e = obj.extent()
-        if _inside(e, cfg.size, cfg.margin) and not any(
+        if _inside(e, cfg.size, cfg.margin, cfg.frame_width) and not any(
             _overlaps(e, p.extent(), cfg.margin) for p in placed
         ):
             return obj
@@ -295,10 +304,11 @@ def make_clip(
             placed.append(obj)
 
     background = tuple(int(v) for v in rng.integers(15, 90, size=3))
-    frames = render(placed, background, cfg.frames, cfg.size)
+    frames = render(placed, background, cfg.frames, cfg.size, cfg.frame_width)
     acting = [o for o in placed if o.role == "acting"]
     boxes = [
-        [_box_of(o, t, cfg.size) for o in acting] if t0 <= t < t1 else [] for t in range(cfg.frames)
+        [_box_of(o, t, cfg.size, cfg.frame_width) for o in acting] if t0 <= t < t1 else []
+        for t in range(cfg.frames)
     ]
     return SynthClip(frames, label, (t0, t1), boxes, background, placed, int(seed), cfg.fps)
 
