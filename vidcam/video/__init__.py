@@ -30,7 +30,10 @@ Choices worth knowing:
 
 - Per-frame importance = the spatial mean of the un-normalised CAM of the first explained
   layer (``Explanation.raw``), interpolated and blended over windows like the maps, then
-  divided by the video's maximum; so windows are comparable.
+  divided by the video's maximum; so windows are comparable. Only a window's trusted slices
+  count (not the outer ones, which see the network's temporal zero padding, nor samples that
+  repeat a short video's last frame), each divided by the network's position gain (the median
+  over windows); maps are blended the same way (``docs/temporal_importance.md``).
 - ``target="topk:K"`` explains K classes per window; the displayed map is their per-pixel
   maximum (the union of their evidence). Guided methods show the first target's product.
 - Panels are keyed by method id ("gradcam++", "guided-gradcam"); titles appear only when
