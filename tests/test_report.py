@@ -120,17 +120,11 @@ def test_timeline_geometry_by_hand():
     assert tl.importance_area == (
         "44.00,114.00 44.00,114.00 90.50,14.00 137.00,64.00 183.50,89.00 183.50,114.00"
     )
-    assert [label for _, label in tl.x_ticks] == [
-        "0 s",
-        "0.5 s",
-        "1 s",
-        "1.5 s",
-        "2 s",
-        "2.5 s",
-        "3 s",
-        "3.5 s",
-        "4 s",
-    ]
+    # 0.5 s ticks would be 186 / 8 = 23.25 px apart, less than "0.5 s" (2.6 em × 11 px = 28.6
+    # px) plus the 6 px gap: the next step, 1 s, is 46.5 px apart
+    assert [(round(x, 6), label) for x, label in tl.x_ticks] == [
+        (44.0, "0 s"), (90.5, "1 s"), (137.0, "2 s"), (183.5, "3 s"), (230.0, "4 s")]  # fmt: skip
+    assert [(round(t.x, 2), t.text) for t in tl.top_labels] == [(90.5, "a"), (160.25, "b")]
     sp = sparkline([0.0, 1.0, 0.5], width=24, height=12)
     assert sp.line == "2.00,10.00 12.00,2.00 22.00,6.00"
 
@@ -163,7 +157,7 @@ def test_page_structure(run, page):
     dur, x0, x1 = (float(svg[k]) for k in ("data-duration", "data-x0", "data-x1"))
     assert dur == pytest.approx(5.0) and svg["data-windows"] == "4"
     points = tags.find("circle")
-    series = tags.find("g")
+    series = tags.find("g", **{"class": "series"})
     assert len(series) == 4 and len(points) == 4 * len(windows)
     assert [g["data-kind"] for g in series] == ["top", "class", "class", "class"]
     for k, g in enumerate(series):

@@ -1,4 +1,5 @@
-"""``vidcam explain ... --report PAGE.html``: the command line's two calls into the report.
+"""``vidcam explain ... --report PAGE.html [--report-embed]``: the command line's two calls
+into the report.
 
 :func:`check_report_args` runs before any work (the page path, its distinctness from the other
 outputs), :func:`report_from_args` after the video is written.
@@ -11,6 +12,7 @@ from typing import Any
 
 from vidcam.errors import VidcamError
 from vidcam.paths import check_distinct, check_output
+from vidcam.report.media import check_embed, probe_media
 from vidcam.report.video_page import write_video_report
 
 
@@ -39,12 +41,16 @@ def settings_from_args(args: Any) -> dict[str, str]:
         "colormap": get("colormap"),
         "side_by_side": "yes" if get("side_by_side") else "no",
         "device": get("device"),
+        "labels file": get("labels"),
+        "model card": get("card"),
     }
     return {k: str(v) for k, v in out.items() if v is not None}
 
 
 def check_report_args(args: Any) -> None:
-    """Before any work: ``--report`` needs ``-o`` and a writable page path of its own."""
+    """Before any work: ``--report`` needs ``-o`` and a writable page path of its own; with
+    ``--report-embed`` (``args.report_embed``) a playable source must fit the embedding
+    limit (:func:`vidcam.report.media.check_embed`)."""
     if not getattr(args, "report", None):
         return
     if not args.output:
@@ -58,6 +64,10 @@ def check_report_args(args: Any) -> None:
             ("--report", args.report),
         ]
     )
+    if getattr(args, "report_embed", False):  # the source is known now: refuse it early
+        source = probe_media(args.input)
+        if source.playable:
+            check_embed([("the source video", source.path)])
 
 
 def report_from_args(args: Any, result: Any) -> Path | None:
@@ -72,4 +82,5 @@ def report_from_args(args: Any, result: Any) -> Path | None:
         preview=getattr(args, "preview", None),
         settings=settings_from_args(args),
         overwrite=bool(getattr(args, "overwrite", False)),
+        embed=bool(getattr(args, "report_embed", False)),
     )

@@ -3,21 +3,18 @@ sheet, the run's settings, metrics and warnings (:func:`write_video_report`)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-
-import av
 
 from vidcam.cam.methods import METHODS
 from vidcam.errors import VidcamError
 from vidcam.paths import check_output, write_text
 from vidcam.report.charts import timeline
 from vidcam.report.env import existing_file, link, render
+from vidcam.report.media import Media, check_embed, data_uri, probe_media
 from vidcam.report.reading import SETTING_HELP, flat_metrics, fmt, metric_help
-
-#: what a browser's <video> element plays (H.264 / VP9 / AV1 in these containers)
-PLAYABLE = {".mp4", ".m4v", ".mov", ".webm", ".ogv"}
-IMAGE = {".gif", ".png", ".jpg", ".jpeg", ".webp"}
 
 
 def panel_titles(explanation: Mapping, settings: Mapping, video_width: int | None) -> list[str]:
@@ -35,15 +32,6 @@ def panel_titles(explanation: Mapping, settings: Mapping, video_width: int | Non
         else:
             ids = [explanation.get("method", "")]
     return [METHODS[i].title if i in METHODS else str(i) for i in ids]
-
-
-def _width(video: Path) -> int | None:
-    """The video's frame width (None when it cannot be read)."""
-    try:
-        with av.open(str(video)) as c:
-            return int(c.streams.video[0].codec_context.width) if c.streams.video else None
-    except (av.FFmpegError, OSError):
-        return None
 
 
 def run_settings(explanation: Mapping, settings: Mapping) -> list[tuple[str, str, str]]:
@@ -85,6 +73,60 @@ def window_rows(explanation: Mapping) -> list[dict[str, object]]:
     return out
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A file as the page shows it: its probe, the href (a relative link or a data: URI),
+    the path the reader sees (relative to the page) and whether the page carries it."""
+
+    media: Media
+    role: str
+    href: str | None
+    rel: str
+    embedded: bool = False
+
+    @property
+    def style(self) -> str:
+        """CSS custom properties with the display size (empty when unknown)."""
+        m = self.media
+        return f"--fw: {m.width}; --fh: {m.height}" if m.width and m.height else ""
+
+
+def _shown(here: Path, role: str, path: Path, embed: bool, media: Media | None = None) -> Shown:
+    media = media or probe_media(path)
+    rel = os.path.relpath(path.resolve(), here.resolve())
+    rel = Path(rel).as_posix()
+    if embed and media.playable:
+        return Shown(media, role, data_uri(media), rel, embedded=True)
+    return Shown(media, role, None if embed else link(here, path), rel)
+
+
+def media_context(
+    here: Path, video: Path, source: Path | None, preview: Path | None, embed: bool
+) -> dict[str, object]:
+    """The page's files: probed, checked against the embedding limits when ``embed``,
+    then linked or embedded (``main``, ``source``, ``sheet``, ``files``)."""
+    probed = {"video": probe_media(video)}
+    if source is not None:
+        probed["source"] = probe_media(source)
+    if preview is not None:
+        probed["sheet"] = probe_media(preview)
+    roles = {
+        "video": "the annotated video",
+        "source": "the source video",
+        "sheet": "the contact sheet",
+    }
+    if embed:
+        check_embed([(roles[k], m.path) for k, m in probed.items() if m.playable])
+    shown = {k: _shown(here, roles[k], m.path, embed, m) for k, m in probed.items()}
+    return {
+        "main": shown["video"],
+        "source": shown.get("source"),
+        "sheet": shown.get("sheet"),
+        "files": list(shown.values()),
+        "embed": embed,
+    }
+
+
 def write_video_report(
     page: str | Path,
     *,
@@ -95,18 +137,28 @@ def write_video_report(
     settings: Mapping[str, str] | None = None,
     metrics: Mapping | None = None,
     overwrite: bool = True,
+    embed: bool = False,
 ) -> Path:
     """Write the HTML page of one explained video to ``page`` (atomically) and return it.
+
+    By default the page links its files (video, source, sheet) by relative path: it shows
+    them only while they stay where they are relative to it, and it lists them under
+    "Files". With ``embed`` it carries them inside as ``data:`` URIs and needs no other
+    file (at most :data:`~vidcam.report.media.EMBED_FILE_LIMIT` per file and
+    :data:`~vidcam.report.media.EMBED_TOTAL_LIMIT` in all, else a VidcamError before
+    anything is written; a source no browser plays is named, not embedded).
 
     Args:
         page: the .html file to write; links to the other files are relative to its folder.
         explanation: the explain JSON dict (``VideoExplanation.to_json()``).
         video: the annotated video (H.264 MP4; a GIF is shown as an image).
-        source: the source video, shown beside the annotated one or blended over it.
+        source: the source video, shown beside the annotated one or blended over it; one a
+            browser cannot play (read with PyAV: e.g. MPEG-4 part 2) gets a note instead.
         preview: the contact sheet image.
         settings: the run's settings (model, weights source, layer, method, ...), shown as is.
         metrics: flat (or nested) numbers from ``vidcam evaluate``, each with how to read it.
         overwrite: replace an existing page.
+        embed: carry the video, source and sheet inside the page (``--report-embed``).
     """
     if not isinstance(explanation, Mapping) or "windows" not in explanation:
         raise VidcamError("explanation: give the explain JSON dict (VideoExplanation.to_json())")
@@ -117,7 +169,9 @@ def write_video_report(
     preview = existing_file("the contact sheet", preview) if preview is not None else None
     here = out.parent if str(out.parent) else Path(".")
     settings = dict(settings or {})
-    titles = panel_titles(explanation, settings, _width(video))
+    files = media_context(here, video, source, preview, bool(embed))
+    main = files["main"].media
+    titles = panel_titles(explanation, settings, main.width if main.kind == "video" else None)
     tl = timeline(explanation)
     context = {
         "title": Path(str(explanation.get("input", video))).name,
@@ -128,12 +182,7 @@ def write_video_report(
             "frames": fmt(explanation.get("frames")),
             "duration": tl.duration,
         },
-        "video_href": link(here, video),
-        "video_is_image": video.suffix.lower() in IMAGE,
-        "source_href": link(here, source) if source is not None else None,
-        "source_playable": source is not None and source.suffix.lower() in PLAYABLE,
-        "source_name": source.name if source is not None else "",
-        "preview_href": link(here, preview) if preview is not None else None,
+        **files,
         "panels": titles,
         "timeline": tl,
         "settings": run_settings(explanation, settings),
