@@ -295,3 +295,65 @@ def test_frame_curves_of_a_single_frame_clip_are_their_end_points():
         score, clip, torch.zeros_like(clip), torch.ones(1, 4, 4), 0, unit="frame"
     )
     assert d.tolist() == [0.5, 0.0] and i.tolist() == [0.0, 0.5]
+
+
+# -- pointing tolerance, box-list metrics, references ---------------------------------------------
+
+
+def test_pointing_tolerance_hand_computed():
+    from vidcam.evaluate.metrics_localization import box_union, dilate
+
+    union = box_union([[[10, 10, 12, 12]]], 30, 40)  # pixel centres x, y in {10.5, 11.5}
+    frames = T([True])
+    near = dilate(union, 15.0)
+    for x, hit in ((25, 1.0), (26, 1.0), (27, 0.0)):  # centre 25.5: 14 px from 11.5; 27.5: 16
+        heat = torch.zeros(1, 30, 40)
+        heat[0, 10, x] = 1.0
+        assert pointing_game(heat, near, frames) == hit, x
+        assert pointing_game(heat, union, frames) == 0.0  # the exact game misses them all
+    heat = torch.zeros(1, 30, 40)
+    heat[0, 22, 22] = 1.0  # diagonal: (10.5, 10.5) to (11.5, 11.5) -> sqrt(11² + 11²) = 15.56
+    assert pointing_game(heat, near, frames) == 0.0
+    heat[0, 22, 22], heat[0, 21, 22] = 0.0, 1.0  # sqrt(10² + 11²) = 14.87
+    assert pointing_game(heat, near, frames) == 1.0
+    assert torch.equal(dilate(union, 0.0), union)
+
+
+def test_localize_from_box_lists_equals_instance_masks():
+    from vidcam.evaluate.metrics_localization import box_union, localize
+
+    torch.manual_seed(3)
+    heat = torch.rand(3, 20, 24)
+    boxes = [[[1.5, 2, 8, 9.5], [10, 10, 30, 18]], [], [[0, 0, 4, 4]]]
+    inst = box_masks(boxes, 20, 24)
+    union = box_union(boxes, 20, 24)
+    assert torch.equal(union, inst.any(1))
+    interval = T([True, False, True])
+    a = localization(heat, inst, interval)
+    b = localize(heat, union, interval, boxes=boxes)
+    assert a == b
+    assert a["pointing_tol"] == a["pointing"]  # no tolerance given
+
+
+def test_centre_prior_and_random_references():
+    from vidcam.evaluate.references import centre_prior, random_map, voxel_noise_map
+
+    c = centre_prior((2, 40, 80))
+    assert c.shape == (2, 40, 80) and torch.equal(c[0], c[1])
+    # even sides: the four centre pixels share the peak 1; sigma = a quarter of each side
+    assert float(c[0, 19, 39]) == pytest.approx(1.0) and float(c[0, 20, 40]) == pytest.approx(1.0)
+    # row 39 is 19.5 px below the centre, row 19 is 0.5 px above it (same column: its x term
+    # cancels): the ratio is exp(-(dy39² - dy19²) / 2) with dy in units of sigma = 10 px
+    dy39, dy19 = 19.5 / 10, 0.5 / 10
+    expected = math.exp(-0.5 * (dy39**2 - dy19**2))
+    assert float(c[0, 39, 39]) == pytest.approx(expected, rel=1e-5)
+    g = torch.Generator().manual_seed(1)
+    v = voxel_noise_map((2, 5, 6), g)
+    assert v.shape == (2, 5, 6) and 0 <= float(v.min()) and float(v.max()) < 1
+    # two fused layers: each noise normalised, averaged, normalised again
+    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    fused = random_map([(1, 2, 2), (2, 4, 4)], (4, 8, 8), g1)
+    a = random_map((1, 2, 2), (4, 8, 8), g2)
+    b = random_map((2, 4, 4), (4, 8, 8), g2)
+    mean = (a + b) / 2
+    assert torch.allclose(fused, (mean - mean.min()) / (mean.max() - mean.min()), atol=1e-6)
