@@ -216,7 +216,7 @@ def test_cli_exit_status(clips, tmp_path, capsys):
         main(["batch", str(tmp_path / "m.jsonl"), "-o", str(tmp_path / "o3"), "--model", "sample"])
         == 2
     )
-    assert "m.jsonl:2: 'path' is missing" in capsys.readouterr().err
+    assert "m.jsonl:1: 'path' is missing, empty or not a string" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["batch", str(clips), "--model", "sample"])  # no -o
     assert e.value.code == 2

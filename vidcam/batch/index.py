@@ -150,5 +150,19 @@ def _csv(flat: Sequence[Mapping[str, Any]], first: Sequence[str] = ()) -> str:
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
     for f in flat:
-        w.writerow({c: "" if f.get(c) is None else f[c] for c in columns})
+        w.writerow({c: _cell(f.get(c)) for c in columns})
     return buf.getvalue()
+
+
+#: a text cell starting with one of these is a formula to a spreadsheet (``=cmd|' /C calc'!A1``)
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(v: Any) -> Any:
+    """A CSV cell: None -> empty; text that a spreadsheet would run as a formula gets a
+    leading ``'`` (numbers, negative ones included, stay numbers)."""
+    if v is None:
+        return ""
+    if isinstance(v, str) and v.startswith(_FORMULA):
+        return "'" + v
+    return v

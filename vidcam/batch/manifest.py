@@ -12,13 +12,24 @@ import csv
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from vidcam.errors import VidcamError
+from vidcam.paths import read_regular
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
+MANIFEST_LIMIT = 256 << 20  # bytes
 _KEYS = ("path", "label", "gt", "target", "start", "end")
+#: JSON types of the optional fields (CSV cells are strings: always valid here)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "label": (str, int),
+    "gt": (str,),
+    "target": (str, int),
+    "start": (int, float, str),
+    "end": (int, float, str),
+}
 
 
 @dataclass(frozen=True)
@@ -48,8 +59,10 @@ def read_manifest(path: str | Path) -> list[Entry]:
     """Parse a ``.csv`` / ``.jsonl`` manifest into entries (in file order)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        text = read_regular(p, MANIFEST_LIMIT).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
+        raise VidcamError(f"manifest {str(p)!r}: cannot read it ({exc})") from None
+    except VidcamError as exc:
         raise VidcamError(f"manifest {str(p)!r}: cannot read it ({exc})") from None
     rows = _csv_rows(p, text) if p.suffix.lower() == ".csv" else _jsonl_rows(p, text)
     return [_entry(p, line, row) for line, row in rows]
@@ -59,7 +72,7 @@ def _csv_rows(p: Path, text: str) -> list[tuple[int, dict]]:
     reader = csv.reader(text.splitlines())
     header: list[str] | None = None
     out = []
-    for i, cells in enumerate(reader, start=1):
+    for i, cells in enumerate(_cells(p, reader), start=1):
         if not cells or all(not c.strip() for c in cells):
             continue
         if header is None:
@@ -75,6 +88,17 @@ def _csv_rows(p: Path, text: str) -> list[tuple[int, dict]]:
             )
         out.append((i, {h: c for h, c in zip(header, cells, strict=False) if c.strip() != ""}))
     return out
+
+
+def _cells(p: Path, reader) -> Iterator[list[str]]:
+    """The CSV reader's rows; its errors (a field over csv.field_size_limit, a NUL) one line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise VidcamError(f"{p}:{reader.line_num}: not valid CSV ({exc})") from None
 
 
 def _jsonl_rows(p: Path, text: str) -> list[tuple[int, dict]]:
@@ -101,8 +125,12 @@ def _entry(p: Path, line: int, row: dict) -> Entry:
         raise VidcamError(
             f"{where}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(_KEYS)}"
         )
-    if "path" not in row or not str(row["path"]).strip():
-        raise VidcamError(f"{where}: 'path' is missing or empty")
+    if "path" not in row or not isinstance(row["path"], str) or not row["path"].strip():
+        raise VidcamError(f"{where}: 'path' is missing, empty or not a string")
+    for key, types in _TYPES.items():
+        if key in row and (isinstance(row[key], bool) or not isinstance(row[key], types)):
+            want = " or ".join(t.__name__ for t in types)
+            raise VidcamError(f"{where}: {key} must be a {want}, got {row[key]!r:.40}")
     base = p.parent
     video = normalized(base / str(row["path"]).strip())
     gt = normalized(base / str(row["gt"]).strip()) if "gt" in row else None

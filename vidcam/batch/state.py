@@ -92,10 +92,11 @@ def written_before(o: Outputs) -> set[str]:
     names: set[str] = set()
     done = _read(o.path("done"), DONE_FORMAT)
     files = done.get("outputs") if done else None
-    if isinstance(files, dict):
-        names |= {
-            f["path"] for f in files.values() if isinstance(f, dict) and _is_str(f.get("path"))
-        }
+    if isinstance(files, dict):  # {kind: {"path": ...}}; a bare name counts too
+        for f in files.values():
+            name = f.get("path") if isinstance(f, dict) else f
+            if _is_str(name):
+                names.add(name)
     failed = _read(o.path("failed"), FAILED_FORMAT)
     planned = failed.get("outputs") if failed else None
     if isinstance(planned, list):
@@ -152,9 +153,9 @@ def verified_row(o: Outputs, fp: str, src: Path) -> dict[str, Any] | None:
     row = doc.get("row")
     files = doc.get("outputs")
     if (
-        not isinstance(row, dict)
+        not valid_row(row, "done")
         or not isinstance(files, dict)
-        or files.keys() != row.get("outputs", {}).keys()
+        or files.keys() != row["outputs"].keys()
     ):
         return None
     for kind, f in files.items():
@@ -176,4 +177,45 @@ def failed_row(o: Outputs, fp: str, src: Path) -> dict[str, Any] | None:
     doc = _read(o.path("failed"), FAILED_FORMAT)
     if doc is None or doc.get("fingerprint") != fp or doc.get("input") != input_stat(src):
         return None
-    return doc.get("row") if isinstance(doc.get("row"), dict) else None
+    row = doc.get("row")
+    return row if valid_row(row, "failed") else None
+
+
+#: the index row schema: key -> accepted JSON types (a hand-edited state file of another
+#: shape is not trusted: the video is done again)
+_ROW_TYPES: dict[str, tuple[type, ...]] = {
+    "key": (str,),
+    "input": (str,),
+    "status": (str,),
+    "error": (str, type(None)),
+    "label": (str, type(None)),
+    "target": (str, type(None)),
+    "outputs": (dict,),
+    "top": (list,),
+    "frames": (int,),
+    "duration": (int, float),
+    "seconds": (int, float),
+    "temporal_profile": (list,),
+    "centre_energy": (int, float, type(None)),
+    "metrics": (dict, type(None)),
+}
+
+
+def valid_row(row: object, status: str) -> bool:
+    """``row`` has the index schema (every key, the right JSON types, string outputs, top
+    entries with label / prob) and the given ``status``."""
+    if not isinstance(row, dict) or row.get("status") != status or set(row) != set(_ROW_TYPES):
+        return False
+    for key, types in _ROW_TYPES.items():
+        if isinstance(row[key], bool) or not isinstance(row[key], types):
+            return False
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in row["outputs"].items()):
+        return False
+    top_ok = all(
+        isinstance(t, dict)
+        and isinstance(t.get("label"), str)
+        and isinstance(t.get("prob"), (int, float))
+        for t in row["top"]
+    )
+    profile_ok = all(isinstance(v, (int, float)) for v in row["temporal_profile"])
+    return top_ok and profile_ok and (status == "done") == (row["error"] is None)

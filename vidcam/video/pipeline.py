@@ -12,6 +12,8 @@ them; :func:`write_preview` renders only a contact sheet (:mod:`vidcam.video.pre
 
 from __future__ import annotations
 
+import hashlib
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from vidcam.errors import VidcamError
 from vidcam.paths import check_distinct
 from vidcam.video.decode import VideoSource
 from vidcam.video.encode import VideoEncoder
@@ -32,6 +35,7 @@ from vidcam.video.scale import DEFAULT_NORMALIZE, DisplayScale, check_normalize
 from vidcam.video.setup import ExplainOptions, check_paths
 from vidcam.video.threads import WriteBehind, torch_threads
 
+_STAMP_BYTES = 1 << 20  # bytes hashed at each end of the input for :func:`check_unchanged`
 #: torch's CPU threads in pass 2 (one frame's small maps at a time; see ``torch_threads``)
 _PASS2_THREADS = 1
 
@@ -54,7 +58,7 @@ def analyze(
     """Pass 1 only: the :class:`VideoAnalysis` record (close it, or use ``with``); pass 2:
     :func:`~vidcam.video.map_pass.explained_frames` (with the ``normalize`` of your choice)."""
     o, _ = _options(options)
-    return explain_pass(VideoSource(path, allow_partial=allow_partial), o)
+    return explain_pass(_source(path, allow_partial), o)
 
 
 def iter_explained_frames(
@@ -63,7 +67,8 @@ def iter_explained_frames(
     """Stream every frame of ``path`` with its explanation (options of :func:`explain_video`);
     memory stays bounded however long the video is."""
     o, normalize = _options(options)
-    with explain_pass(VideoSource(path, allow_partial=allow_partial), o) as analysis:
+    with explain_pass(_source(path, allow_partial), o) as analysis:
+        check_unchanged(analysis)
         yield from explained_frames(analysis, normalize, progress=o.progress)
 
 
@@ -107,9 +112,10 @@ def explain_video(
     """
     o, normalize = _options(options)
     with (
-        explain_pass(VideoSource(path, allow_partial=allow_partial), o) as analysis,
+        explain_pass(_source(path, allow_partial), o) as analysis,
         torch_threads(_PASS2_THREADS),
     ):
+        check_unchanged(analysis)
         collected: dict[str, list[torch.Tensor]] = {p.id: [] for p in analysis.panels}
         for fr in explained_frames(analysis, normalize, progress=o.progress):
             for pid, v in fr.panels.items():
@@ -151,7 +157,7 @@ def write_explained_video(
     colormap_lut(colormap)
     check_alpha(alpha)
     o, normalize = _options(options)
-    with explain_pass(VideoSource(src, allow_partial=allow_partial), o) as analysis:
+    with explain_pass(_source(src, allow_partial), o) as analysis:
         result = render_analysis(
             analysis,
             out,
@@ -182,6 +188,7 @@ def render_analysis(
     the same analysis can be rendered with several scales and looks). Paths are not checked;
     ``overwrite=False``: fail rather than replace an existing output. Warnings of this pass
     (GIF frame rate, a changed input) are added to the result's ``warnings``."""
+    check_unchanged(analysis)
     scale = normalize if isinstance(normalize, DisplayScale) else display_scale(analysis, normalize)
     renderer = _renderer(analysis, scale, alpha, colormap)
     sheet = _sheet(analysis, scale, renderer) if preview is not None else None
@@ -267,11 +274,12 @@ def write_preview(
     colormap_lut(colormap)
     check_alpha(alpha)
     o, normalize = _options(options)
-    with explain_pass(VideoSource(src, allow_partial=allow_partial), o) as analysis:
+    with explain_pass(_source(src, allow_partial), o) as analysis:
         scale = display_scale(analysis, normalize)
         renderer = _renderer(analysis, scale, alpha, colormap)
         sheet = _sheet(analysis, scale, renderer, rows=rows, cols=cols)
         with torch_threads(_PASS2_THREADS):
+            check_unchanged(analysis)
             for frame, panels, window in _panels(analysis, scale, o.progress, only=sheet.picks):
                 _add_to_sheet(sheet, analysis, renderer, frame, panels, window)
         result = analysis.summary()
@@ -308,6 +316,43 @@ def _sheet(
         times=analysis.times,
         tile_width=360 * len(analysis.panels),
     )
+
+
+def _stamp(path: Path) -> tuple[int, int, str]:
+    """(size, mtime_ns, sha256 of the first and last 1 MiB) of the input: what pass 2 re-checks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        h.update(f.read(_STAMP_BYTES))
+        if st.st_size > 2 * _STAMP_BYTES:
+            f.seek(-_STAMP_BYTES, os.SEEK_END)
+            h.update(f.read(_STAMP_BYTES))
+    return st.st_size, st.st_mtime_ns, h.hexdigest()
+
+
+def _source(path: str | Path, allow_partial: bool) -> VideoSource:
+    """The input, probed, with its :func:`_stamp` taken before pass 1 decodes it."""
+    source = VideoSource(path, allow_partial=allow_partial)
+    source.stamp = _stamp(source.path)  # type: ignore[attr-defined]
+    return source
+
+
+def check_unchanged(analysis: VideoAnalysis) -> None:
+    """Before pass 2: the input is still the file pass 1 explained (size, mtime, first and
+    last bytes), else a VidcamError: an output rendered from another video is never written."""
+    before = getattr(analysis.source, "stamp", None)
+    if before is None:  # a source not opened here (explain_pass called directly)
+        return
+    path = analysis.source.path
+    try:
+        now = _stamp(path)
+    except OSError as exc:
+        now = (exc.strerror,)
+    if now != before:
+        raise VidcamError(
+            f"input {str(path)!r} changed while vidcam ran (its size, time or bytes differ "
+            "from the first pass); nothing is written from it: run again"
+        )
 
 
 def _panels(analysis: VideoAnalysis, scale: DisplayScale, progress: bool, only=None):
