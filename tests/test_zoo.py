@@ -344,7 +344,8 @@ def test_pretrained_offline_is_a_clear_error(name, monkeypatch, tmp_path):
 def _hashed_spec(name: str, tmp_path, seed: int = 3):
     """``name``'s spec with published weights whose hash vidcam knows, cached in ``tmp_path``,
     and the random-weight model whose state dict they hold. torchvision-style entries carry
-    the sha256 prefix in the file name; PyTorchVideo's keep theirs, with the full digest."""
+    the sha256 prefix in the file name (vidcam pins the full digest beside it); PyTorchVideo's
+    keep theirs, with the full digest."""
     spec = get_spec(name)
     torch.manual_seed(seed)
     ref = spec.build(pretrained=False)
@@ -353,8 +354,8 @@ def _hashed_spec(name: str, tmp_path, seed: int = 3):
     tmp = cache / "tmp.pth"
     torch.save({"model_state": ref.state_dict()}, tmp)  # PyTorchVideo's layout
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    if spec.source == "torchvision":
-        url, sha256 = f"https://example.invalid/models/{name}-{digest[:10]}.pth", None
+    if spec.source == "torchvision":  # the name carries a prefix; the full digest is pinned
+        url, sha256 = f"https://example.invalid/models/{name}-{digest[:10]}.pth", digest
     else:
         url, sha256 = spec.weights.url, digest
     weights = type(spec.weights).hub(url, note="test", sha256=sha256)
