@@ -6,7 +6,9 @@ Skips only when no Chromium binary is found (Debian: ``apt-get install -y chromi
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from cdp import Browser, find_chromium
 from report_run import HOSTILE_FILE, sample_run
 
 from vidcam.report import write_batch_index, write_video_report
+from vidcam.report.env import quote_rel
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -168,3 +171,214 @@ def test_batch_index_sorts_by_clicking_a_header(tmp_path):
             b.evaluate("document.querySelectorAll('#videos th')[0].getAttribute('aria-sort')")
             == "ascending"
         )
+
+
+# --- the rough edges of issue 27 item 11 ---------------------------------------------------
+
+
+def _rect(b, expr: str) -> dict:
+    return json.loads(b.evaluate(f"JSON.stringify(({expr}).getBoundingClientRect())"))
+
+
+def _frame_rows_diff(shot: np.ndarray, frame_rgb: np.ndarray, r: dict, h: float) -> np.ndarray:
+    """Per screen row of the frame area (r's left/top/width, ``h`` CSS px high): the mean
+    absolute difference between the screenshot and the decoded frame scaled to that size."""
+    x0, y0, w, h = round(r["left"]), round(r["top"]), round(r["width"]), round(h)
+    want = cv2.resize(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), (w, h), cv2.INTER_LINEAR)
+    got = shot[y0 : y0 + h, x0 : x0 + w].astype(np.int16)
+    return np.abs(got - want.astype(np.int16)).mean(axis=(1, 2))
+
+
+def test_controls_sit_under_the_frame_never_over_its_bottom(browser):
+    """The burned-in time, legend and importance strip at the frame's bottom stay visible
+    with the controls shown: the frame's pixels on screen are the decoded frame's, and the
+    controls are drawn in the band below. Without the band (the old layout) they are not."""
+    b, run = browser
+    b.call("Page.reload")
+    b.wait_for("document.readyState === 'complete' && !!document.getElementById('annotated')")
+    b.wait_for("annotated.readyState >= 2")
+    b.evaluate("annotated.pause(); annotated.currentTime = 0; window.scrollTo(0, 0)")
+    b.wait_for("!annotated.seeking && annotated.readyState >= 2")
+    with av.open(str(run.video)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")  # (112, 224, 3)
+    r = _rect(b, "annotated")
+    frame_h = r["width"] * frame.shape[0] / frame.shape[1]
+    assert r["height"] - frame_h >= 56, r  # a band for the controls under the frame
+    shot = cv2.imdecode(np.frombuffer(b.screenshot(), np.uint8), cv2.IMREAD_COLOR)
+    rows = _frame_rows_diff(shot, frame, r, frame_h)
+    bottom = rows[int(0.7 * len(rows)) :]  # the time text and the importance strip
+    band = shot[round(r["top"] + frame_h) + 2 : round(r["top"] + r["height"]) - 2,
+                round(r["left"]) : round(r["left"] + r["width"])]  # fmt: skip
+    assert bottom.max() < 10, bottom.round(1)  # nothing drawn over the frame's bottom
+    assert (band.max(axis=2) > 150).sum() > 100  # the controls: icons, time, progress bar
+    # the old layout (controls over the frame): the same measurement sees them
+    b.evaluate("annotated.parentElement.classList.remove('banded')")
+    b.wait_for(f"Math.abs(annotated.getBoundingClientRect().height - {frame_h}) < 1")
+    shot = cv2.imdecode(np.frombuffer(b.screenshot(), np.uint8), cv2.IMREAD_COLOR)
+    covered = _frame_rows_diff(shot, frame, _rect(b, "annotated"), frame_h)
+    assert covered[int(0.7 * len(covered)) :].max() > 25
+    b.evaluate("annotated.parentElement.classList.add('banded')")
+
+
+def _encode(path, codec: str, pix: str = "yuv420p", n: int = 10):
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, pix
+        for i in range(n):
+            img = np.full((48, 64, 3), 40, np.uint8)
+            img[10:30, 4 + 3 * i : 24 + 3 * i] = 220
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def write_mp4v(src, dst):
+    """``src`` re-encoded by OpenCV's VideoWriter as 'mp4v' (MPEG-4 part 2)."""
+    with av.open(str(src)) as c:
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    h, w = frames[0].shape[:2]
+    out = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), 8, (w, h))
+    for f in frames:
+        out.write(f)
+    out.release()
+    return dst
+
+
+def test_what_the_page_calls_playable_is_what_chromium_plays(tmp_path):
+    """The codec check (PyAV, at report time) against the browser itself."""
+    from vidcam.report.media import probe_media
+
+    files = [
+        _encode(tmp_path / "h264.mp4", "libx264"),
+        _encode(tmp_path / "vp9.webm", "libvpx-vp9"),
+        _encode(tmp_path / "mpeg4.mp4", "mpeg4"),
+        _encode(tmp_path / "mjpeg.avi", "mjpeg", "yuvj420p"),
+        _encode(tmp_path / "h264.avi", "libx264"),
+        write_mp4v(tmp_path / "h264.mp4", tmp_path / "opencv mp4v.mp4"),
+    ]
+    page = tmp_path / "codecs.html"
+    page.write_text(
+        "<!DOCTYPE html>"
+        + "".join(f'<video src="{quote_rel(f.name)}" preload="auto" muted></video>' for f in files),
+        encoding="utf-8",
+    )
+    with Browser(CHROMIUM, page.as_uri(), tmp_path / "profile") as b:
+        b.wait_for("document.URL.startsWith('file:') && document.readyState === 'complete'")
+        b.wait_for(
+            "[...document.querySelectorAll('video')].every(v => v.error || v.readyState >= 2)"
+        )
+        plays = b.evaluate(
+            "[...document.querySelectorAll('video')].map(v => !v.error && v.videoWidth > 0)"
+        )
+    assert plays == [True, True, False, False, False, False]
+    assert [probe_media(f).playable for f in files] == plays
+    assert "MPEG-4 part 2 (mpeg4)" in probe_media(files[-1]).why
+
+
+def test_a_source_the_browser_cannot_play_gets_a_note_and_the_annotated_video_plays(tmp_path):
+    run = sample_run(tmp_path)
+    source = write_mp4v(run.source, tmp_path / "clip mp4v.mp4")
+    page = write_video_report(
+        tmp_path / "p.html", explanation=run.explanation, video=run.video, source=source
+    )
+    with Browser(CHROMIUM, page.as_uri(), tmp_path / "profile", width=1280, height=900) as b:
+        b.wait_for("document.URL.startsWith('file:') && document.readyState === 'complete'")
+        b.wait_for("annotated.readyState >= 2")
+        assert b.evaluate("annotated.videoWidth") == 224 and not b.evaluate("annotated.error")
+        assert b.evaluate("document.getElementById('source')") is None  # no black box
+        note = b.evaluate("document.getElementById('source-note').innerText")
+        assert "The source video cannot be shown here" in note
+        assert "MPEG-4 part 2 (mpeg4)" in note and "which browsers do not play" in note
+        assert "clip mp4v.mp4" in note
+        r, a = _rect(b, "document.getElementById('source-note')"), _rect(b, "annotated")
+        assert r["height"] == pytest.approx(r["width"] * 112 / 112, abs=1)  # the source's shape
+        assert r["width"] == pytest.approx(a["width"] / 2, abs=1)  # one panel's width
+        assert b.evaluate("document.getElementById('view-controls').hidden") is True  # no blend
+        href = b.evaluate("document.querySelector('#source-note a').getAttribute('href')")
+        assert unquote(href) == "clip mp4v.mp4"
+
+
+def test_an_embedded_page_needs_no_other_file(tmp_path):
+    run = sample_run(tmp_path)
+    page = write_video_report(
+        tmp_path / "p.html",
+        explanation=run.explanation,
+        video=run.video,
+        source=run.source,
+        preview=run.preview,
+        embed=True,
+    )
+    alone = tmp_path / "elsewhere" / "alone.html"
+    alone.parent.mkdir()
+    page.rename(alone)  # nothing beside it
+    with Browser(CHROMIUM, alone.as_uri(), tmp_path / "profile") as b:
+        b.wait_for("document.URL.startsWith('file:') && document.readyState === 'complete'")
+        b.wait_for("annotated.readyState >= 2 && source.readyState >= 2 && sheet.complete")
+        got = json.loads(
+            b.evaluate(
+                "JSON.stringify([annotated.duration, annotated.videoWidth, source.duration,"
+                " sheet.naturalWidth, [...document.querySelectorAll('[src], [href]')]"
+                ".map(e => (e.getAttribute('src') || e.getAttribute('href')).slice(0, 5))])"
+            )
+        )
+    assert got[0] == pytest.approx(5.0, 0.05) and got[1] == 224
+    assert got[2] == pytest.approx(5.0, 0.05)
+    assert got[3] == cv2.imread(str(run.preview)).shape[1]  # the sheet, decoded
+    assert set(got[4]) == {"data:"}  # every src and href is inside the page
+
+
+def _long_explanation(minutes: float, windows: int, labels: list[str]) -> dict:
+    """A synthetic explain JSON: ``minutes`` at 25 fps, ``windows`` evenly spaced windows
+    whose top class cycles through ``labels``."""
+    n = int(minutes * 60 * 25)
+    times = [i / 25 for i in range(n)]
+    span = n / 25 / windows
+    wins = [
+        {
+            "index": k,
+            "start": k * span,
+            "end": (k + 1) * span,
+            "top": [
+                {"index": k % len(labels), "label": labels[k % len(labels)], "prob": 0.6},
+                {
+                    "index": (k + 1) % len(labels),
+                    "label": labels[(k + 1) % len(labels)],
+                    "prob": 0.3,
+                },
+            ],  # fmt: skip
+            "targets": [],
+        }
+        for k in range(windows)
+    ]
+    imp = [0.5 + 0.5 * np.sin(i / 50) for i in range(n)]
+    return {"duration": n / 25, "times": times, "importance": imp, "windows": wins, "frames": n}
+
+
+@pytest.mark.parametrize("windows", [12, 1873])
+def test_no_two_timeline_labels_overlap_on_a_10_minute_video(tmp_path, windows):
+    run = sample_run(tmp_path)
+    labels = ["playing the didgeridoo", "riding mountain bike", "Wi", "tap dancing", "WWWWMMMM"]
+    ex = _long_explanation(10, windows, labels)
+    page = write_video_report(tmp_path / "long.html", explanation=ex, video=run.video)
+    with Browser(CHROMIUM, page.as_uri(), tmp_path / "profile", width=1280, height=900) as b:
+        b.wait_for("document.URL.startsWith('file:') && document.readyState === 'complete'")
+        boxes = json.loads(
+            b.evaluate(
+                "JSON.stringify([...timeline.querySelectorAll('text')].map(t => {"
+                " const r = t.getBoundingClientRect();"
+                " return [t.textContent, t.getAttribute('class'), r.left, r.top, r.right, r.bottom]; }))"
+            )
+        )
+        svg = _rect(b, "timeline")
+    ticks = [bx[0] for bx in boxes if bx[1] == "xtick"]
+    assert ticks == [f"{m}:00" for m in range(11)]  # one a minute, m:ss
+    names = [bx[0] for bx in boxes if bx[1] == "toplabel"]
+    assert len(names) >= 4 and set(names) <= set(labels)
+    for i, (ta, _, l1, t1, r1, b1) in enumerate(boxes):
+        assert svg["left"] <= l1 and r1 <= svg["right"] and svg["top"] <= t1, ta
+        assert b1 <= svg["bottom"], ta
+        for tb, _, l2, t2, r2, b2 in boxes[i + 1 :]:
+            apart = r1 <= l2 or r2 <= l1 or b1 <= t2 or b2 <= t1
+            assert apart, (ta, tb)
