@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from vidcam.cli.model_args import add_model_arguments, model_options
 from vidcam.errors import VidcamError
@@ -41,10 +42,20 @@ from vidcam.evaluate.choices import (
     SPATIAL,
 )
 
+if TYPE_CHECKING:
+    from vidcam.evaluate.options import EvalOptions
+
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_inputs(parser)
+    _add_faithfulness(parser)
+    _add_outputs(parser)
+
+
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
+    """Videos, model, device, spatial mode, methods, ground truth and reference maps."""
     parser.add_argument("inputs", nargs="+", help="video files and/or folders of videos")
     add_model_arguments(parser, default="sample")
     parser.add_argument(  # the older spelling of --random-weights
@@ -93,6 +104,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: all; random is at the explained layer's resolution, random_voxel white "
         "noise, centre a centred Gaussian — the centre prior)",
     )
+
+
+def _add_faithfulness(parser: argparse.ArgumentParser) -> None:
+    """Baseline, fills, fractions, curves, target, batch and seed."""
     parser.add_argument(
         "--baseline",
         choices=BASELINES,
@@ -146,6 +161,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "memory, e.g. 4 for I3D at 64×224×224)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random map and tie-breaks")
+
+
+def _add_outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="evaluate only the first N videos")
     parser.add_argument("--json", metavar="PATH", help="write the full results as JSON")
     parser.add_argument("--plot", metavar="PATH.png", help="write the mean curves as a PNG")
@@ -157,52 +175,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from vidcam.evaluate.clips import list_videos
-    from vidcam.evaluate.fills import parse_fills
     from vidcam.evaluate.gt import ground_truths
-    from vidcam.evaluate.options import parse_references
     from vidcam.evaluate.report import format_table, format_timing, plot_curves, write_json
-    from vidcam.evaluate.run import (
-        EvalOptions,
-        evaluate,
-        parse_fractions,
-        parse_methods,
-        parse_units,
-    )
+    from vidcam.evaluate.run import evaluate
     from vidcam.models.open import open_model
     from vidcam.paths import check_distinct, check_output, write_text
 
-    if args.limit is not None and args.limit < 1:
-        raise VidcamError(f"--limit must be >= 1, got {args.limit}")
-    if args.plot and Path(args.plot).suffix.lower() != ".png":
-        raise VidcamError(f"--plot {args.plot!r}: the plot is a PNG; give a path ending in .png")
-    if args.gt and not Path(args.gt).exists():
-        raise VidcamError(f"--gt {args.gt!r} does not exist; give a folder or an annotation file")
-    if not _DEVICE.match(str(args.device).lower()):
-        raise VidcamError(f"--device {args.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
-    fills = parse_fills(args.fill)  # option errors before any decoding or model loading
-    opts = EvalOptions(
-        baseline=args.baseline,
-        steps=args.steps,
-        batch=args.batch,
-        seed=args.seed,
-        target=args.target,
-        gt_dir=args.gt,
-        quiet=args.quiet,
-        fills=fills,
-        fractions=parse_fractions(args.fractions),
-        fill_steps=args.fill_steps,
-        units=parse_units(args.units),
-        methods=parse_methods(args.methods),
-        references=parse_references(args.references),
-        spatial=args.spatial,
-        tolerance=args.pointing_tolerance,
-    )
-    if args.fill_steps < 0:
-        raise VidcamError(f"--fill-steps must be >= 0, got {args.fill_steps}")
-    opts.check()
+    opts = _options(args)
     videos = list_videos(args.inputs)[: args.limit]
     outputs = [("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)]
     for flag, value in outputs:
@@ -223,3 +204,47 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         plot_curves(result, args.plot)
     return 0
+
+
+def _options(args: argparse.Namespace) -> EvalOptions:
+    """The run's :class:`~vidcam.evaluate.options.EvalOptions`, every option checked."""
+    from pathlib import Path
+
+    from vidcam.evaluate.fills import parse_fills
+    from vidcam.evaluate.options import (
+        EvalOptions,
+        parse_fractions,
+        parse_methods,
+        parse_references,
+        parse_units,
+    )
+
+    if args.limit is not None and args.limit < 1:
+        raise VidcamError(f"--limit must be >= 1, got {args.limit}")
+    if args.plot and Path(args.plot).suffix.lower() != ".png":
+        raise VidcamError(f"--plot {args.plot!r}: the plot is a PNG; give a path ending in .png")
+    if args.gt and not Path(args.gt).exists():
+        raise VidcamError(f"--gt {args.gt!r} does not exist; give a folder or an annotation file")
+    if not _DEVICE.match(str(args.device).lower()):
+        raise VidcamError(f"--device {args.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    opts = EvalOptions(  # option errors before any decoding or model loading
+        baseline=args.baseline,
+        steps=args.steps,
+        batch=args.batch,
+        seed=args.seed,
+        target=args.target,
+        gt_dir=args.gt,
+        quiet=args.quiet,
+        fills=parse_fills(args.fill),
+        fractions=parse_fractions(args.fractions),
+        fill_steps=args.fill_steps,
+        units=parse_units(args.units),
+        methods=parse_methods(args.methods),
+        references=parse_references(args.references),
+        spatial=args.spatial,
+        tolerance=args.pointing_tolerance,
+    )
+    if args.fill_steps < 0:
+        raise VidcamError(f"--fill-steps must be >= 0, got {args.fill_steps}")
+    opts.check()
+    return opts

@@ -1,8 +1,12 @@
-"""Explanation quality: faithfulness (keep/remove top-k % scores and relative deletion/insertion
-curves under natural fills — ROAD imputation, blur —, Average Drop, Increase in Confidence,
-Win %, classic deletion and insertion AUC), map size, the methods' ranking per metric, and
-localization against ground truth (pointing games, coverage, temporal energy, IoU). The metric
-modules are pure tensor functions; :mod:`vidcam.evaluate.run` is the loop.
+"""Explanation quality: faithfulness (keep/remove top-k % scores — as probability ratios,
+log-probability and logit differences — and relative deletion/insertion curves under natural
+fills — ROAD imputation, blur —, Average Drop, Increase in Confidence, Win %, classic deletion
+and insertion AUC), map size, the methods' ranking per metric and per fill, paired win rates
+against reference maps (random, voxel noise, the centre prior, all-ones) with Wilson
+intervals, and localization against ground truth — vidcam JSON, per-frame masks or
+action-detection annotation pickles (energy in box, pointing games with and without a
+tolerance, coverage, temporal energy, IoU) — over the window the spatial mode explains. The
+metric modules are pure tensor functions; :mod:`vidcam.evaluate.run` is the loop.
 
 The names below load on first use (they import torch), so :mod:`vidcam.evaluate.choices` — the
 constants of ``vidcam evaluate --help`` — imports without torch.
@@ -32,8 +36,21 @@ _LAZY: dict[str, str] = {
     "increase_in_confidence": "metrics_faithfulness",
     "win_percent": "metrics_faithfulness",
     "localization": "metrics_localization",
+    "localize": "metrics_localization",
     "map_size": "metrics_size",
     "rank_methods": "ranking",
+    "fill_agreement": "ranking",
+    "paired_wins": "paired",
+    "wilson": "paired",
+    "centre_prior": "references",
+    "random_map": "references",
+    "GroundTruth": "gt",
+    "ground_truths": "gt",
+    "read_annotation_pickle": "gt_pickle",
+    "read_mask_gt": "gt_masks",
+    "write_mask_gt": "gt_masks",
+    "EvalOptions": "options",
+    "evaluate": "run",
 }
 
 __all__ = sorted(_LAZY)

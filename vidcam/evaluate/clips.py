@@ -1,10 +1,12 @@
-"""Evaluation inputs: video lists, one clip per video, and its ground truth on the model's grid.
+"""Evaluation inputs: video lists, one clip per video, and its ground truth on the clip's grid.
 
 Each video gives ONE clip: the middle one of the non-overlapping windows that
-:mod:`vidcam.video.sample` plans for the model's :class:`~vidcam.models.spec.InputSpec` (for a video
-exactly one clip long, the whole video). Frames are decoded with :mod:`vidcam.video.decode` and resized
-and cropped with :mod:`vidcam.video.preprocess`; the ground truth (the :mod:`vidcam.evaluate.synth` JSON format)
-is mapped through the same sampled frame indices, resize and crop.
+:mod:`vidcam.video.sample` plans for the model's :class:`~vidcam.models.spec.InputSpec` (for a
+video exactly one clip long, the whole video). Frames are decoded with
+:mod:`vidcam.video.decode` and resized and cropped with :mod:`vidcam.video.preprocess` to the
+window the spatial mode covers (the centre crop, the whole frame or the tiles' band); the ground
+truth (:mod:`vidcam.evaluate.gt`: boxes or masks) is mapped through the same sampled frame
+indices, resize and crop.
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ Two layouts of the action-detection literature:
 A video matches the entry whose key's last part is its file stem (``v_Basketball_g01_c01.avi``
 -> ``Basketball/v_Basketball_g01_c01``). A pickle can run any code when loaded, so the
 unpickler resolves ONLY numpy's array and scalar reconstruction (``_reconstruct``, ``ndarray``,
-``dtype``, ``scalar``) and builtins containers; any other global is refused before it is
-imported, with one line. The file is size-limited before it is read.
+``dtype``, ``scalar``; ``_frombuffer``, which pickle protocol 5 writes for arrays), builtins
+containers, and ``_codecs.encode`` restricted to latin-1 (how protocol 2 from Python 3 writes
+bytes); nothing is imported by name, any other global is refused with one line. The file is
+size-limited before it is read.
 """
 
 from __future__ import annotations

@@ -124,6 +124,23 @@ def _options_record(opts: EvalOptions) -> dict[str, Any]:
     }
 
 
+def _model_record(em: ModelHandle) -> dict[str, Any]:
+    return {
+        "name": em.name,
+        "weights": em.weights_source,
+        "layers": list(em.layers),
+        "clip_len": em.input.clip_len,
+        "crop": list(em.input.crop),
+    }
+
+
+def _read_truths(videos, opts, gt_paths) -> list[GroundTruth | None]:
+    """Every video's ground truth, read before any model work (see :func:`evaluate`)."""
+    if gt_paths is not None:
+        return [read_file_gt(Path(p)) if p is not None else None for p in gt_paths]
+    return ground_truths(opts.gt_dir, [Path(v) for v in videos])
+
+
 def evaluate(
     videos: Sequence[Path],
     em: ModelHandle,
@@ -148,20 +165,8 @@ def evaluate(
         if seq is not None and len(seq) != len(videos):
             raise VidcamError(f"{name}: give one entry per video ({len(videos)}), got {len(seq)}")
     if truths is None:
-        if gt_paths is not None:
-            truths = [read_file_gt(Path(p)) if p is not None else None for p in gt_paths]
-        else:
-            truths = ground_truths(opts.gt_dir, [Path(v) for v in videos])
-    result = EvalResult(
-        options=_options_record(opts),
-        model={
-            "name": em.name,
-            "weights": em.weights_source,
-            "layers": list(em.layers),
-            "clip_len": em.input.clip_len,
-            "crop": list(em.input.crop),
-        },
-    )
+        truths = _read_truths(videos, opts, gt_paths)
+    result = EvalResult(options=_options_record(opts), model=_model_record(em))
     evaluated = opts.evaluated
     sums: dict[str, dict[str, torch.Tensor]] = {m: {} for m in evaluated}
     counters = {

@@ -90,12 +90,64 @@ def _score(ci, pixels, heats, y, target, score_fn, mean, opts, sums):
     forwards = int(o_all.shape[0])
     scorer.set_empty(base_fill, o_all[-1])  # every score kind of the fully filled clip
 
-    rankings: dict[tuple[str, str], Ranking] = {}
-    for mi, m in enumerate(methods):
-        for ui, unit in enumerate(UNITS):
-            r, n = unit_ranks(heats[m], unit, _gen(device, opts.seed, ci, 2 + mi * len(UNITS) + ui))
-            rankings[m, unit] = Ranking((m, unit), r, n)
+    rankings = _rankings(heats, ci, opts, device)
     grids = {f: fill_grid(f, opts) for f in fills}
+    scorer.run(_queue(scorer, rankings, methods, base_fill, fills, grids, opts))
+
+    clip_rec = {
+        "Y": float(y[0]),
+        "Y_logp": float(y[1]),
+        "Y_logit": float(y[2]),
+        "baseline_score": float(base_score),
+        "empty_scores": {f: float(scorer.empty_score(fill)) for f, fill in fills.items()},
+    }
+    ctx = (scorer, base_fill, baseline, fills, grids, rankings, y, target, score_fn, pixels, opts)
+    records = {
+        m: _map_record(m, heats[m], float(o[mi]), ctx, sums[m]) for mi, m in enumerate(methods)
+    }
+    solves = sum(getattr(f, "solves", 0) for f in fills.values())
+    return clip_rec, records, {"masked_forwards": forwards + scorer.forwards, "road_solves": solves}
+
+
+def _map_record(m, heat, o, ctx, sums) -> dict[str, Any]:
+    """One map's record: O, its size, the classic curves' AUC, keep / remove under each fill."""
+    scorer, base_fill, baseline, fills, grids, rankings, y, target, score_fn, pixels, opts = ctx
+    rec: dict[str, Any] = {"O": o}
+    rec.update(map_size(heat))
+    for unit in opts.units:
+        d, ins = deletion_insertion(
+            score_fn,
+            pixels,
+            baseline,
+            heat,
+            target,
+            unit=unit,
+            steps=opts.steps,
+            scorer=scorer,
+            fill=base_fill,
+            ranking=rankings[m, unit],
+        )
+        rec[f"deletion_{unit}"] = float(auc(d))
+        rec[f"insertion_{unit}"] = float(auc(ins))
+        _accumulate(sums, {f"deletion_{unit}": d, f"insertion_{unit}": ins})
+    for f, fill in fills.items():
+        _fill_scores(rec, sums, scorer, fill, rankings[m, "voxel"], grids[f], y, opts)
+    return rec
+
+
+def _rankings(heats, ci, opts, device) -> dict[tuple[str, str], Ranking]:
+    """Every map's voxel and frame ranking (ties broken by a seeded order)."""
+    rankings = {}
+    for mi, m in enumerate(heats):
+        for ui, unit in enumerate(UNITS):
+            g = _gen(device, opts.seed, ci, 2 + mi * len(UNITS) + ui)
+            r, n = unit_ranks(heats[m], unit, g)
+            rankings[m, unit] = Ranking((m, unit), r, n)
+    return rankings
+
+
+def _queue(scorer, rankings, methods, base_fill, fills, grids, opts) -> list:
+    """Every masked clip of the clip, queued first so batches are full across maps and fills."""
     jobs = []
     for m in methods:
         for unit in opts.units:
@@ -105,40 +157,7 @@ def _score(ci, pixels, heats, y, target, score_fn, mean, opts, sums):
         rk = rankings[m, "voxel"]
         for f, fill in fills.items():
             jobs += scorer.jobs(fill, rk, counts_for(grids[f], rk.n))
-    scorer.run(jobs)
-
-    clip_rec = {
-        "Y": float(y[0]),
-        "Y_logp": float(y[1]),
-        "Y_logit": float(y[2]),
-        "baseline_score": float(base_score),
-        "empty_scores": {f: float(scorer.empty_score(fill)) for f, fill in fills.items()},
-    }
-    records: dict[str, dict[str, Any]] = {}
-    for mi, m in enumerate(methods):
-        rec: dict[str, Any] = {"O": float(o[mi])}
-        rec.update(map_size(heats[m]))
-        for unit in opts.units:
-            d, ins = deletion_insertion(
-                score_fn,
-                pixels,
-                baseline,
-                heats[m],
-                target,
-                unit=unit,
-                steps=opts.steps,
-                scorer=scorer,
-                fill=base_fill,
-                ranking=rankings[m, unit],
-            )
-            rec[f"deletion_{unit}"] = float(auc(d))
-            rec[f"insertion_{unit}"] = float(auc(ins))
-            _accumulate(sums[m], {f"deletion_{unit}": d, f"insertion_{unit}": ins})
-        for f, fill in fills.items():
-            _fill_scores(rec, sums[m], scorer, fill, rankings[m, "voxel"], grids[f], y, opts)
-        records[m] = rec
-    solves = sum(getattr(f, "solves", 0) for f in fills.values())
-    return clip_rec, records, {"masked_forwards": forwards + scorer.forwards, "road_solves": solves}
+    return jobs
 
 
 def _fill_scores(rec, sums, scorer, fill, rk, xs, y, opts) -> None:

@@ -52,54 +52,62 @@ def summarize(
     o = {
         m: torch.tensor([c["methods"][m]["O"] for c in clips], dtype=torch.float64) for m in methods
     }
-    per_method: dict[str, dict[str, Any]] = {}
-    for m in methods:
-        row: dict[str, Any] = {
-            "average_drop": average_drop(y, o[m]),
-            "increase_in_confidence": increase_in_confidence(y, o[m]),
-            "mean_drop": float(drops(y, o[m]).mean()),
-        }
-        for key in (f"{k}_{u}" for u in UNITS for k in ("deletion", "insertion")):
-            vals = [c["methods"][m].get(key) for c in clips]  # absent with units=()
-            row[key] = sum(vals) / len(vals) if None not in vals else None
-        extra = [  # map size, keep/remove scores and relative curves: plain means over clips
-            k
-            for k, v in clips[0]["methods"][m].items()
-            if k not in row
-            and k not in LOCALIZATION_METRICS
-            and k != "O"
-            and isinstance(v, (int, float))
-        ]
-        for key in extra:
-            vals = [c["methods"][m].get(key) for c in clips]
-            vals = [v for v in vals if v is not None]
-            row[key] = sum(vals) / len(vals) if vals else None
-        for key in LOCALIZATION_METRICS:
-            vals = [c["methods"][m].get(key) for c in clips]
-            vals = [v for v in vals if v is not None]
-            row[key] = sum(vals) / len(vals) if vals else None
-            row[f"{key}_clips"] = len(vals)
-        per_method[m] = row
+    per_method = {m: _method_row(clips, m, y, o[m]) for m in methods}
     win = {a: {b: win_percent(o[a], o[b], y)[0] for b in methods if b != a} for a in methods}
     judged = [c["correct"] for c in clips if c["correct"] is not None]
+    with_gt = [c for c in clips if c.get("gt_origin") is not None or c["correct"] is not None]
     out: dict[str, Any] = {
         "clips": len(clips),
-        "clips_with_gt": len(judged),
+        "clips_with_gt": len(with_gt),
         "accuracy": (sum(judged) / len(judged)) if judged else None,
         "methods": per_method,
         "win_percent": win,
     }
     if fills and fraction is not None:
-        p = pct(fraction)
-        columns, mean_over = headline_columns(fills, p, units)
-        ranking = {"fraction": fraction, **rank_methods(clips, methods, columns, mean_over)}
-        ranking["fills"] = fill_agreement(ranking, list(fills), p, clips)
-        out["ranking"] = ranking
-        refs = [m for m in methods if m in REFERENCE_HELP]
-        own = [m for m in methods if m not in REFERENCE_HELP]
-        if refs and own:
-            out["paired"] = {
-                "fraction": fraction,
-                **paired_wins(clips, own, refs, paired_columns(fills, p)),
-            }
+        out.update(_rankings(clips, methods, fills, fraction, units))
     return out
+
+
+def _rankings(clips, methods, fills, fraction, units) -> dict[str, Any]:
+    """The ranking per metric and per fill, and the paired win rates against the references."""
+    p = pct(fraction)
+    columns, mean_over = headline_columns(fills, p, units)
+    ranking = {"fraction": fraction, **rank_methods(clips, methods, columns, mean_over)}
+    ranking["fills"] = fill_agreement(ranking, list(fills), p, clips)
+    out: dict[str, Any] = {"ranking": ranking}
+    refs = [m for m in methods if m in REFERENCE_HELP]
+    own = [m for m in methods if m not in REFERENCE_HELP]
+    if refs and own:
+        out["paired"] = {
+            "fraction": fraction,
+            **paired_wins(clips, own, refs, paired_columns(fills, p)),
+        }
+    return out
+
+
+def _method_row(clips, m: str, y: torch.Tensor, o: torch.Tensor) -> dict[str, Any]:
+    """One map's means over clips: the paper's metrics, the curves, every other number."""
+    row: dict[str, Any] = {
+        "average_drop": average_drop(y, o),
+        "increase_in_confidence": increase_in_confidence(y, o),
+        "mean_drop": float(drops(y, o).mean()),
+    }
+    for key in (f"{k}_{u}" for u in UNITS for k in ("deletion", "insertion")):
+        vals = [c["methods"][m].get(key) for c in clips]  # absent with units=()
+        row[key] = sum(vals) / len(vals) if None not in vals else None
+    extra = [  # map size, keep/remove scores and relative curves: plain means over clips
+        k
+        for k, v in clips[0]["methods"][m].items()
+        if k not in row
+        and k not in LOCALIZATION_METRICS
+        and k != "O"
+        and isinstance(v, (int, float))
+    ]
+    for key in extra:
+        vals = [v for v in (c["methods"][m].get(key) for c in clips) if v is not None]
+        row[key] = sum(vals) / len(vals) if vals else None
+    for key in LOCALIZATION_METRICS:
+        vals = [v for v in (c["methods"][m].get(key) for c in clips) if v is not None]
+        row[key] = sum(vals) / len(vals) if vals else None
+        row[f"{key}_clips"] = len(vals)
+    return row

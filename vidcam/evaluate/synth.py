@@ -31,15 +31,9 @@ from vidcam.models.labels import load_labels
 
 CLASSES: tuple[str, ...] = tuple(load_labels("sample"))  # vidcam/models/labels/sample.txt
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
-PALETTE: tuple[tuple[int, int, int], ...] = (
-    (230, 60, 60),
-    (60, 200, 80),
-    (70, 110, 240),
-    (240, 210, 60),
-    (220, 90, 220),
-    (60, 210, 220),
-    (245, 245, 245),
-    (250, 140, 40),
+_RGB = "230,60,60 60,200,80 70,110,240 240,210,60 220,90,220 60,210,220 245,245,245 250,140,40"
+PALETTE: tuple[tuple[int, int, int], ...] = tuple(
+    (int(r), int(g), int(b)) for r, g, b in (c.split(",") for c in _RGB.split())
 )
 GT_VERSION = 1
 
