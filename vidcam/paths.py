@@ -9,6 +9,7 @@ when complete, so a crash, a full disk or a signal never leaves a partial output
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 import tempfile
@@ -134,6 +135,38 @@ def read_regular(path: str | Path, limit: int) -> bytes:
     if len(data) > limit:  # it grew while being read
         raise VidcamError(f"{str(path)!r} is over {limit} bytes")
     return data
+
+
+def commit_all(files: Sequence[AtomicFile]) -> None:
+    """Commit every staged file; when one fails, those committed already are removed again
+    and the rest discarded (all the outputs of a command, or none)."""
+    done: list[AtomicFile] = []
+    try:
+        for f in files:
+            f.commit()
+            done.append(f)
+    except BaseException:
+        for f in files:
+            f.discard()
+        for f in done:
+            f.final.unlink(missing_ok=True)
+        raise
+
+
+_STAMP_BYTES = 1 << 20
+
+
+def file_stamp(path: str | Path) -> tuple[int, int, str]:
+    """(size, mtime_ns, sha256 of the first and last MiB): cheap evidence that a file is still
+    the one read before (an input rewritten in place changes at least one of them)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        h.update(f.read(_STAMP_BYTES))
+        if st.st_size > 2 * _STAMP_BYTES:
+            f.seek(-_STAMP_BYTES, os.SEEK_END)
+            h.update(f.read(_STAMP_BYTES))
+    return st.st_size, st.st_mtime_ns, h.hexdigest()
 
 
 def check_distinct(named: Sequence[tuple[str, str | Path | None]]) -> None:

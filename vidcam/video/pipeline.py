@@ -12,8 +12,6 @@ them; :func:`write_preview` renders only a contact sheet (:mod:`vidcam.video.pre
 
 from __future__ import annotations
 
-import hashlib
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ import numpy as np
 import torch
 
 from vidcam.errors import VidcamError
-from vidcam.paths import check_distinct
+from vidcam.paths import AtomicFile, check_distinct, commit_all, file_stamp
 from vidcam.video.decode import VideoSource
 from vidcam.video.encode import VideoEncoder
 from vidcam.video.explain_pass import explain_pass
@@ -35,7 +33,6 @@ from vidcam.video.scale import DEFAULT_NORMALIZE, DisplayScale, check_normalize
 from vidcam.video.setup import ExplainOptions, check_paths
 from vidcam.video.threads import WriteBehind, torch_threads
 
-_STAMP_BYTES = 1 << 20  # bytes hashed at each end of the input for :func:`check_unchanged`
 #: torch's CPU threads in pass 2 (one frame's small maps at a time; see ``torch_threads``)
 _PASS2_THREADS = 1
 
@@ -157,20 +154,33 @@ def write_explained_video(
     colormap_lut(colormap)
     check_alpha(alpha)
     o, normalize = _options(options)
-    with explain_pass(_source(src, allow_partial), o) as analysis:
-        result = render_analysis(
-            analysis,
-            out,
-            normalize=normalize,
-            alpha=alpha,
-            colormap=colormap,
-            preview=preview,
-            progress=o.progress,
-            overwrite=overwrite,
-        )
-    if json_path:
-        result.write_json(Path(json_path), overwrite=overwrite)
+    # every output is written to its own temporary name and renamed only when all are
+    # complete: a late failure (a full disk at the JSON) leaves none of them
+    staged = {k: AtomicFile(p, overwrite=overwrite) for k, p in _named(out, json_path, preview)}
+    try:
+        with explain_pass(_source(src, allow_partial), o) as analysis:
+            result = render_analysis(
+                analysis,
+                staged["video"].tmp,
+                normalize=normalize,
+                alpha=alpha,
+                colormap=colormap,
+                preview=staged["preview"].tmp if "preview" in staged else None,
+                progress=o.progress,
+            )
+        if "json" in staged:
+            result.write_json(staged["json"].tmp)
+    except BaseException:
+        for f in staged.values():
+            f.discard()
+        raise
+    commit_all(list(staged.values()))
     return result
+
+
+def _named(out: Path, json_path, preview) -> list[tuple[str, Path]]:
+    named = [("video", out), ("json", json_path), ("preview", preview)]
+    return [(k, Path(p)) for k, p in named if p]
 
 
 def render_analysis(
@@ -318,22 +328,10 @@ def _sheet(
     )
 
 
-def _stamp(path: Path) -> tuple[int, int, str]:
-    """(size, mtime_ns, sha256 of the first and last 1 MiB) of the input: what pass 2 re-checks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        h.update(f.read(_STAMP_BYTES))
-        if st.st_size > 2 * _STAMP_BYTES:
-            f.seek(-_STAMP_BYTES, os.SEEK_END)
-            h.update(f.read(_STAMP_BYTES))
-    return st.st_size, st.st_mtime_ns, h.hexdigest()
-
-
 def _source(path: str | Path, allow_partial: bool) -> VideoSource:
-    """The input, probed, with its :func:`_stamp` taken before pass 1 decodes it."""
+    """The input, probed, with its :func:`~vidcam.paths.file_stamp` taken before pass 1."""
     source = VideoSource(path, allow_partial=allow_partial)
-    source.stamp = _stamp(source.path)  # type: ignore[attr-defined]
+    source.stamp = file_stamp(source.path)  # type: ignore[attr-defined]
     return source
 
 
@@ -345,7 +343,7 @@ def check_unchanged(analysis: VideoAnalysis) -> None:
         return
     path = analysis.source.path
     try:
-        now = _stamp(path)
+        now = file_stamp(path)
     except OSError as exc:
         now = (exc.strerror,)
     if now != before:
