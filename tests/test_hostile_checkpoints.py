@@ -26,6 +26,7 @@ from torch import nn
 import vidcam.models
 from vidcam.errors import VidcamError
 from vidcam.models import i3d_weights
+from vidcam.models.checkpoint import load_weights_only
 from vidcam.models.registry import MODELS, get_spec, load_model
 from vidcam.models.spec import InputSpec, ModelSpec
 from vidcam.models.weights_source import WeightsSource
@@ -342,3 +343,76 @@ def test_refusal_does_not_chain_torchs_advice(marker, tmp_path):
     assert err.value.__cause__ is None and err.value.__suppress_context__
     assert "weights_only=False" not in str(err.value)
     assert not marker.exists()
+
+
+_BOMB_BYTES = 256 << 20  # declared: 256 MiB of uint8 zeros; on disk: a few hundred KiB
+
+
+def _bomb(path: Path) -> Path:
+    """A torch.save checkpoint of a (256 MiB,) uint8 tensor whose data entry is deflated:
+    written by streaming zeros, never holding the tensor (the pickle of a 4-element tensor
+    with its two 4s patched to the large size)."""
+    import zipfile
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(4, dtype=torch.uint8)}, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    n = _BOMB_BYTES.to_bytes(4, "little")
+    pkl = src.read("archive/data.pkl")
+    patched = pkl.replace(b"q\x06K\x04t", b"q\x06J" + n + b"t").replace(
+        b"K\x00K\x04\x85", b"K\x00J" + n + b"\x85"
+    )
+    assert len(patched) == len(pkl) + 6, "torch's pickle layout changed: update _bomb"
+    chunk = bytes(1 << 24)
+    with zipfile.ZipFile(path, "w") as z:
+        for info in src.infolist():
+            if info.filename == "archive/data/0":
+                zi = zipfile.ZipInfo(info.filename)
+                zi.compress_type = zipfile.ZIP_DEFLATED
+                with z.open(zi, "w", force_zip64=True) as f:
+                    for _ in range(_BOMB_BYTES // len(chunk)):
+                        f.write(chunk)
+            else:
+                data = patched if info.filename == "archive/data.pkl" else src.read(info)
+                z.writestr(info, data)
+    return path
+
+
+_CHILD = r"""
+import resource, sys, torch
+from vidcam.errors import VidcamError
+from vidcam.models.checkpoint import read_checkpoint
+size = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (size + (128 << 20), resource.RLIM_INFINITY))
+try:
+    torch.load(sys.argv[1], weights_only=True)
+    print("control: loaded")
+except (RuntimeError, MemoryError) as exc:
+    print("control: out of memory")
+try:
+    read_checkpoint(sys.argv[1])
+except VidcamError as exc:
+    print("vidcam:", exc)
+"""
+
+
+def test_decompression_bomb_is_refused_before_inflating(tmp_path):
+    """The issue's case: a small checkpoint declaring far more tensor bytes than it holds was
+    inflated to 6.4 GB before being refused. Under an address-space cap 128 MiB above what
+    the child already maps, torch.load runs out of memory on it; vidcam refuses it in one
+    line from the zip directory, before a byte is inflated."""
+    import subprocess
+    import sys
+
+    bomb = _bomb(tmp_path / "bomb.pth")
+    assert bomb.stat().st_size < 4 << 20
+    with pytest.raises(VidcamError, match="declares 0.25 GiB of tensors") as err:
+        load_weights_only(bomb.read_bytes(), what="weights file 'bomb.pth'", fix="fix")
+    _one_line_error(err, "bomb.pth", "torch.save never compresses")
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(bomb)], capture_output=True, text=True, timeout=600
+    )
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "control: out of memory", proc.stdout + proc.stderr
+    assert lines[1].startswith("vidcam: weights file") and "declares 0.25 GiB" in lines[1]
+    assert proc.returncode == 0, proc.stderr

@@ -13,6 +13,7 @@ import os
 import pickle
 import re
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -86,6 +87,7 @@ def load_weights_only(src: str | os.PathLike | bytes, *, what: str, fix: str) ->
     ``__reduce__`` runs code) is refused and never executed.
     """
     f = io.BytesIO(src) if isinstance(src, bytes) else Path(src)
+    check_declared(src, what=what, fix=fix)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*Detected pickle protocol")
@@ -112,6 +114,48 @@ def load_weights_only(src: str | os.PathLike | bytes, *, what: str, fix: str) ->
             f"could not read {what}: corrupt or unreadable PyTorch checkpoint "
             f"({_one_line(exc)}); {fix}"
         ) from exc
+
+
+#: ``torch.save`` stores tensors uncompressed: entries inflating past this ratio (or past the
+#: free memory) are a decompression bomb, refused before a byte of them is inflated
+MAX_INFLATION = 8.0
+
+
+def check_declared(src: str | os.PathLike | bytes, *, what: str, fix: str) -> None:
+    """A zip checkpoint's declared (uncompressed) size, from its central directory, is at most
+    :data:`MAX_INFLATION` times the file and fits the free memory; else a one-line
+    :class:`VidcamError` before anything is read. Legacy pickles are bounded by their size."""
+    f = io.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")  # noqa: SIM115
+    try:
+        if not zipfile.is_zipfile(f):
+            return
+        f.seek(0, os.SEEK_END)
+        stored = f.tell()
+        with zipfile.ZipFile(f) as z:
+            declared = sum(i.file_size for i in z.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load reports it in its own words
+    finally:
+        f.close()
+    free = _free_memory()
+    if declared > MAX_INFLATION * max(stored, 1 << 20) or (free and declared > free):
+        room = f", {free / 2**30:.2f} GiB of memory free" if free else ""
+        raise VidcamError(
+            f"{what} declares {declared / 2**30:.2f} GiB of tensors in a "
+            f"{stored / 2**20:.2f} MiB file{room} (torch.save never compresses): not read; {fix}"
+        )
+
+
+def _free_memory() -> int | None:
+    """MemAvailable in bytes (Linux), else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as m:
+            for line in m:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def extract_state_dict(obj: object, source: str) -> dict[str, torch.Tensor]:
