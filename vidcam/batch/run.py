@@ -86,7 +86,12 @@ def run(
     layout = plan_layout(out, [it.key for it in items], avoid=read.holds)
     execute = _executor(options)  # fails now (e.g. Ray missing), before any work
     rows, todo = _plan(items, layout, options, read)
-    writer = IndexWriter(out)
+    return _execute(items, rows, todo, options, IndexWriter(out), execute)
+
+
+def _execute(items, rows, todo, options, writer: IndexWriter, execute) -> list[dict[str, Any]]:
+    """Stream the known rows, then every finished video's row, into the index; the
+    run-level files are rewritten at the end, also after an error or a signal."""
     for r in rows.values():
         writer.append(r)
     status = _Status(len(todo), len(rows), options.progress)
