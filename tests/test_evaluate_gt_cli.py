@@ -186,3 +186,16 @@ def test_model_options_and_device_errors(wide, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["evaluate", str(video), "--pointing-tolerance", "nan", "--quiet"]) == 2
     assert "tolerance" in capsys.readouterr().err
+
+
+def test_fill_none_measures_localization_only(wide, tmp_path):
+    video, _, jdir, _, _ = wide
+    out = tmp_path / "r.json"
+    argv = ["evaluate", str(video), "--device", "cpu", "--quiet", "--json", str(out)]
+    argv += ["--methods", "gradcam", "--fill", "none", "--units", "none", "--gt", str(jdir)]
+    assert main(argv) == 0
+    data = json.loads(out.read_text())
+    rec = data["clips"][0]["methods"]["gradcam"]
+    assert not any(k.startswith(("remove_", "keep_")) for k in rec)
+    assert rec["energy_pg"] is not None and "ranking" not in data["summary"]
+    assert data["timing"]["masked_forwards"] == 5 + 1  # E for gradcam + 4 references + baseline

@@ -122,7 +122,8 @@ def _add_faithfulness(parser: argparse.ArgumentParser) -> None:
         metavar="F[,F...]",
         help="fills of the keep/remove scores and relative curves, the first is the headline's: "
         + "; ".join(f"{k}: {FILL_HELP[k]}" for k in FILLS)
-        + f" (default: {','.join(NATURAL_FILLS)})",
+        + f" (default: {','.join(NATURAL_FILLS)}); none: no keep/remove scores (localization "
+        "and the paper's metrics only: fastest)",
     )
     parser.add_argument(
         "--fractions",

@@ -44,8 +44,12 @@ ROAD_TOL = 1e-3
 
 
 def parse_fills(text: str | Sequence[str]) -> tuple[str, ...]:
-    """``"blur,road"`` (or a sequence) -> validated, de-duplicated names in the given order."""
+    """``"blur,road"`` (or a sequence) -> validated, de-duplicated names in the given order;
+    ``"none"``: no fill (no keep/remove scores: ``vidcam evaluate`` then measures localization
+    and the paper's metrics only)."""
     items = text.split(",") if isinstance(text, str) else list(text)
+    if {str(v).strip().lower() for v in items if str(v).strip()} == {"none"}:
+        return ()
     out: list[str] = []
     for raw in items:
         name = raw.strip().lower()
@@ -56,7 +60,7 @@ def parse_fills(text: str | Sequence[str]) -> tuple[str, ...]:
         if name not in out:
             out.append(name)
     if not out:
-        raise VidcamError(f"give at least one fill ({', '.join(FILLS)})")
+        raise VidcamError(f"give at least one fill ({', '.join(FILLS)}) or none")
     return tuple(out)
 
 

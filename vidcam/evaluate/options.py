@@ -92,7 +92,7 @@ class EvalOptions:
         if self.fill_steps < 0:
             raise VidcamError(f"fill steps must be >= 0, got {self.fill_steps}")
         self.units = parse_units(self.units)
-        self.fills = parse_fills(self.fills)
+        self.fills = parse_fills(self.fills) if self.fills else ()
         self.fractions = parse_fractions(self.fractions)
         self.methods = parse_methods(self.methods)
         self.references = parse_references(self.references)
