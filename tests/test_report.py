@@ -328,6 +328,7 @@ def test_batch_index(run, tmp_path):
     assert sparks == [sparkline([0.5, 0.5, 0.5]).line, sparkline([0.25, 0.25, 0.25]).line]
     assert "2 videos,\n    mean confidence 50.0 %" in text
     assert len(tags.find("script")) == 1
+    assert "move or copy the folder as a whole" in text  # what the links need
     with pytest.raises(VidcamError, match="already exists"):
         write_batch_index(out, rows, overwrite=False)
     assert sorted(p.name for p in out.iterdir()) == ["index.html", HOSTILE_DIR]

@@ -26,9 +26,15 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def shared_run(tmp_path_factory):
+    """One sample run for the module (its files are only read)."""
+    return sample_run(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, shared_run):
     base = tmp_path_factory.mktemp("browser")
-    run = sample_run(base)
+    run = shared_run
     (base / "pages dir").mkdir()
     page = write_video_report(
         base / "pages dir" / "report #1.html",
@@ -277,8 +283,10 @@ def test_what_the_page_calls_playable_is_what_chromium_plays(tmp_path):
     assert "MPEG-4 part 2 (mpeg4)" in probe_media(files[-1]).why
 
 
-def test_a_source_the_browser_cannot_play_gets_a_note_and_the_annotated_video_plays(tmp_path):
-    run = sample_run(tmp_path)
+def test_a_source_the_browser_cannot_play_gets_a_note_and_the_annotated_video_plays(
+    tmp_path, shared_run
+):
+    run = shared_run
     source = write_mp4v(run.source, tmp_path / "clip mp4v.mp4")
     page = write_video_report(
         tmp_path / "p.html", explanation=run.explanation, video=run.video, source=source
@@ -300,8 +308,8 @@ def test_a_source_the_browser_cannot_play_gets_a_note_and_the_annotated_video_pl
         assert unquote(href) == "clip mp4v.mp4"
 
 
-def test_an_embedded_page_needs_no_other_file(tmp_path):
-    run = sample_run(tmp_path)
+def test_an_embedded_page_needs_no_other_file(tmp_path, shared_run):
+    run = shared_run
     page = write_video_report(
         tmp_path / "p.html",
         explanation=run.explanation,
@@ -357,8 +365,8 @@ def _long_explanation(minutes: float, windows: int, labels: list[str]) -> dict:
 
 
 @pytest.mark.parametrize("windows", [12, 1873])
-def test_no_two_timeline_labels_overlap_on_a_10_minute_video(tmp_path, windows):
-    run = sample_run(tmp_path)
+def test_no_two_timeline_labels_overlap_on_a_10_minute_video(tmp_path, shared_run, windows):
+    run = shared_run
     labels = ["playing the didgeridoo", "riding mountain bike", "Wi", "tap dancing", "WWWWMMMM"]
     ex = _long_explanation(10, windows, labels)
     page = write_video_report(tmp_path / "long.html", explanation=ex, video=run.video)
