@@ -95,8 +95,8 @@ def test_closing_early_stops_the_decoding_thread():
 
 
 def test_frames_written_counts_what_the_encoder_wrote(motion, tmp_path, monkeypatch):
-    """The input is replaced by a 3-frame clip between the passes: the result says 24 frames
-    were explained, 3 written, and a warning says why (issue 11, 12(c))."""
+    """The input is replaced by a 3-frame clip between the passes: refused before pass 2
+    renders a different video than the one explained, and nothing is written (issue 27, 10)."""
     import shutil
 
     from vidcam.video import pipeline, write_explained_video
@@ -112,10 +112,9 @@ def test_frames_written_counts_what_the_encoder_wrote(motion, tmp_path, monkeypa
 
     monkeypatch.setattr(pipeline, "explain_pass", then_changed)
     kw = dict(model=MotionNet(), spec=MOTION_SPEC, progress=False, spatial="center")
-    with pytest.warns(UserWarning, match="changed while vidcam ran: .* decoded 3 of 24 frames"):
-        res = write_explained_video(src, tmp_path / "o.mp4", **kw)
-    assert (res.frames, res.frames_written) == (24, 3)
-    assert any("decoded 3 of 24" in w for w in res.warnings)
+    with pytest.raises(VidcamError, match="changed while vidcam ran"):
+        write_explained_video(src, tmp_path / "o.mp4", **kw)
+    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_auto_batch_size_follows_the_input_budget_and_the_free_memory(monkeypatch):

@@ -105,11 +105,17 @@ def check_input(path: str | Path) -> Path:
     return p
 
 
-def _open(path: Path) -> av.container.InputContainer:
-    check_time()
+def source_options() -> dict[str, str]:
+    """FFmpeg options every open of a source takes: vidcam's demuxers (plus
+    ``$VIDCAM_DEMUXERS``) and the file protocol only."""
     extra = [d.strip() for d in os.environ.get(ENV_DEMUXERS, "").split(",") if d.strip()]
     allowed = ",".join(dict.fromkeys([*DEMUXERS, *extra]))
-    options = {"format_whitelist": allowed, "protocol_whitelist": "file"}
+    return {"format_whitelist": allowed, "protocol_whitelist": "file"}
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    check_time()
+    options = source_options()
     try:
         container = av.open(str(path), "r", container_options=options)
     except av.FFmpegError as exc:

@@ -38,6 +38,7 @@ import numpy as np
 
 from vidcam.errors import VidcamError
 from vidcam.paths import AtomicFile
+from vidcam.video.decode import source_options
 
 VALID_EXTENSIONS = (".mp4", ".mov", ".mkv", ".gif")
 _GIF_TB = Fraction(1, 100)
@@ -317,7 +318,7 @@ class _AudioCopy:
 
     def __init__(self, container, source: Path, offset: Fraction) -> None:
         self._out = container
-        self._in = av.open(str(source), "r")
+        self._in = av.open(str(source), "r", container_options=source_options())
         self._src = self._in.streams.audio[0]
         self._offset = offset
         self._packets = self._in.demux(self._src)
