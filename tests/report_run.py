@@ -1,11 +1,14 @@
 """A small real run of the sample model for the report tests: a browser-playable clip (H.264,
-yuv420p) with a hostile name in an odd folder, explained with ``write_explained_video``."""
+yuv420p) with a hostile name in an odd folder, explained with ``write_explained_video``; and
+the tests' HTML helpers (:class:`Tags`, :func:`resolve`)."""
 
 from __future__ import annotations
 
+import html.parser
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import av
 import numpy as np
@@ -65,3 +68,35 @@ def sample_run(base: Path, *, side_by_side: bool = True) -> Run:
         progress=False,
     )
     return Run(source, video, js, sheet, json.loads(js.read_text(encoding="utf-8")))
+
+
+class Tags(html.parser.HTMLParser):
+    """Every start tag as (name, attrs dict), in order; text of <script> elements."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.scripts.append(data)
+
+    def find(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
+        return [
+            a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in attrs.items())
+        ]
+
+
+def resolve(page: Path, href: str) -> Path:
+    assert "://" not in href and not href.startswith("/"), href
+    return (page.parent / unquote(href)).resolve()

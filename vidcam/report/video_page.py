@@ -127,6 +127,34 @@ def media_context(
     }
 
 
+def page_context(
+    explanation: Mapping, files: Mapping[str, object], settings: Mapping, metrics: Mapping | None
+) -> dict[str, object]:
+    """The video page's template context: ``files`` (:func:`media_context`) plus the panels,
+    timeline, settings, metrics, windows and warnings of ``explanation``."""
+    main = files["main"].media
+    tl = timeline(explanation)
+    return {
+        "title": Path(str(explanation.get("input", main.path))).name,
+        "info": {
+            "model": fmt(explanation.get("model")),
+            "layers": fmt(explanation.get("layers")),
+            "spatial": fmt(explanation.get("spatial")),
+            "frames": fmt(explanation.get("frames")),
+            "duration": tl.duration,
+        },
+        **files,
+        "panels": panel_titles(explanation, settings, main.width if main.kind == "video" else None),
+        "timeline": tl,
+        "settings": run_settings(explanation, settings),
+        "metrics": [(k, fmt(v), metric_help(k)) for k, v in flat_metrics(metrics or {})],
+        "has_metrics": metrics is not None,
+        "windows": window_rows(explanation),
+        "warnings": [str(w) for w in explanation.get("warnings", [])],
+        "script_data": {"duration": tl.duration, "x0": tl.x0, "x1": tl.x1},
+    }
+
+
 def write_video_report(
     page: str | Path,
     *,
@@ -168,28 +196,6 @@ def write_video_report(
     source = existing_file("the source video", source) if source is not None else None
     preview = existing_file("the contact sheet", preview) if preview is not None else None
     here = out.parent if str(out.parent) else Path(".")
-    settings = dict(settings or {})
     files = media_context(here, video, source, preview, bool(embed))
-    main = files["main"].media
-    titles = panel_titles(explanation, settings, main.width if main.kind == "video" else None)
-    tl = timeline(explanation)
-    context = {
-        "title": Path(str(explanation.get("input", video))).name,
-        "info": {
-            "model": fmt(explanation.get("model")),
-            "layers": fmt(explanation.get("layers")),
-            "spatial": fmt(explanation.get("spatial")),
-            "frames": fmt(explanation.get("frames")),
-            "duration": tl.duration,
-        },
-        **files,
-        "panels": titles,
-        "timeline": tl,
-        "settings": run_settings(explanation, settings),
-        "metrics": [(k, fmt(v), metric_help(k)) for k, v in flat_metrics(metrics or {})],
-        "has_metrics": metrics is not None,
-        "windows": window_rows(explanation),
-        "warnings": [str(w) for w in explanation.get("warnings", [])],
-        "script_data": {"duration": tl.duration, "x0": tl.x0, "x1": tl.x1},
-    }
+    context = page_context(explanation, files, dict(settings or {}), metrics)
     return write_text(out, render("video.html.j2", context), overwrite=overwrite)
