@@ -77,12 +77,19 @@ def explain_video(
 
     Args:
         path: the video file.
-        model: a registered model name (``vidcam models``; default "i3d") or an ``nn.Module``
-            (then ``spec`` is required; ``labels`` optional).
-        spec: how to feed the model (overrides the registered model's).
-        labels: class names (default: the registered model's).
+        model: anything :func:`vidcam.models.open.open_model` takes: a registered name
+            (``vidcam models``; default "i3d"), a name a package registers (entry points
+            ``vidcam.models``), ``"path/file.py:FUNCTION"`` / ``"package.module:FUNCTION"``,
+            ``"hf:DIR"`` / ``"hf:ORG/NAME"``, a ``.pt2`` file, an ``nn.Module`` (then ``spec``
+            or ``card`` is required) or a :class:`~vidcam.models.handle.ModelHandle` (used as
+            is: build it once with ``open_model`` to explain many videos).
+        spec: how to feed the model (overrides the card's and the model's own).
+        labels: class names, or a file of them (one per line; default: the model's own).
+        card: a model card (TOML: clip length, fps/stride, sizes, mean/std, layout, labels,
+            layer; ``vidcam models card NAME`` prints a template); the other options
+            override it.
         layer: layer(s) to explain (default: the model's registered layers, else automatic).
-        method: "gradcam", "gradcam++" (default), "guided-gradcam" or "guided-gradcam++".
+        method: a method id (``vidcam.cam.methods.METHODS``; default "gradcam++").
         softmax: Grad-CAM++'s softmax-score variant.
         target: "top1" (default; each window's own top class), "topk:K" (maps of the K top
             classes, combined by their per-pixel maximum), a class index or a class name.
