@@ -38,25 +38,27 @@ def test_deterministic_by_seed():
     assert np.array_equal(fa, fb) and la.tolist() == list(range(6))  # labels cycle
 
 
+@pytest.mark.parametrize("width", [None, 200])
 @pytest.mark.parametrize("label", range(len(CLASSES)))
-def test_ground_truth_matches_drawn_pixels(label):
+def test_ground_truth_matches_drawn_pixels(label, width):
     for k in range(3):
-        clip = make_clip(clip_seed(11, k), label, instances=k + 1)
-        n_t, size = clip.frames.shape[0], clip.frames.shape[1]
+        clip = make_clip(clip_seed(11, k), label, instances=k + 1, config=SynthConfig(width=width))
+        n_t, size, w = clip.frames.shape[:3]
+        assert w == (width or size)
         t0, t1 = clip.interval
         acting = [o for o in clip.objects if o.role == "acting"]
         others = [o for o in clip.objects if o.role != "acting"]
         assert len(acting) == k + 1
         full = _differs(clip.frames, clip.background)
-        dis = _differs(render(others, clip.background, n_t, size), clip.background)
+        dis = _differs(render(others, clip.background, n_t, size, w), clip.background)
         per_inst = [
-            _differs(render([o], clip.background, n_t, size), clip.background) for o in acting
+            _differs(render([o], clip.background, n_t, size, w), clip.background) for o in acting
         ]
         for t in range(n_t):
             if not t0 <= t < t1:
                 assert clip.boxes[t] == []
                 continue
-            inside = np.zeros((size, size), bool)
+            inside = np.zeros((size, w), bool)
             for i, box in enumerate(clip.boxes[t]):
                 assert _bbox(per_inst[i][t]) == box  # tight box around the instance's pixels
                 x0, y0, x1, y1 = box
@@ -94,6 +96,14 @@ def test_motion_defines_the_class():
         assert static, "every clip has static look-alike distractors"
         st = render(static, clip.background, 16, 112)
         assert all(np.array_equal(st[t], st[0]) for t in range(16))
+
+
+def test_wide_clips_use_the_whole_width():
+    xs = []
+    for i in range(30):
+        clip = make_clip(clip_seed(2, i), i % len(CLASSES), config=SynthConfig(width=224))
+        xs += [b[2] for boxes in clip.boxes for b in boxes]
+    assert max(xs) > 150  # objects reach far past a square frame's 112 px
 
 
 def test_bad_arguments():
