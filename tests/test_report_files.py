@@ -173,6 +173,8 @@ def test_cli_glue_embeds_and_refuses_a_big_source_before_any_work(run, tmp_path,
         check_report_args(args)
     monkeypatch.undo()
     check_report_args(args)
+    with pytest.raises(VidcamError, match="--report-embed needs --report PAGE.html"):
+        check_report_args(argparse.Namespace(**{**vars(args), "report": None}))
 
     class Result:
         def to_json(self):
@@ -181,3 +183,36 @@ def test_cli_glue_embeds_and_refuses_a_big_source_before_any_work(run, tmp_path,
     text = report_from_args(args, Result()).read_text(encoding="utf-8")
     assert Tags(text).find("video", id="annotated")[0]["src"].startswith("data:video/mp4;")
     assert "<th>labels file</th><td>my labels.txt</td>" in text
+
+
+def test_the_page_shows_the_users_class_names(tmp_path):
+    """Issue 24: a model opened with the user's labels (as ``--labels my.txt`` does) is
+    explained and reported with those names, never the registry's."""
+    import json
+
+    from report_run import write_clip
+
+    from vidcam.models.open import open_model
+    from vidcam.video import write_explained_video
+
+    mine = ["reach <b>", "pour", "stir", "wipe", "cut & chop", "idle"]
+    handle = open_model("sample", labels=mine, pretrained=False, device="cpu", progress=False)
+    registry = open_model("sample", pretrained=False, device="cpu", progress=False).labels
+    clip = write_clip(tmp_path / "clip.mp4", n=24)
+    video, js = tmp_path / "o.mp4", tmp_path / "o.json"
+    write_explained_video(clip, video, model=handle, json_path=js, stride=8, target="topk:3",
+                          progress=False)  # fmt: skip
+    explanation = json.loads(js.read_text("utf-8"))
+    page = write_video_report(
+        tmp_path / "p.html", explanation=explanation, video=video, source=clip,
+        settings={"labels file": "my.txt"},
+    )  # fmt: skip
+    text = page.read_text(encoding="utf-8")
+    series = [g["data-label"] for g in Tags(text).find("g", **{"class": "series"})][1:]
+    assert len(series) == 3 and set(series) <= set(mine)  # the chart's classes
+    rows = text.split('<table id="windows">')[1].split("</table>")[0].split("<tr>")[2:]
+    tops = [w["top"][0]["label"] for w in explanation["windows"]]
+    assert len(rows) == len(tops) >= 2 and set(tops) <= set(mine)
+    for row, top in zip(rows, tops, strict=True):  # the windows table, escaped
+        assert f"<td>{html.escape(top)}</td>" in row
+    assert not [n for n in registry if n in text]  # no registry name anywhere on the page

@@ -52,6 +52,8 @@ def check_report_args(args: Any) -> None:
     ``--report-embed`` (``args.report_embed``) a playable source must fit the embedding
     limit (:func:`vidcam.report.media.check_embed`)."""
     if not getattr(args, "report", None):
+        if getattr(args, "report_embed", False):
+            raise VidcamError("--report-embed needs --report PAGE.html: it puts files inside it")
         return
     if not args.output:
         raise VidcamError("--report needs -o OUTPUT.mp4: the page shows the annotated video")
