@@ -50,6 +50,7 @@ class ClipModel:
         engine: Mapping[str, Any] | None = None,
     ) -> None:
         self.em = em
+        self.batch = max(1, int(batch))
         self.plan: SpatialPlan = plan_spatial(em, spatial, height, width)
         self.tiles = self.plan.mode == "tiles"
         self.module = self.plan.module
@@ -80,8 +81,9 @@ class ClipModel:
 
     def scores(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) pixels in [0, 1] -> (B, classes, 3): probability, log-probability
-        and logit of every class (tiles: mean probability, its log, mean logit). Inference
-        mode: never records autograd."""
+        and logit of every class (tiles: mean probability, its log, mean logit; the tiles run
+        ``batch`` at a time, so memory stays that of ``batch`` crops). Inference mode: never
+        records autograd."""
         with torch.inference_mode():
             x = self.normalise(pixels)
             if not self.tiles:
@@ -89,8 +91,11 @@ class ClipModel:
                 logp = logits.log_softmax(-1)
                 return torch.stack([logp.exp(), logp, logits], -1)
             n = len(self.plan.offsets)
-            logits = self._logits(self.module(split_tiles(x, self.plan)))
-            logits = logits.unflatten(0, (pixels.shape[0], n))
+            tiles = split_tiles(x, self.plan)  # (B * n, ...): forwards of at most `batch` tiles
+            chunks = [
+                self.module(tiles[i : i + self.batch]) for i in range(0, len(tiles), self.batch)
+            ]
+            logits = torch.cat([self._logits(c) for c in chunks]).unflatten(0, (pixels.shape[0], n))
             logp = torch.logsumexp(logits.log_softmax(-1), 1) - math.log(n)
             return torch.stack([logp.exp(), logp, logits.mean(1)], -1)
 
