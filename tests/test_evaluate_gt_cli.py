@@ -199,3 +199,23 @@ def test_fill_none_measures_localization_only(wide, tmp_path):
     assert not any(k.startswith(("remove_", "keep_")) for k in rec)
     assert rec["energy_pg"] is not None and "ranking" not in data["summary"]
     assert data["timing"]["masked_forwards"] == 5 + 1  # E for gradcam + 4 references + baseline
+
+
+def test_the_centre_prior_is_in_every_localization_table(wide, tmp_path):
+    from vidcam.evaluate.report import format_table
+
+    video, gt, jdir, _, _ = wide
+    em = open_model("sample", device="cpu", progress=False)
+    base = dict(methods=("gradcam",), fills=(), units=(), gt_dir=jdir, quiet=True, spatial="full")
+    alone = evaluate([video], em, EvalOptions(references=("random",), **base))
+    scored = evaluate([video], em, EvalOptions(references=("centre",), **base))
+    clip = alone.clips[0]
+    assert "centre" not in clip["methods"]
+    # measured without a masked forward, and equal to the scored centre map's localization
+    scored_centre = scored.clips[0]["methods"]["centre"]
+    assert clip["centre_prior"] == {k: scored_centre[k] for k in clip["centre_prior"]}
+    assert clip["centre_prior"]["energy_pg"] == pytest.approx(
+        _centre_energy(gt, clip["frames"], (112, 224), (0, 0)), rel=1e-5
+    )
+    assert alone.summary["centre_prior"]["energy_pg"] == clip["centre_prior"]["energy_pg"]
+    assert "| centre prior |" in format_table(alone)

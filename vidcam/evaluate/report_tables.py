@@ -227,4 +227,7 @@ def localization_table(result: EvalResult, columns: tuple[tuple[str, str], ...])
     lines = head("method", [t.format(tol=tol) for _, t in columns])
     for m in methods_of(result):
         lines.append(row(title(m), [fmt(_mean_gt(result, m, k), pct=True) for k, _ in columns]))
+    prior = result.summary.get("centre_prior")
+    if prior:  # not among the scored maps: its localization alone
+        lines.append(row(title("centre"), [fmt(prior.get(k), pct=True) for k, _ in columns]))
     return lines

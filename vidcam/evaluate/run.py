@@ -252,8 +252,10 @@ def _evaluate_clip(ci, path, gt, cls, em, opts, engine, sums, counters) -> dict[
     )
     for k, v in used.items():
         counters[k] += v
+    prior = None
     if gt is not None:
-        _localize_all(records, heats, gt, clip, opts)
+        prior = _localize_all(records, heats, gt, clip, opts)
+    extra = {} if prior is None else {"centre_prior": prior}
     return {
         "video": str(clip.path),
         "frames": list(clip.frames),
@@ -267,6 +269,7 @@ def _evaluate_clip(ci, path, gt, cls, em, opts, engine, sums, counters) -> dict[
         "pred": pred,
         "pred_name": em.labels[pred] if em.labels else str(pred),
         "correct": None if gt_index is None else pred == gt_index,
+        **extra,
     }
 
 
@@ -284,12 +287,21 @@ def _references(opts, size, shapes, device, ci) -> dict[str, torch.Tensor]:
     return out
 
 
-def _localize_all(records, heats, gt: GroundTruth, clip, opts) -> None:
-    """Localization of every map against the clip's ground truth (in place in ``records``)."""
+def _localize_all(records, heats, gt: GroundTruth, clip, opts) -> dict[str, Any] | None:
+    """Localization of every map against the clip's ground truth (in place in ``records``);
+    when the centre prior is not among the maps, its localization alone (no masked forward:
+    every localization table has the centre prior), else None."""
     truth = map_truth(gt, clip)
-    _, _, h, w = clip.pixels.shape[1:]
+    _, t, h, w = clip.pixels.shape[1:]
     union = truth.union(h, w)
     py, px = truth.px_per_unit
     near = dilate(union, opts.tolerance * math.sqrt(py * px))
+
+    def measure(heat: torch.Tensor) -> dict[str, Any]:
+        return localize(heat, union, truth.interval, boxes=truth.boxes, near=near)
+
     for m, rec in records.items():
-        rec.update(localize(heats[m], union, truth.interval, boxes=truth.boxes, near=near))
+        rec.update(measure(heats[m]))
+    if "centre" in records:
+        return None
+    return measure(centre_prior((t, h, w), device=clip.pixels.device))

@@ -63,9 +63,18 @@ def summarize(
         "methods": per_method,
         "win_percent": win,
     }
+    priors = [c["centre_prior"] for c in clips if c.get("centre_prior")]
+    if priors:  # the centre prior's localization when it was not among the maps
+        out["centre_prior"] = {
+            k: _mean([p[k] for p in priors if p.get(k) is not None]) for k in LOCALIZATION_METRICS
+        }
     if fills and fraction is not None:
         out.update(_rankings(clips, methods, fills, fraction, units))
     return out
+
+
+def _mean(vals: list[float]) -> float | None:
+    return sum(vals) / len(vals) if vals else None
 
 
 def _rankings(clips, methods, fills, fraction, units) -> dict[str, Any]:
