@@ -1,4 +1,4 @@
-"""The three worked examples of docs/your_own_model.md, end to end (issue 24): ``vidcam
+"""The three worked examples of the README's "Your own model", end to end (issue 24): ``vidcam
 explain`` (with --json and --report), ``vidcam batch`` and ``vidcam evaluate`` on
 
 (a) a fine-tuned 7-class ``r3d_18`` checkpoint with a labels file (here at a small input given
