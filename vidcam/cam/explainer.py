@@ -1,20 +1,22 @@
 """CAMs on video models: ``Explainer`` and ``explain``.
 
 Methods: Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, HiResCAM (gradient methods), Eigen-CAM
-and Score-CAM (no gradient). One call = one forward with hooks on the explained layer(s) + one
+and Score-CAM (no gradient), and the input-space perturbation methods Video RISE and
+spatiotemporal extremal perturbation (no layer; :mod:`vidcam.cam.perturbation`). One call = one forward with hooks on the explained layer(s) + one
 backward, batched over the K targets, down to those layers (plus, for the Grad-CAM++ softmax
 variant, a chunked batched backward over all classes). An Explainer of several methods
 (``method=("gradcam", "layercam", ...)``, :meth:`Explainer.explain_all`) computes all of them
 from that ONE forward and ONE backward: every gradient method reads the same A and g. The
 forward records autograd only from the explained layer(s) on (see :mod:`vidcam.cam.prefix`);
 without a gradient method it records nothing (``torch.no_grad``). Score-CAM adds its masked
-forwards (:mod:`vidcam.cam.scorecam`), without autograd. Everything stays on the model's device.
+forwards (:mod:`vidcam.cam.scorecam`), without autograd; RISE and extremal perturbation add
+theirs (extremal: each with a backward to its mask) after the plain forward that picks the
+targets. Everything stays on the model's device.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -22,55 +24,40 @@ from torch import nn
 
 from vidcam.cam import formulas, rules
 from vidcam.cam.backward import class_moments, grads_per_target
+from vidcam.cam.checks import (  # noqa: F401 (check_clip re-exported)
+    check_batch,
+    check_clip,
+    check_methods,
+    check_options,
+    check_reached,
+    free_targets,
+)
+from vidcam.cam.explanation import INPUT_LAYER, Explanation
+from vidcam.cam.extremal import extremal
 from vidcam.cam.hooks import capture_layers, eval_mode
 from vidcam.cam.layers import LayerArg, resolve_layers
 from vidcam.cam.maps import fuse, upsample
+from vidcam.cam.perturbation import Perturbation, PerturbationResult
 from vidcam.cam.prefix import autograd_errors, record_forward
-from vidcam.cam.scorecam import check_batch_size, score_weights
+from vidcam.cam.rise import rise
+from vidcam.cam.scorecam import check_batch_size, default_batch, score_weights
 from vidcam.cam.targets import Target, resolve_targets
 from vidcam.errors import VidcamError
 from vidcam.models.spec import Reshape
 
-Method = Literal["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam"]
+Method = Literal[
+    "gradcam",
+    "gradcam++",
+    "xgradcam",
+    "layercam",
+    "hirescam",
+    "eigencam",
+    "scorecam",
+    "rise",
+    "extremal",
+]
 METHODS = rules.ENGINE_METHODS
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """Result of one explanation call (all tensors detached, on the model's device).
-
-    Attributes:
-        maps: (N, K, T, H, W) in [0, 1]; upsampled (trilinear) to the clip, min-max normalised
-            per (sample, target); multiple layers are fused by averaging their normalised maps.
-        raw_per_layer: per layer, (N, K, t, h, w) feature-level maps (e.g. relu(Σ_k w_k A_k)).
-        weights_per_layer: per layer, channel weights (N, K, C, t|1); LayerCAM and HiResCAM:
-            their elementwise weights (N, K, C, t, h, w); Eigen-CAM: the principal direction.
-        logits: (N, num_classes) model output, or None when it is not a class-score matrix.
-        probs: (N, num_classes) softmax of ``logits``, or None.
-        targets: (N, K) class indices, or None for a callable target.
-        target_scores: (N, K) the explained scores (logits of the targets, or the callable's).
-        layers: names of the explained layers.
-        method: the method id ("gradcam++/softmax" for the softmax variant).
-        forwards: model forward calls this method needed (1, or 1 + Score-CAM's batches).
-        masked_clips: clips Score-CAM scored through those forwards (0 for the others).
-    """
-
-    maps: torch.Tensor
-    raw_per_layer: tuple[torch.Tensor, ...]
-    weights_per_layer: tuple[torch.Tensor, ...]
-    logits: torch.Tensor | None
-    probs: torch.Tensor | None
-    targets: torch.Tensor | None
-    target_scores: torch.Tensor
-    layers: tuple[str, ...]
-    method: str
-    forwards: int = 1
-    masked_clips: int = 0
-
-    @property
-    def raw(self) -> torch.Tensor:
-        """(N, K, t, h, w) feature-level map of the first explained layer."""
-        return self.raw_per_layer[0]
+__all__ = ["INPUT_LAYER", "METHODS", "Explainer", "Explanation", "check_clip", "explain"]
 
 
 class Explainer:
@@ -81,8 +68,9 @@ class Explainer:
         layer: dotted module name, a submodule, a sequence of those (maps fused onto one
             timeline, e.g. SlowFast's two pathways), or None to pick the last 3D-conv block.
         method: one of :data:`METHODS` ("gradcam", "gradcam++", "xgradcam", "layercam",
-            "hirescam", "eigencam", "scorecam"), or a sequence of them (then call
-            :meth:`explain_all`).
+            "hirescam", "eigencam", "scorecam", "rise", "extremal"), or a sequence of them
+            (then call :meth:`explain_all`). "rise" and "extremal" perturb the input and need
+            no layer (with only them, ``layer`` is not resolved).
         softmax: Grad-CAM++ on Y = softmax(S) (paper eqs. 21–24) instead of Y = exp(S).
         gradients: "positive" (relu of the gradient inside the weights; Grad-CAM++ default)
             or "all" (Grad-CAM and XGrad-CAM default); applies to those three. None picks each
@@ -90,10 +78,13 @@ class Explainer:
         pooling: "volume" (one weight per channel over t×h×w) or "frame" (per time slice);
             applies to Grad-CAM, Grad-CAM++ and XGrad-CAM.
         reshape: turns a token layer's output into (N, C, T, H, W); see ``vidcam.models.spec``.
-        batch_size: Score-CAM's masked clips per forward (None: a 128 MiB input budget, at
-            most 32); bounds its memory.
+        batch_size: masked clips per forward of Score-CAM, RISE and extremal perturbation
+            (None: a 128 MiB input budget, at most 32; extremal, which keeps its graph for a
+            backward, at most 8); bounds their memory.
         scorecam_baseline: Score-CAM weights as the paper's increase of confidence
             p(X ⊙ H) − p(0) instead of p(X ⊙ H) (the authors' code).
+        perturbation: RISE's and extremal perturbation's options (masks, grid, fill, seed,
+            area, steps, ...; :class:`vidcam.cam.perturbation.Perturbation`); None: defaults.
 
     The object holds no hooks between calls; each call restores the model exactly (train/eval
     flags, ``requires_grad``, parameters' ``.grad``) and the caller's grad mode. Autograd records
@@ -117,29 +108,18 @@ class Explainer:
         reshape: Reshape | None = None,
         batch_size: int | None = None,
         scorecam_baseline: bool = False,
+        perturbation: Perturbation | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise VidcamError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-        methods = _check_methods(method)
-        if gradients not in (None, "positive", "all"):
-            raise VidcamError(f"gradients {gradients!r} must be 'positive', 'all' or None")
-        if gradients is not None and not set(methods) & set(rules.DEFAULT_GRADIENTS):
-            raise VidcamError(
-                f"gradients= applies to {', '.join(rules.DEFAULT_GRADIENTS)}; {methods[0]} "
-                "fixes its own (LayerCAM: relu(g), HiResCAM: g); leave gradients=None"
-            )
-        if pooling not in ("volume", "frame"):
-            raise VidcamError(f"pooling {pooling!r} must be 'volume' or 'frame'")
-        if pooling == "frame" and not set(methods) & set(rules.POOLED_METHODS):
-            raise VidcamError(
-                f"pooling='frame' applies to {', '.join(rules.POOLED_METHODS)}; {methods[0]} "
-                "does not pool weights: leave pooling='volume'"
-            )
-        if softmax and "gradcam++" not in methods:
-            raise VidcamError(
-                "softmax=True is the Grad-CAM++ softmax variant; use method='gradcam++'"
-            )
+        methods = check_methods(method)
+        check_options(methods, gradients, pooling, softmax)
         check_batch_size(batch_size)
+        if perturbation is not None and not isinstance(perturbation, Perturbation):
+            raise VidcamError(
+                "perturbation: give a vidcam.cam.perturbation.Perturbation(...) or None"
+            )
+        self.perturbation = perturbation or Perturbation()
         self.model = model
         self.layer = layer
         self.methods: tuple[str, ...] = methods
@@ -182,83 +162,127 @@ class Explainer:
 
     def explain_all(self, clip: torch.Tensor, target: Target = None) -> dict[str, Explanation]:
         """Every method of this Explainer for ``clip`` and ``target`` (as :meth:`__call__`),
-        from one forward (+ one backward when a gradient method is among them)."""
+        from one forward (+ one backward when a gradient method is among them; + the masked
+        forwards of Score-CAM, RISE and extremal perturbation)."""
         clip = check_clip(clip)
         is_callable = callable(target) and not isinstance(target, torch.Tensor)
         if is_callable and self.softmax:
             raise VidcamError("target: the softmax variant needs class indices, not a callable")
-        if is_callable and "scorecam" in self.methods:
-            raise VidcamError("target: scorecam weighs softmax scores; give class indices")
-        layers = self._layers(clip)
+        masked = [m for m in self.methods if m in ("scorecam", *rules.PERTURBATION_METHODS)]
+        if is_callable and masked:
+            raise VidcamError(
+                f"target: {masked[0]} scores masked clips by class; give class indices"
+            )
+        cams = [m for m in self.methods if m not in rules.PERTURBATION_METHODS]
+        layers = self._layers(clip) if cams else []
         names = [name for name, _ in layers]
         with eval_mode(self.model):
-            if any(m in rules.GRADIENT_METHODS for m in self.methods):
+            grads = moments = None
+            if any(m in rules.GRADIENT_METHODS for m in cams):
                 output, scores, indices, acts, grads, moments = self._with_grads(
                     clip, target, layers
                 )
-            else:
+            else:  # no hooks at all when only perturbation methods run
                 output, scores, indices, acts = self._without_grads(clip, target, layers)
-                grads = moments = None
             probs = None
             if indices is not None:
                 logits = output.detach()
                 probs = logits.to(torch.promote_types(logits.dtype, torch.float32)).softmax(dim=1)
-            size = tuple(clip.shape[2:]) if clip.dim() == 5 else (1, *clip.shape[2:])
+            common = {
+                "logits": output.detach() if indices is not None else None,
+                "probs": probs,
+                "targets": indices,
+                "target_scores": scores.detach(),
+            }
             out = {}
             for m in self.methods:
-                raws, weights, forwards, masked = [], [], 1, 0
-                for i, a in enumerate(acts):
-                    if m in rules.GRADIENT_METHODS:
-                        softmax = self.softmax and m == "gradcam++"
-                        raw, w = rules.gradient_cam(
-                            m,
-                            a,
-                            grads[i],
-                            positive=self._positive.get(m, False),
-                            pooling=self.pooling if m in rules.POOLED_METHODS else "volume",
-                            moments=moments[i] if softmax else None,
-                            probs_c=probs.gather(1, indices).transpose(0, 1) if softmax else None,
-                        )
-                    elif m == "eigencam":
-                        raw, w = rules.eigen_cam(a, scores.shape[1])
-                    else:
-                        sw = score_weights(
-                            self.model,
-                            clip,
-                            a,
-                            indices,
-                            batch_size=self.batch_size,
-                            baseline=self.scorecam_baseline,
-                        )
-                        raw = formulas.weighted_map(a, sw.weights)
-                        w = sw.weights[..., 0, 0].transpose(0, 1)
-                        forwards += sw.forwards
-                        masked += sw.clips
-                    raws.append(raw)
-                    weights.append(w)
+                if m in rules.PERTURBATION_METHODS:
+                    out[m] = self._perturb(m, clip, indices, common)
+                    continue
+                cam = self._cam(m, clip, acts, (grads, moments), probs, indices, scores.shape[1])
+                raws, weights, forwards, n_masked = cam
                 out[m] = Explanation(
-                    maps=fuse([upsample(r, size) for r in raws], names),
+                    maps=fuse([upsample(r, _size(clip)) for r in raws], names),
                     raw_per_layer=tuple(raws),
                     weights_per_layer=tuple(weights),
-                    logits=output.detach() if indices is not None else None,
-                    probs=probs,
-                    targets=indices,
-                    target_scores=scores.detach(),
                     layers=tuple(names),
                     method=m + ("/softmax" if self.softmax and m == "gradcam++" else ""),
                     forwards=forwards,
-                    masked_clips=masked,
+                    masked_clips=n_masked,
+                    **common,
                 )
         return out
+
+    def _cam(self, m, clip, acts, grads_moments, probs, indices, k) -> tuple:
+        """One CAM's (raws, weights, forwards, masked clips) from the captured layers."""
+        grads, moments = grads_moments
+        raws, weights, forwards, masked = [], [], 1, 0
+        for i, a in enumerate(acts):
+            if m in rules.GRADIENT_METHODS:
+                softmax = self.softmax and m == "gradcam++"
+                raw, w = rules.gradient_cam(
+                    m,
+                    a,
+                    grads[i],
+                    positive=self._positive.get(m, False),
+                    pooling=self.pooling if m in rules.POOLED_METHODS else "volume",
+                    moments=moments[i] if softmax else None,
+                    probs_c=probs.gather(1, indices).transpose(0, 1) if softmax else None,
+                )
+            elif m == "eigencam":
+                raw, w = rules.eigen_cam(a, k)
+            else:
+                sw = score_weights(
+                    self.model,
+                    clip,
+                    a,
+                    indices,
+                    batch_size=self.batch_size,
+                    baseline=self.scorecam_baseline,
+                )
+                raw = formulas.weighted_map(a, sw.weights)
+                w = sw.weights[..., 0, 0].transpose(0, 1)
+                forwards += sw.forwards
+                masked += sw.clips
+            raws.append(raw)
+            weights.append(w)
+        return raws, weights, forwards, masked
+
+    def _perturb(
+        self, m: str, clip: torch.Tensor, indices: torch.Tensor, common: dict[str, Any]
+    ) -> Explanation:
+        """RISE or extremal perturbation of ``clip`` for ``indices`` (N, K): masked forwards
+        in batches of ``batch_size`` (default: the input budget; extremal at most 8)."""
+        image = clip.dim() == 4
+        x5 = clip.unsqueeze(2) if image else clip
+        batch = self.batch_size or default_batch(clip)
+        if m == "extremal":
+            batch = self.batch_size or min(8, batch)
+            res: PerturbationResult = extremal(
+                self.model, x5, image, indices, self.perturbation, batch
+            )
+        else:
+            res = rise(self.model, x5, image, indices, self.perturbation, batch)
+        return Explanation(
+            maps=fuse([res.full], [INPUT_LAYER]),
+            raw_per_layer=(res.raw,),
+            weights_per_layer=(res.weights,),
+            layers=(INPUT_LAYER,),
+            method=m,
+            forwards=1 + res.forwards,
+            masked_clips=res.clips,
+            backwards=res.backwards,
+            **common,
+        )
 
     def _with_grads(self, clip: torch.Tensor, target: Target, layers) -> tuple:
         """Hooked forward (autograd from the layers on), targets, one batched backward."""
         names = [name for name, _ in layers]
         with torch.enable_grad(), autograd_errors():
             output, store = record_forward(self.model, clip, layers, full_graph=self._full_graph)
-            _check_reached(store, names)
+            check_reached(store, names)
             scores, indices = resolve_targets(output, target)
-            _check_batch(scores, clip)
+            check_batch(scores, clip)
             tensors = [store[name].tensor for name in names]
             grads = grads_per_target(scores, tensors, names)
             moments = class_moments(output, tensors) if self.softmax else None
@@ -279,9 +303,9 @@ class Explainer:
         names = [name for name, _ in layers]
         with capture_layers(layers) as store, torch.no_grad():
             output = self.model(clip)
-        _check_reached(store, names)
-        scores, indices = _free_targets(output, target)
-        _check_batch(scores, clip)
+        check_reached(store, names)
+        scores, indices = free_targets(output, target)
+        check_batch(scores, clip)
         acts = [self._volume(store[n].tensor, store[n].output, n) for n in names]
         return output, scores, indices, acts
 
@@ -306,43 +330,9 @@ class Explainer:
         return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
-def _check_methods(method: Any) -> tuple[str, ...]:
-    items = [method] if isinstance(method, str) else list(method) if method is not None else []
-    if not items:
-        raise VidcamError(f"method: give one of {', '.join(METHODS)} (or a list of them)")
-    for m in items:
-        if m not in METHODS:
-            hint = (
-                "; guided variants are vidcam.cam.guided.guided_cam" if "guided" in str(m) else ""
-            )
-            raise VidcamError(f"method {m!r} is not one of {', '.join(METHODS)}{hint}")
-    return tuple(dict.fromkeys(items))
-
-
-def _check_reached(store: dict, names: list[str]) -> None:
-    missing = [name for name in names if name not in store]
-    if missing:
-        raise VidcamError(
-            f"layer {missing[0]!r} was never reached by the model's forward; pick a layer "
-            "that the forward pass runs"
-        )
-
-
-def _check_batch(scores: torch.Tensor, clip: torch.Tensor) -> None:
-    if scores.shape[0] != clip.shape[0]:
-        raise VidcamError(
-            f"target: got scores for {scores.shape[0]} samples, the clip batch has {clip.shape[0]}"
-        )
-
-
-def _free_targets(output: Any, target: Target) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """:func:`resolve_targets` on an output computed without autograd: the targets are read
-    from a detached copy made a leaf (no graph reaches into the model)."""
-    if isinstance(output, torch.Tensor):
-        output = output.detach().requires_grad_(True)
-    with torch.enable_grad():
-        scores, indices = resolve_targets(output, target)
-    return scores.detach(), indices
+def _size(clip: torch.Tensor) -> tuple[int, int, int]:
+    """(T, H, W) of a clip (N, C, T, H, W); T = 1 for (N, C, H, W)."""
+    return tuple(clip.shape[2:]) if clip.dim() == 5 else (1, *clip.shape[2:])  # type: ignore[return-value]
 
 
 def explain(
@@ -358,6 +348,7 @@ def explain(
     reshape: Reshape | None = None,
     batch_size: int | None = None,
     scorecam_baseline: bool = False,
+    perturbation: Perturbation | None = None,
 ) -> Explanation:
     """One-shot :class:`Explainer` call. clip (N, C, T, H, W) -> maps (N, K, T, H, W)."""
     explainer = Explainer(
@@ -370,25 +361,6 @@ def explain(
         reshape=reshape,
         batch_size=batch_size,
         scorecam_baseline=scorecam_baseline,
+        perturbation=perturbation,
     )
     return explainer(clip, target)
-
-
-def check_clip(clip: torch.Tensor) -> torch.Tensor:
-    if not isinstance(clip, torch.Tensor):
-        raise VidcamError(
-            f"clip: expected a torch.Tensor (N, C, T, H, W), got {type(clip).__name__}"
-        )
-    if clip.dim() not in (4, 5):
-        raise VidcamError(
-            f"clip: expected shape (N, C, T, H, W) or (N, C, H, W), got {tuple(clip.shape)}; "
-            "add a batch axis with clip[None] for a single clip"
-        )
-    if not clip.is_floating_point():
-        raise VidcamError(
-            f"clip: expected a float tensor, got {clip.dtype}; convert frames with "
-            ".float() / 255 and normalise as the model expects"
-        )
-    if clip.numel() == 0:
-        raise VidcamError(f"clip: empty tensor of shape {tuple(clip.shape)}")
-    return clip

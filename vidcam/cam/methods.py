@@ -1,7 +1,8 @@
 """The explanation methods as values: one :class:`Method` per id, parsed once.
 
 A method id names what the engine computes (``cam``: one of
-:data:`vidcam.cam.explainer.METHODS`), whether the CAM is multiplied with guided backprop
+:data:`vidcam.cam.explainer.METHODS`, the CAMs and the input-space perturbation methods
+``rise`` and ``extremal``), whether the CAM is multiplied with guided backprop
 (``guided``; only for Grad-CAM and Grad-CAM++, as in Selvaraju et al.), and the display
 ``title``. Panels, tables and JSON key by ``id``; titles are only for rendering.
 :func:`parse_panels` reads ``--side-by-side``'s optional list of ids.
@@ -52,6 +53,8 @@ METHODS: dict[str, Method] = {
         Method("hirescam", "hirescam", False, "HiResCAM"),
         Method("eigencam", "eigencam", False, "Eigen-CAM"),
         Method("scorecam", "scorecam", False, "Score-CAM"),
+        Method("rise", "rise", False, "RISE"),
+        Method("extremal", "extremal", False, "Extremal perturbation"),
     )
 }
 

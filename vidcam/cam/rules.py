@@ -2,7 +2,8 @@
 
 All gradient methods of one call share one forward and one backward: :func:`gradient_cam`
 turns the captured activations and gradients into one method's map and weights. The formulas
-are in :mod:`vidcam.cam.formulas`; Score-CAM's masked forwards in :mod:`vidcam.cam.scorecam`.
+are in :mod:`vidcam.cam.formulas`; Score-CAM's masked forwards in :mod:`vidcam.cam.scorecam`;
+the input-space perturbation methods (no layer) in :mod:`vidcam.cam.perturbation`.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from vidcam.cam import formulas
 GRADIENT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam")
 #: methods that need no gradient at all (run without autograd)
 FREE_METHODS: tuple[str, ...] = ("eigencam", "scorecam")
+#: input-space perturbation methods: masked forwards of the clip, no layer (Video RISE and
+#: spatiotemporal extremal perturbation, :mod:`vidcam.cam.perturbation`)
+PERTURBATION_METHODS: tuple[str, ...] = ("rise", "extremal")
 #: every method of the engine, in the order tables and help list them
-ENGINE_METHODS: tuple[str, ...] = GRADIENT_METHODS + FREE_METHODS
+ENGINE_METHODS: tuple[str, ...] = GRADIENT_METHODS + FREE_METHODS + PERTURBATION_METHODS
 #: methods whose weights pool over the volume or per frame (``pooling`` applies)
 POOLED_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam")
 #: default of ``gradients`` per method that takes the option ("positive" = relu(g))
 DEFAULT_GRADIENTS: dict[str, str] = {"gradcam": "all", "gradcam++": "positive", "xgradcam": "all"}
 #: methods that are not cheap (many forwards): never a default
-SLOW_METHODS: tuple[str, ...] = ("scorecam",)
+SLOW_METHODS: tuple[str, ...] = ("scorecam", *PERTURBATION_METHODS)
 
 
 def gradient_cam(

@@ -22,6 +22,8 @@ METHODS: tuple[str, ...] = (
     "hirescam",
     "eigencam",
     "scorecam",
+    "rise",
+    "extremal",
 )
 #: output video extensions (:data:`vidcam.video.encode.VALID_EXTENSIONS`)
 VALID_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".gif")
