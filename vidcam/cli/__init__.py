@@ -1,9 +1,12 @@
-"""Command-line entry point: ``vidcam explain | models | evaluate``.
+"""Command-line entry point: ``vidcam explain | models | evaluate | batch | export | layers``.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; those modules import torch and the pipeline only inside ``run``, so
-``--help`` and argument errors answer at once. User errors (:class:`~vidcam.errors.VidcamError`)
-are printed as one line on stderr with exit status 2 — never a traceback. Ctrl-C, SIGTERM and
+``--help`` and argument errors answer at once, and the path and model checks of
+:mod:`vidcam.cli.precheck` run before ``run`` (a missing file or an unknown model name is
+refused in well under a second). A misspelled option is answered with the closest one the
+subcommand has ("did you mean"). User errors (:class:`~vidcam.errors.VidcamError`) are
+printed as one line on stderr with exit status 2 — never a traceback. Ctrl-C, SIGTERM and
 SIGHUP stop the run cleanly: temporary files are removed, no partial output is left, and the
 exit status is 128 + the signal number.
 """
@@ -19,6 +22,7 @@ from collections.abc import Iterator, Sequence
 
 from vidcam import __version__
 from vidcam.cli.choices import one_line_errors
+from vidcam.cli.precheck import precheck
 from vidcam.errors import VidcamError
 from vidcam.paths import remove_live_temps
 
@@ -73,19 +77,44 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=help_text, description=help_text)
+        one_line_errors(p)  # every subcommand, also those whose module does not ask for it
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser_of(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The subcommand's own parser (its options give the "did you mean"), else ``parser``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed arguments; an unknown option is reported by its subcommand's parser, with
+    the closest option it has (one line, exit status 2). A ``--side-by-side`` before the
+    input does not take the input as its value (:func:`explain.unswallow_side_by_side`)."""
+    from vidcam.cli.explain import unswallow_side_by_side
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = unswallow_side_by_side(sys.argv[1:] if argv is None else argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command = getattr(args, "command", None)
+        _parser_of(parser, command).error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "_run", None):
         parser.print_help()
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    if not getattr(args, "_run", None):
         return 0
     try:
         with _stop_on_signals():
+            precheck(args.command, args)  # paths and model names, before torch loads
             return int(args._run(args) or 0)
     except VidcamError as exc:
         print(f"vidcam {args.command}: error: {exc}", file=sys.stderr)

@@ -12,9 +12,12 @@ errors answer at once (the parser's choices come from :mod:`vidcam.cli.choices`)
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
+from collections.abc import Sequence
+from pathlib import Path
 
 from vidcam.cli.choices import (
     DEFAULT_NORMALIZE,
@@ -28,6 +31,51 @@ from vidcam.cli.choices import (
 )
 from vidcam.cli.model_args import add_model_arguments, model_options
 from vidcam.errors import VidcamError
+
+SIDE_BY_SIDE = "--side-by-side"
+#: the subcommands whose parser has --side-by-side
+_SIDE_BY_SIDE_COMMANDS = ("explain", "batch")
+
+
+class _SideBySide(argparse.Action):
+    """``--side-by-side`` alone or with an empty value (``--side-by-side=``): True (the
+    default pair); with method ids: the string, checked in ``run``."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        empty = values is None or (isinstance(values, str) and not values.strip())
+        setattr(namespace, self.dest, True if empty else values)
+
+
+def _is_method_list(value: str) -> bool:
+    ids = [i.strip().lower() for i in value.split(",") if i.strip()]
+    return bool(ids) and all(i in METHODS for i in ids)
+
+
+def _is_input(value: str) -> bool:
+    """Not method ids but an existing path, or one that looks like a path (a suffix or a
+    folder in it): what --side-by-side must not swallow."""
+    if not value.strip() or value.startswith("-") or _is_method_list(value):
+        return False
+    p = Path(value)
+    return p.exists() or bool(p.suffix) or "/" in value or os.sep in value
+
+
+def unswallow_side_by_side(argv: Sequence[str]) -> list[str]:
+    """``argv`` where a ``--side-by-side`` placed before an input no longer takes that input
+    as its method list: ``explain --side-by-side clip.mp4 -o o.mp4`` is read as
+    ``explain --side-by-side= clip.mp4 -o o.mp4`` (the default pair). A comma list of known
+    method ids (or any other word) stays its value."""
+    out = list(argv)
+    command = next((i for i, a in enumerate(out) if not a.startswith("-")), None)
+    if command is None or out[command] not in _SIDE_BY_SIDE_COMMANDS:
+        return out
+    for i in range(command + 1, len(out) - 1):
+        token = out[i]
+        if token == "--":
+            break
+        if len(token) >= len("--side") and SIDE_BY_SIDE.startswith(token) and _is_input(out[i + 1]):
+            out[i] = SIDE_BY_SIDE + "="
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,14 +141,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", metavar="PATH", help="also write per-window predictions and per-frame importance"
     )
     parser.add_argument(
-        "--side-by-side",
+        SIDE_BY_SIDE,
         nargs="?",
         const=True,
         default=False,
+        action=_SideBySide,
         metavar="M1,M2,...",
         help="panels side by side: alone, Grad-CAM | Grad-CAM++ (or CAM | guided product, or "
         "Grad-CAM++ | the method); with a list of method ids, those panels "
-        "(e.g. gradcam,layercam,eigencam; put it after the input)",
+        "(e.g. gradcam,layercam,eigencam). Followed by a file or folder instead of method "
+        "ids, it takes no list and that path stays the input",
     )
     parser.add_argument(
         "--normalize",
@@ -142,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.output and args.json:
         raise VidcamError("--json needs -o OUTPUT")
     from vidcam.cam.methods import panel_ids
-    from vidcam.report import check_report_args, report_from_args
+    from vidcam.report import check_report_args
     from vidcam.video import resolve_device, write_explained_video, write_preview
 
     side_by_side = panel_ids(args.side_by_side)  # method ids checked before any work
@@ -178,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             result = write_preview(args.input, args.preview, **options)
-    report_from_args(args, result)
+    _report_or_undo(args, result)
     if not args.quiet:
         took = time.perf_counter() - started
         wrote = ", ".join(p for p in (args.output, args.preview, args.report) if p)
@@ -189,6 +239,42 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _stamp(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _report_or_undo(args: argparse.Namespace, result: object) -> None:
+    """Write ``--report``; when that fails (or is interrupted), remove the video, JSON and
+    preview this run committed, each only while it is still the file written (same inode,
+    size and mtime), so nothing half-committed stays behind; then the error goes on."""
+    if not args.report:
+        return
+    from vidcam.report import report_from_args
+
+    written = {p: _stamp(p) for p in (args.output, args.json, args.preview) if p}
+    try:
+        report_from_args(args, result)
+    except BaseException as exc:
+        removed, failed = [], []
+        for p, stamp in written.items():
+            if stamp is None or _stamp(p) != stamp:
+                continue  # not ours any more: someone replaced or removed it
+            try:
+                os.unlink(p)
+                removed.append(p)
+            except OSError as err:
+                failed.append(f"{p} ({err.strerror})")
+        if failed:
+            raise VidcamError(f"{exc}; and could not remove {', '.join(failed)}") from exc
+        if isinstance(exc, VidcamError) and removed:
+            raise VidcamError(f"{exc} (removed this run's {', '.join(removed)})") from exc
+        raise
 
 
 def _frames_written(result: object) -> int:

@@ -76,17 +76,22 @@ def format_listing(name: str, listing: LayerListing, everything: bool = False) -
     return "\n".join([head, *lines, *foot])
 
 
+def model_ref(args: argparse.Namespace) -> str:
+    """The model MODEL or ``--model`` names (not both), else :data:`DEFAULT_MODEL`."""
+    if args.model_ref is not None and args.model is not None:
+        raise VidcamError(
+            f"model: given twice ({args.model_ref!r} and --model {args.model!r}); give one"
+        )
+    return args.model_ref or args.model or DEFAULT_MODEL
+
+
 def run(args: argparse.Namespace) -> int:
+    args.model = model_ref(args)
     import torch
 
     from vidcam.cam.layer_candidates import list_layers
     from vidcam.models.open import open_model
 
-    if args.model_ref is not None and args.model is not None:
-        raise VidcamError(
-            f"model: given twice ({args.model_ref!r} and --model {args.model!r}); give one"
-        )
-    args.model = args.model_ref or args.model or DEFAULT_MODEL
     handle = open_model(**model_options(args), device=args.device, progress=sys.stderr.isatty())
     clip_len, (h, w) = handle.input.clip_len, handle.input.crop
     example = torch.zeros(1, 3, clip_len, h, w, device=handle.device)
