@@ -127,6 +127,9 @@ def test_batch_passes_picklable_model_options_overwrite_and_timeout(tmp_path, mo
         return []
 
     monkeypatch.setattr(vidcam.batch, "run", fake_run)
+    monkeypatch.chdir(tmp_path)  # the card and the labels file must exist (checked first)
+    (tmp_path / "m.toml").write_text("clip_len = 8\n")
+    (tmp_path / "l.txt").write_text("a\nb\n")
     (tmp_path / "net.py").write_text("def build():\n    raise RuntimeError('not called')\n")
     argv = ["batch", str(tmp_path), "-o", str(tmp_path / "out"), "--model"]
     argv += [f"{tmp_path / 'net.py'}:build", "--card", "m.toml", "--labels", "l.txt"]

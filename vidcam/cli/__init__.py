@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 
 from vidcam import __version__
 from vidcam.cli.choices import one_line_errors
-from vidcam.cli.precheck import precheck
+from vidcam.cli.precheck import precheck as check_first
 from vidcam.errors import VidcamError
 from vidcam.paths import remove_live_temps
 
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         with _stop_on_signals():
-            precheck(args.command, args)  # paths and model names, before torch loads
+            check_first(args.command, args)  # paths and model names, before torch loads
             return int(args._run(args) or 0)
     except VidcamError as exc:
         print(f"vidcam {args.command}: error: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from vidcam.cli import explain as explain_cli
-from vidcam.cli.choices import DEFAULT_VIDEO_TIMEOUT
+from vidcam.cli.choices import DEFAULT_VIDEO_TIMEOUT, DEMUXERS_ENV
 from vidcam.cli.model_args import model_options
 from vidcam.errors import VidcamError
 
@@ -47,7 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Per video (layout mirrors the inputs): NAME.mp4, NAME.json, NAME.maps.npz, "
         "NAME.preview.png, NAME.html (+ NAME.metrics.json); per run: index.jsonl, "
         "summary.csv, index.html. A rerun skips videos whose outputs are complete and "
-        "verified. Exit status: 0 all done, 1 if any input failed, 2 usage error."
+        "verified. Exit status: 0 all done, 1 if any input failed, 2 usage error. "
+        f"Environment: {DEMUXERS_ENV}=NAME[,NAME...] allows FFmpeg demuxers vidcam refuses "
+        "because they make FFmpeg open other files: list formats such as concat (an FFmpeg "
+        "concat list), hls and dash (playlists) and image2 (image sequences). Unless named "
+        f"there, an input in such a format is a failed row (e.g. {DEMUXERS_ENV}=concat "
+        "vidcam batch list.ffconcat -o out). With --ray-address, set it where the Ray "
+        "workers run: they read their own environment."
     )
     parser.add_argument(
         "inputs",
@@ -86,8 +92,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--video-timeout",
         type=float,
         metavar="SECONDS",
-        help=f"a video taking longer becomes a failed row (default: {DEFAULT_VIDEO_TIMEOUT:g}; "
-        "0: no limit)",
+        help="seconds one video may take (reading, explaining and writing it; checked as its "
+        "frames are read) before it becomes a failed row and the batch goes on with the next "
+        f"(default: {DEFAULT_VIDEO_TIMEOUT:g}, one hour; 0: no limit); --retry-failed tries "
+        "it again. With --executor ray, a worker still busy 50%% (at least 60 s) past the "
+        "limit is stopped",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     group = parser.add_argument_group("explain options")

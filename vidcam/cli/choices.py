@@ -38,6 +38,8 @@ VIDEO_PERCENTILE = 99.0
 VIDEO_GAMMA = 0.6
 #: seconds one batch video may take (:data:`vidcam.batch.options.DEFAULT_VIDEO_TIMEOUT`)
 DEFAULT_VIDEO_TIMEOUT = 3600.0
+#: the environment variable naming extra FFmpeg demuxers (:data:`vidcam.video.decode.ENV_DEMUXERS`)
+DEMUXERS_ENV = "VIDCAM_DEMUXERS"
 #: spatial modes (:data:`vidcam.video.spatial.SPATIAL`)
 SPATIAL: tuple[str, ...] = ("auto", "full", "tiles", "center")
 #: contact sheet extensions (:data:`vidcam.video.preview.PREVIEW_EXTENSIONS`)
