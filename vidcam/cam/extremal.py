@@ -7,10 +7,12 @@ the class score high while M keeps exactly a fraction a of the T·H·W voxels. A
 the area is imposed by a ranking loss: the mask's values sorted in decreasing order are pulled
 toward the step vector r_a of a·V ones followed by zeros (V = T·H·W)::
 
-    loss = − score_c(M·x + (1 − M)·fill) + λ_s · ‖sort↓(M) − r_a‖² / V
+    loss = − (S(M·x + (1 − M)·fill) − S(fill)) / |S(x) − S(fill)| + λ_s · ‖sort↓(M) − r_a‖² / V
 
-with λ_s growing geometrically from ``area_weight`` to 10 · ``area_weight`` over the steps (the
-score is free to shape the mask first, the area is enforced at the end). θ starts at 0.5 and
+with S the class score (logit by default, as Fong et al.'s reward) measured relative to the clip
+and its fill (one more forward per batch), so that λ means the same on any model's logit
+scale, and λ_s growing geometrically from ``area_weight`` to 10 · ``area_weight`` over the
+steps (the score is free to shape the mask first, the area is enforced at the end). θ starts at 0.5 and
 takes ``steps`` Adam steps, clamped to [0, 1] after each. Nothing is random: the result is a
 function of the clip and the options. Gradients are taken with ``torch.autograd.grad`` with
 respect to θ only, so the model's parameters' ``.grad`` are never touched. The (sample, target)
@@ -68,8 +70,8 @@ def extremal(
 
     Returns ``raw`` (N, K, t, h, w) the smoothed mask parameters, ``full`` (N, K, T, H, W) the
     mask, ``weights`` (N, K, 2): the preserved clip's score and the mask's mean; ``forwards`` =
-    (steps + 1) · ceil(N·K / batch) (each of the ``steps`` with a backward), ``clips`` = the
-    masked clips scored.
+    (steps + 2) · ceil(N·K / batch) (each of the ``steps`` with a backward; one forward scores
+    the clips and their fills, one the final masks), ``clips`` = the clips scored.
     """
     if torch.is_inference_mode_enabled():
         raise VidcamError(
@@ -93,8 +95,8 @@ def extremal(
         raws.append(low)
         fulls.append(full)
         weights.append(w)
-        forwards += opts.steps + 1
-        clips += (opts.steps + 1) * int(s.numel())
+        forwards += opts.steps + 2
+        clips += (opts.steps + 3) * int(s.numel())
     raw = torch.cat(raws)[:, 0].unflatten(0, (n, k))
     full = torch.cat(fulls)[:, 0].unflatten(0, (n, k))
     w = torch.cat(weights).unflatten(0, (n, k))
@@ -118,6 +120,10 @@ def _optimise(
     ref = area_target(voxels, opts.area, x.device)
     score = opts.score or "logit"
     delta = x - fill
+    with torch.no_grad():  # the score's scale: the clip against its fill (one forward)
+        ends = class_scores(model, torch.cat([x, fill]), image, score)
+        ends = ends.gather(1, cls.repeat(2)[:, None])[:, 0].unflatten(0, (2, -1))
+        base, span = ends[1], (ends[0] - ends[1]).abs().clamp_min(1e-6)
     theta = torch.full((x.shape[0], 1, *grid), 0.5, device=x.device, requires_grad=True)
     adam = torch.optim.Adam([theta], lr=opts.lr)
     with torch.enable_grad():
@@ -128,7 +134,7 @@ def _optimise(
             sc = class_scores(model, kept, image, score).gather(1, cls[:, None])[:, 0]
             ranked = m.flatten(1).sort(dim=1, descending=True).values
             area = (ranked - ref).pow(2).mean(dim=1)
-            loss = (weight * area - sc).sum()
+            loss = (weight * area - (sc - base) / span).sum()
             (theta.grad,) = torch.autograd.grad(loss, [theta])
             adam.step()
             theta.grad = None

@@ -49,13 +49,17 @@ class Perturbation:
             "zero" (the input's zeros).
         score: "prob" (softmax probability) or "logit" of the class; None: RISE "prob" (as
             in Petsiuk et al.), extremal "logit" (as in Fong et al.: no saturation).
+        centred: RISE's control variate: Σ_i (S_i − S̄)·M_i / (N·p) + S̄ with S̄ the mean
+            score, instead of the paper's Σ_i S_i·M_i / (N·p). Same expectation when E[M] = p;
+            removes the S̄·(empirical mean mask) noise that dominates with few masks.
         seed: seed of RISE's masks (a ``torch.Generator`` on the CPU: the same masks on every
             device). Extremal perturbation draws nothing at random.
         area: extremal perturbation's preserved fraction a of the clip's T·H·W voxels.
         steps: extremal perturbation's Adam steps (each one forward + one backward).
         lr: extremal perturbation's Adam learning rate on the mask parameters in [0, 1].
         smooth: extremal perturbation's Gaussian smoothing of the parameters, in grid cells.
-        area_weight: weight λ of the area loss; it grows geometrically to 10·λ over the steps.
+        area_weight: weight λ of the area loss against the score (relative to the clip's and
+            the fill's); it grows geometrically to 10·λ over the steps.
     """
 
     masks: int = 500
@@ -63,12 +67,13 @@ class Perturbation:
     grid: tuple[int, int, int] | None = None
     fill: Fill = "blur"
     score: Score | None = None
+    centred: bool = False
     seed: int = 0
     area: float = 0.1
     steps: int = 60
     lr: float = 0.1
     smooth: float = 1.0
-    area_weight: float = 30.0
+    area_weight: float = 10.0
 
     def __post_init__(self) -> None:
         _int("masks", self.masks, 1)
@@ -84,6 +89,8 @@ class Perturbation:
             raise VidcamError(f"perturbation smooth={self.smooth!r}: give a number >= 0")
         if not self.smooth >= 0:
             raise VidcamError(f"perturbation smooth={self.smooth!r}: give a number >= 0")
+        if not isinstance(self.centred, bool):
+            raise VidcamError(f"perturbation centred={self.centred!r}: give True or False")
         if self.fill not in FILLS:
             raise VidcamError(f"perturbation fill={self.fill!r}: use one of {', '.join(FILLS)}")
         if self.score is not None and self.score not in SCORES:
