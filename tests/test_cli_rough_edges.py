@@ -140,6 +140,7 @@ def _cases(work: Path) -> dict[str, list[tuple[list[str], str]]]:
             (["explain", "clip.mp4", "-o", f"{ro}/o.mp4", *model], f"'{ro}' is not writable"),
             ([*explain, "--report", "no/r.html", *model], "--report directory 'no' does not"),
             ([*explain, "--preview", "p.gif", *model], "--preview 'p.gif' must end in .png"),
+            ([*explain, "--report-embed", *model], "--report-embed needs --report PAGE.html"),
             *[([*explain, *m], needle) for m, needle in bad_models],
         ],
         "batch": [
@@ -235,12 +236,16 @@ def test_side_by_side_before_or_after_the_input_reads_the_same(work, monkeypatch
 
 
 def test_side_by_side_before_the_input_renders_both_panels(small_clip, tmp_path):
-    out = tmp_path / "o.mp4"
+    """... and --report-embed reaches the page: the video is inside it."""
+    out, page = tmp_path / "o.mp4", tmp_path / "page.html"
     argv = ["explain", "--side-by-side", str(small_clip), "-o", str(out), "--model", "sample"]
+    argv += ["--report", str(page), "--report-embed"]
     assert main([*argv, "--random-weights", "--quiet"]) == 0
     from vidcam.video.decode import probe
 
     assert (probe(out).width, probe(out).height) == (128, 48)  # two 64-pixel panels
+    text = page.read_text(encoding="utf-8")
+    assert 'src="data:video/mp4;base64,' in text and 'src="o.mp4"' not in text
 
 
 def test_a_misspelled_method_list_is_still_refused(work, capsys):
@@ -338,6 +343,18 @@ def test_an_interrupted_report_removes_only_what_is_still_the_runs(
     assert _explain_with_report(small_clip, tmp_path) == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json"]
     assert (tmp_path / "o.json").read_text() == "someone else's"
+
+
+def test_report_help_says_what_is_true(capsys):
+    from vidcam.report import media
+
+    with pytest.raises(SystemExit):
+        main(["explain", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "self-contained" not in text and "links the video, source and sheet" in text
+    mib = 2**20
+    assert (24 * mib, 64 * mib) == (media.EMBED_FILE_LIMIT, media.EMBED_TOTAL_LIMIT)
+    assert "at most 24 MiB a file, 64 MiB in all" in text
 
 
 # -- item 5: batch --help ----------------------------------------------------------------------

@@ -15,7 +15,9 @@ from vidcam.cli.choices import DEFAULT_VIDEO_TIMEOUT, DEMUXERS_ENV
 from vidcam.cli.model_args import model_options
 from vidcam.errors import VidcamError
 
-_NOT_FOR_BATCH = {"input", "-o", "--preview", "--json", "--report", "--overwrite", "--quiet"}
+_NOT_FOR_BATCH = {
+    "input", "-o", "--preview", "--json", "--report", "--report-embed", "--overwrite", "--quiet",
+}  # fmt: skip
 _EXPLAIN_KEYS = (
     "method", "softmax", "target", "clip_len", "stride", "device", "batch_size", "normalize",
     "spatial", "side_by_side",

@@ -1,7 +1,9 @@
 """``vidcam explain INPUT -o OUTPUT``: an annotated video of where and when the model looks.
 
 ``--preview PATH.png`` adds a contact sheet (or, without ``-o``, writes only the sheet);
-``--report PAGE.html`` a self-contained HTML page (:mod:`vidcam.report`).
+``--report PAGE.html`` an HTML page (:mod:`vidcam.report`) that links the other files, or
+carries them inside with ``--report-embed``. When the page cannot be written, the video, JSON
+and sheet of the run are removed again (nothing half-committed).
 Everything that can be checked before the work starts is checked first (input, outputs'
 directories, extensions, overwrite, colormap, alpha, device, and --clip-len / --stride /
 --batch-size against the model, the video's length and the free memory); the input file is only
@@ -173,8 +175,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report",
         metavar="PAGE.html",
-        help="also write a self-contained HTML page: the annotated video beside its source, a "
-        "timeline of class probabilities and temporal importance, settings (needs -o)",
+        help="also write an HTML page: the annotated video beside its source, a timeline of "
+        "class probabilities and temporal importance, settings (needs -o). It links the "
+        "video, source and sheet by relative path: keep them where they are relative to it, "
+        "or add --report-embed",
+    )
+    parser.add_argument(
+        "--report-embed",
+        action="store_true",
+        help="put the video, source and sheet inside the --report page (data: URIs), so it "
+        "needs no other file: at most 24 MiB a file, 64 MiB in all (a source over that is "
+        "refused before any work; an annotated video over it fails the run, and nothing of "
+        "it is kept)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument(

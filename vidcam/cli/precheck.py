@@ -142,6 +142,8 @@ def _explain(args: argparse.Namespace) -> None:
                 "(an image file)"
             )
         check_output("--preview", args.preview, inputs=ins, overwrite=args.overwrite)
+    if getattr(args, "report_embed", False) and not args.report:
+        raise VidcamError("--report-embed needs --report PAGE.html: it puts files inside it")
     if args.report:
         if not args.output:
             raise VidcamError("--report needs -o OUTPUT.mp4: the page shows the annotated video")
