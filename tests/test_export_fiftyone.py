@@ -176,7 +176,10 @@ def test_heatmaps_are_the_videos_display_heat(fo, batch):
         for n, r in enumerate(ref, start=1):
             got = sample.frames[n][field_name(m)].get_map()
             assert got.shape == (80, 144) and got.dtype == np.uint8  # 144 < 256: full size
-            cold, hot = r < 13 - 4, r >= 13 + 4  # below COLD (13 levels): nothing drawn
+            # the MP4 leaves a pixel untouched below COLD (12.75 levels) or at most RAMP[0] =
+            # 45 % of the frame's peak: there the heatmap is 0 (FiftyOne draws nothing)
+            edge = max(12.75, 0.45 * r.max())
+            cold, hot = r < edge - 4, r > edge + 4
             assert (got[cold] == 0).all()
             assert np.abs(got[hot] - r[hot]).max() <= 3, (m, n)
             top = max(top, int(got.max()))

@@ -32,11 +32,13 @@ from pathlib import Path
 ENV = {"FIFTYONE_DO_NOT_TRACK": "true", "FIFTYONE_DATABASE_VALIDATION": "false"}
 
 
-def _cli(*args: str) -> float:
-    """Run ``python -m vidcam ARGS`` (quiet); its wall-clock seconds."""
+def _cli(*args: str) -> tuple[float, str]:
+    """Run ``python -m vidcam ARGS``; its wall-clock seconds and its last stderr line."""
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vidcam", *args, "--quiet"], check=True)
-    return time.perf_counter() - t
+    r = subprocess.run(
+        [sys.executable, "-m", "vidcam", *args], check=True, capture_output=True, text=True
+    )
+    return time.perf_counter() - t, (r.stderr.strip().splitlines() or [""])[-1]
 
 
 def export_vs_batch(work: Path, clips: int, frames: int) -> None:
@@ -44,11 +46,13 @@ def export_vs_batch(work: Path, clips: int, frames: int) -> None:
 
     write_benchmark(work / "clips", clips, seed=11, config=SynthConfig(frames=frames))
     out = work / "batch"
-    batch_s = _cli("batch", str(work / "clips"), "-o", str(out), "--model", "sample", "--evaluate")
+    batch_s, _ = _cli(
+        "batch", str(work / "clips"), "-o", str(out), "--model", "sample", "--evaluate", "--quiet"
+    )
     rows = [json.loads(x) for x in (out / "index.jsonl").read_text().splitlines()]
     done = sum(r["status"] == "done" for r in rows)
-    export_s = _cli("export", "fiftyone", str(out), "--dataset", "bench-20", "--overwrite")
-    again_s = _cli("export", "fiftyone", str(out), "--dataset", "bench-20")
+    export_s, line = _cli("export", "fiftyone", str(out), "--dataset", "bench-20", "--overwrite")
+    again_s, line2 = _cli("export", "fiftyone", str(out), "--dataset", "bench-20")
     print(f"{done} clips of {frames} frames (112x112), sample model, --evaluate")
     print(f"vidcam batch:           {batch_s:7.2f} s")
     print(
@@ -57,6 +61,8 @@ def export_vs_batch(work: Path, clips: int, frames: int) -> None:
     print(
         f"  again (update):       {again_s:7.2f} s  ({100 * again_s / batch_s:.1f} % of the batch)"
     )
+    print(f"  its own report: {line}")
+    print(f"  again:          {line2}")
 
 
 def _folder_bytes(p: Path) -> int:

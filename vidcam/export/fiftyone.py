@@ -111,7 +111,7 @@ def to_fiftyone(
     existing = _owned(fo, dataset, records.folder, overwrite)
     run_dir = _run_dir(records.folder, dataset) if heatmaps == "png" else None
     try:
-        prepared = list(_prepare(records, look["normalize"], max_side, run_dir, progress))
+        prepared = list(_prepare(records, look, max_side, run_dir, progress))
         info = _info(records, look, prepared, run_dir, heatmaps, max_side)
         if existing is not None and not overwrite:
             counts = _update(fo, existing, prepared, info, look)
@@ -209,12 +209,20 @@ def _remove_old_runs(run_dir: Path) -> None:
 
 
 def _prepare(
-    records: BatchRecords, normalize: str, max_side: int, run_dir: Path | None, progress: bool
+    records: BatchRecords,
+    look: dict[str, Any],
+    max_side: int,
+    run_dir: Path | None,
+    progress: bool,
 ) -> Iterator[PreparedClip]:
     with Progress(len(records.clips), unit="videos", desc="export", enabled=progress) as bar:
         for i, clip in enumerate(records.clips):
-            maps_dir = None if run_dir is None else run_dir / f"{i:05d}"
-            yield prepare_clip(clip, normalize=normalize, max_side=max_side, maps_dir=maps_dir)
+            yield prepare_clip(
+                clip,
+                normalize=look["normalize"],
+                max_side=max_side,
+                maps_dir=None if run_dir is None else run_dir / f"{i:05d}",
+            )
             bar.update(1)
 
 
@@ -237,10 +245,13 @@ def _info(records, look, prepared, run_dir, heatmaps, max_side) -> dict[str, Any
 
 
 def _configure(fo: Any, ds: Any, info: dict[str, Any], look: dict[str, Any]) -> None:
+    """Record the export, and set the App's colours and what it shows at first: the labels
+    and the first method's heatmap (FiftyOne hides dense labels unless told)."""
+    heat = list(info["heat_fields"])
     ds.info["vidcam"] = info
-    ds.app_config.color_scheme = color_scheme(
-        fo, list(info["heat_fields"]), look["colormap"], look["alpha"]
-    )
+    ds.app_config.color_scheme = color_scheme(fo, heat, look["colormap"], look["alpha"])
+    shown = ["prediction", "ground_truth", "frames.prediction", *[f"frames.{f}" for f in heat[:1]]]
+    ds.app_config.active_fields = fo.ActiveFields(paths=[p for p in shown if ds.has_field(p)])
     ds.save()
 
 

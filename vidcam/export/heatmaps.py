@@ -7,8 +7,10 @@ slices, as pass 2 reads it from the spool), every window scaled as it is loaded,
 blended at each source frame's time
 (:class:`~vidcam.video.to_source.MapBlender`), the display gamma, ``to_u8``, and the crop
 placed on the source grid (:meth:`~vidcam.video.to_source.SourcePlacer.place_u8`) — here a
-reduced grid of the source's aspect. Heat below the renderer's ``COLD`` level is 0: the MP4
-leaves those pixels untouched, and FiftyOne draws nothing where a heatmap is 0.
+reduced grid of the source's aspect. Where the MP4 leaves the source pixels untouched (the
+renderer's :func:`~vidcam.video.scale.opacity` is 0 there: heat below ``COLD``, or below
+``RAMP[0]`` of the frame's peak) the level is 0, and FiftyOne draws nothing where a heatmap is
+0; elsewhere it is the MP4's heat level (FiftyOne draws it at one opacity, the MP4 ramps it).
 """
 
 from __future__ import annotations
@@ -22,11 +24,8 @@ import torch
 from vidcam.batch.maps_io import RawMaps
 from vidcam.video.preprocess import Geometry
 from vidcam.video.render import to_u8
-from vidcam.video.scale import COLD, DisplayScale
+from vidcam.video.scale import DisplayScale, opacity
 from vidcam.video.to_source import MapBlender, SourcePlacer
-
-#: uint8 levels below this are cold (the renderer's ``COLD`` threshold on heat / 255)
-COLD_LEVEL = int(np.ceil(COLD * 255.0 - 1e-9))
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,6 @@ def frame_heatmaps(
         out = {}
         for k in ids:
             level = placer.place_u8(to_u8(scale.frame(maps[k]).numpy()))
-            level[level < COLD_LEVEL] = 0
+            level[opacity(1.0, int(level.max()))[level] == 0] = 0  # untouched in the MP4
             out[k] = level
         yield FrameHeat(i, out, max(weights, key=weights.get), float(raw.importance[i]))
