@@ -275,6 +275,9 @@ def test_a_misspelled_method_list_is_still_refused(work, capsys):
         (["evaluate", "d", "--methds", "gradcam"], "(did you mean --methods?)"),
         (["layers", "sample", "--jsn"], "(did you mean --json?)"),
         (["models", "--jsn"], "(did you mean --json?)"),
+        (["export", "fiftyone", "b", "--dataset", "d", "--max-sied", "9"],  # a nested parser
+         "vidcam export fiftyone: error: unrecognized arguments: --max-sied 9 (did you mean "
+         "--max-side?)"),
         (["explain", "in.mp4", "--method", "gradcm"], "(did you mean 'gradcam'?)"),
         (["explain", "in.mp4", "--zzzzzz"], "unrecognized arguments: --zzzzzz (see"),
         (["explian", "in.mp4"], "'explain', 'models', 'evaluate', 'batch', 'export', 'layers') (did you mean 'explain'?)"),
@@ -301,9 +304,10 @@ def test_did_you_mean_by_hand():
     assert hint(p, "unrecognized arguments: --alpah=1 --colormp") == (
         " (did you mean --alpha for --alpah, --colormap for --colormp?)"
     )
-    assert hint(p, "argument --m: invalid choice: 'jte' (choose from 'jet', 'turbo')") == (
-        " (did you mean 'jet'?)"
+    assert hint(p, "argument --m: invalid choice: 'turbp' (choose from 'jet', 'turbo')") == (
+        " (did you mean 'turbo'?)"
     )
+    assert hint(p, "unrecognized arguments: --clr") == ""  # 0.67 from --colormap: no guess
     assert hint(p, "argument --m: invalid choice: 'zz' (choose from 'jet', 'turbo')") == ""
     assert hint(p, "the following arguments are required: input") == ""
 

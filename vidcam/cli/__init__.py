@@ -83,11 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parser_of(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
-    """The subcommand's own parser (its options give the "did you mean"), else ``parser``."""
+def _parser_of(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The innermost (sub)command parser ``args`` went through (``vidcam export fiftyone``'s
+    own): its options give the "did you mean"."""
     for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
-            return action.choices[command]
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                return _parser_of(chosen, args)
     return parser
 
 
@@ -101,8 +106,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     argv = unswallow_side_by_side(sys.argv[1:] if argv is None else argv)
     args, extras = parser.parse_known_args(argv)
     if extras:
-        command = getattr(args, "command", None)
-        _parser_of(parser, command).error(f"unrecognized arguments: {' '.join(extras)}")
+        _parser_of(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "_run", None):
         parser.print_help()
     return args

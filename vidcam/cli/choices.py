@@ -65,6 +65,9 @@ def one_line_errors(parser: argparse.ArgumentParser) -> None:
 
 
 _UNRECOGNIZED = "unrecognized arguments: "
+#: difflib's similarity a suggestion needs (--clp-len -> --clip-len: 0.95; --nme -> --normalize,
+#: a guess rather than a typo: 0.63)
+_CUTOFF = 0.7
 _INVALID_CHOICE = re.compile(r"invalid choice: (?P<value>'.*?') \(choose from (?P<choices>.*)\)$")
 
 
@@ -91,7 +94,7 @@ def _option_hint(parser: argparse.ArgumentParser, tokens: list[str]) -> str:
         name = token.split("=", 1)[0]
         if not name.startswith("-") or len(name.strip("-")) < 2:
             continue  # a stray value, a file name, "--", "-x"
-        close = difflib.get_close_matches("--" + name.lstrip("-"), options, n=1, cutoff=0.6)
+        close = difflib.get_close_matches("--" + name.lstrip("-"), options, n=1, cutoff=_CUTOFF)
         if close:
             pairs.append((close[0], name))
     if len(pairs) == 1:
@@ -108,5 +111,5 @@ def _choice_hint(value: str, choices: str) -> str:
         valid = [ast.literal_eval(c) for c in re.findall(r"'(?:[^'\\]|\\.)*'", choices)]
     except (ValueError, SyntaxError):  # not argparse's format: no hint
         return ""
-    close = difflib.get_close_matches(str(given), [str(c) for c in valid], n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(given), [str(c) for c in valid], n=1, cutoff=_CUTOFF)
     return f" (did you mean {close[0]!r}?)" if close else ""
