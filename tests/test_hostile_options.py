@@ -210,6 +210,8 @@ _TOP_LEVEL = "the top-level parser (cli/__init__.py) prints unrecognized argumen
         (["explain", "in.mp4", "--clip-len", "x"], "argument --clip-len: invalid int value: 'x'"),
         (["explain", "in.mp4", "--method", "cam"], "argument --method: invalid choice"),
         (["explain"], "the following arguments are required: input"),
+        # evaluate's module does not ask for one-line errors: build_parser gives every subcommand them
+        (["evaluate", "v.mp4", "--limit", "x"], "argument --limit: invalid int value: 'x'"),
         pytest.param(
             ["explain", "in.mp4", "--bogus"],
             "unrecognized arguments: --bogus",
