@@ -27,7 +27,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,9 @@ from vidcam.errors import VidcamError
 from vidcam.export.batch_reader import BatchRecords, FailedRow, read_batch
 from vidcam.export.samples import (
     PreparedClip,
+    check_clip,
     color_scheme,
+    field_name,
     fill_sample,
     prepare_clip,
     to_sample,
@@ -101,38 +103,72 @@ def to_fiftyone(
     _check_options(dataset, heatmaps, max_side, overwrite)
     records = read_batch(batch_dir)
     look = _look(records, normalize, colormap, alpha)
-    for c in records.clips:
-        if not c.source.is_file():
-            raise VidcamError(
-                f"batch row {c.key!r}: its source video {str(c.source)!r} is missing "
-                "(the FiftyOne sample plays it); put it back or rerun vidcam batch"
-            )
+    _check_sources(records)
     fo = import_fiftyone()
     existing = _owned(fo, dataset, records.folder, overwrite)
+    in_place = existing is not None and not overwrite
     run_dir = _run_dir(records.folder, dataset) if heatmaps == "png" else None
+    tally = _Tally()
     try:
-        prepared = list(_prepare(records, look, max_side, run_dir, progress))
-        info = _info(records, look, prepared, run_dir, heatmaps, max_side)
-        if existing is not None and not overwrite:
-            counts = _update(fo, existing, prepared, info, look)
+        source: Iterable[PreparedClip] = _prepare(records, look, max_side, run_dir, progress)
+        if run_dir is not None:  # every heatmap on disk before the database is touched
+            source = list(source)
+        elif in_place:  # arrays stream into the database: every clip's files checked first
+            for c in records.clips:
+                check_clip(c)
+        stream = tally.count(source)
+
+        def info() -> dict[str, Any]:
+            return _info(records, look, tally, run_dir, heatmaps, max_side)
+
+        if in_place:
+            counts = _update(fo, existing, stream, records, info, look)
         else:
-            counts = _rebuild(fo, dataset, prepared, info, look)
+            counts = _rebuild(fo, dataset, stream, info, look)
     except BaseException as exc:
         if run_dir is not None and not isinstance(exc, PartlyUpdated):
             shutil.rmtree(run_dir, ignore_errors=True)  # no sample refers to it
         raise
     if run_dir is not None:
         _remove_old_runs(run_dir)
-    heat = {f: m for p in prepared for f, m in p.heat.items()}
     return ExportSummary(
         dataset=dataset,
-        samples=len(prepared),
-        frames=sum(len(p.frames) for p in prepared),
-        heat_fields=heat,
+        samples=tally.samples,
+        frames=tally.frames,
+        heat_fields=dict(tally.heat),
         failed=records.failed,
         seconds=round(time.perf_counter() - started, 3),
         **counts,
     )
+
+
+def _check_sources(records: BatchRecords) -> None:
+    for c in records.clips:
+        if not c.source.is_file():
+            raise VidcamError(
+                f"batch row {c.key!r}: its source video {str(c.source)!r} is missing "
+                "(the FiftyOne sample plays it); put it back or rerun vidcam batch"
+            )
+
+
+class _Tally:
+    """What went into the dataset, counted as the prepared clips stream past (their frames,
+    which may hold arrays, are not kept)."""
+
+    def __init__(self) -> None:
+        self.samples = self.frames = 0
+        self.heat: dict[str, str] = {}
+        self.skipped: set[str] = set()
+        self.metrics: set[str] = set()
+
+    def count(self, source: Iterable[PreparedClip]) -> Iterator[PreparedClip]:
+        for p in source:
+            self.samples += 1
+            self.frames += len(p.frames)
+            self.heat |= p.heat
+            self.skipped |= set(p.skipped_panels)
+            self.metrics |= set(p.clip.metrics)
+            yield p
 
 
 class PartlyUpdated(VidcamError):
@@ -226,29 +262,36 @@ def _prepare(
             bar.update(1)
 
 
-def _info(records, look, prepared, run_dir, heatmaps, max_side) -> dict[str, Any]:
-    metrics = sorted({k for p in prepared for k in p.clip.metrics})
-    from vidcam.export.samples import field_name
-
+def _info(
+    records: BatchRecords,
+    look: dict[str, Any],
+    tally: _Tally,
+    run_dir: Path | None,
+    heatmaps: str,
+    max_side: int,
+) -> dict[str, Any]:
+    """``dataset.info["vidcam"]``: where the dataset comes from and how it was made."""
     return {
         "format": FORMAT,
         "batch_dir": str(records.folder),
         "heatmaps": heatmaps,
         "maps_dir": None if run_dir is None else str(run_dir),
         "max_side": max_side,
-        "heat_fields": {f: m for p in prepared for f, m in p.heat.items()},
-        "skipped_panels": sorted({k for p in prepared for k in p.skipped_panels}),
-        "metrics": {field_name(k): k for k in metrics},
+        "heat_fields": dict(tally.heat),
+        "skipped_panels": sorted(tally.skipped),
+        "metrics": {field_name(k): k for k in sorted(tally.metrics)},
         "failed": [{"key": f.key, "input": f.source, "error": f.error} for f in records.failed],
         **look,
     }
 
 
-def _configure(fo: Any, ds: Any, info: dict[str, Any], look: dict[str, Any]) -> None:
-    """Record the export, and set the App's colours and what it shows at first: the labels
-    and the first method's heatmap (FiftyOne hides dense labels unless told)."""
-    heat = list(info["heat_fields"])
-    ds.info["vidcam"] = info
+def _configure(fo: Any, ds: Any, info: Callable[[], dict], look: dict[str, Any]) -> None:
+    """Record the export (``info()``, once every sample is written), and set the App's colours
+    and what it shows at first: the labels and the first method's heatmap (FiftyOne hides
+    dense labels unless told)."""
+    record = info()
+    heat = list(record["heat_fields"])
+    ds.info["vidcam"] = record
     ds.app_config.color_scheme = color_scheme(fo, heat, look["colormap"], look["alpha"])
     shown = ["prediction", "ground_truth", "frames.prediction", *[f"frames.{f}" for f in heat[:1]]]
     ds.app_config.active_fields = fo.ActiveFields(paths=[p for p in shown if ds.has_field(p)])
@@ -256,7 +299,11 @@ def _configure(fo: Any, ds: Any, info: dict[str, Any], look: dict[str, Any]) -> 
 
 
 def _rebuild(
-    fo: Any, name: str, prepared: list[PreparedClip], info: dict[str, Any], look: dict[str, Any]
+    fo: Any,
+    name: str,
+    prepared: Iterable[PreparedClip],
+    info: Callable[[], dict],
+    look: dict[str, Any],
 ) -> dict[str, int]:
     """A new dataset filled under a temporary name, then put in place of ``name``."""
     tmp = fo.Dataset(f"{name}.vidcam-tmp-{time.time_ns():x}")
@@ -271,7 +318,7 @@ def _rebuild(
         with contextlib.suppress(Exception):  # the original error matters, not the cleanup's
             tmp.delete()
         raise
-    return {"added": len(prepared), "updated": 0, "removed": 0}
+    return {"added": len(tmp), "updated": 0, "removed": 0}
 
 
 def _samples(fo: Any, prepared: Iterable[PreparedClip]) -> Iterator[Any]:
@@ -280,12 +327,18 @@ def _samples(fo: Any, prepared: Iterable[PreparedClip]) -> Iterator[Any]:
 
 
 def _update(
-    fo: Any, ds: Any, prepared: list[PreparedClip], info: dict[str, Any], look: dict[str, Any]
+    fo: Any,
+    ds: Any,
+    prepared: Iterable[PreparedClip],
+    records: BatchRecords,
+    info: Callable[[], dict],
+    look: dict[str, Any],
 ) -> dict[str, int]:
-    """This batch's dataset updated in place, keyed by ``vidcam_key``."""
+    """This batch's dataset updated in place, keyed by ``vidcam_key``; samples whose row is
+    gone or failed are removed."""
     ids = dict(zip(ds.values("vidcam_key"), ds.values("id"), strict=True))
-    keep = {p.clip.key for p in prepared}
-    new = [p for p in prepared if p.clip.key not in ids]
+    keep = {c.key for c in records.clips}
+    added = updated = 0
     try:
         for p in prepared:
             if p.clip.key in ids:
@@ -293,16 +346,20 @@ def _update(
                 sample.frames.clear()
                 fill_sample(fo, sample, p)
                 sample.save()
-        if new:
-            ds.add_samples(_samples(fo, new), progress=False)
+                updated += 1
+            else:
+                ds.add_sample(to_sample(fo, p))
+                added += 1
         gone = [i for k, i in ids.items() if k not in keep]
         if gone:
             ds.delete_samples(gone)
         _configure(fo, ds, info, look)
     except Exception as exc:
+        if isinstance(exc, VidcamError) and not (added or updated):
+            raise  # nothing written yet
         text = " ".join(str(exc).split())
         raise PartlyUpdated(
             f"dataset {ds.name!r} was partly updated ({type(exc).__name__}: {text}); "
             "run the export again to complete it"
         ) from exc
-    return {"added": len(new), "updated": len(prepared) - len(new), "removed": len(gone)}
+    return {"added": added, "updated": updated, "removed": len(gone)}

@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vidcam.batch.maps_io import load_maps
+from vidcam.batch.maps_io import RawMaps, load_maps
 from vidcam.errors import VidcamError
 from vidcam.export.batch_reader import ClipRecord
 from vidcam.export.heatmaps import frame_heatmaps, heat_ids
@@ -68,13 +68,7 @@ def prepare_clip(
 ) -> PreparedClip:
     """Read the clip's maps and compute every frame's heat: PNG files under ``maps_dir``
     (``FIELD/NNNNNN.png``, frame numbers 1-based as FiftyOne's) or, without it, arrays."""
-    try:
-        raw = load_maps(clip.files["maps"])
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # damaged compressed members
-        raise VidcamError(
-            f"batch row {clip.key!r}: {clip.files['maps'].name} is damaged ({exc}); "
-            "rerun vidcam batch on this folder to redo it"
-        ) from None
+    raw = load_clip_maps(clip)
     info = probe(clip.source)
     metadata = {
         "size_bytes": clip.source.stat().st_size,
@@ -107,6 +101,23 @@ def prepare_clip(
             frame[f] = _heat_value(fh.maps[method], maps_dir, f, number)
         prepared.frames[number] = frame
     return prepared
+
+
+def load_clip_maps(clip: ClipRecord) -> RawMaps:
+    """The clip's ``NAME.maps.npz`` (a one-line :class:`VidcamError` when it is damaged)."""
+    try:
+        return load_maps(clip.files["maps"])
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # damaged compressed members
+        raise VidcamError(
+            f"batch row {clip.key!r}: {clip.files['maps'].name} is damaged ({exc}); "
+            "rerun vidcam batch on this folder to redo it"
+        ) from None
+
+
+def check_clip(clip: ClipRecord) -> None:
+    """What :func:`prepare_clip` reads can be read: the maps file and the source video."""
+    load_clip_maps(clip)
+    probe(clip.source)
 
 
 def _heat_value(level: np.ndarray, maps_dir: Path | None, f: str, number: int) -> Any:
