@@ -9,7 +9,9 @@ The model itself is opened by :func:`vidcam.models.open.open_model`.
 
 from __future__ import annotations
 
+import math
 import os
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +21,17 @@ import torch
 from torch import nn
 
 from vidcam.cam.methods import Method, get_method
-from vidcam.device import resolve_device
+from vidcam.device import available_memory, live_tensor_bytes, resolve_device
 from vidcam.errors import VidcamError
 from vidcam.models.handle import ModelHandle
 from vidcam.models.spec import InputSpec
 from vidcam.paths import check_distinct, check_output
 from vidcam.video.decode import VideoInfo, check_input
 from vidcam.video.encode import check_output_extension
+from vidcam.video.preprocess import band_geometry
 from vidcam.video.sample import check_clip_len
 from vidcam.video.scale import DEFAULT_NORMALIZE, NORMALIZE
-from vidcam.video.spatial import SPATIAL
+from vidcam.video.spatial import SPATIAL, tile_offsets
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class ExplainOptions:
                 batch_size=self.batch_size,
                 spatial=self.spatial,
                 device=self.device,
+                model=self.model if isinstance(self.model, ModelHandle) else None,
             )
 
     def known_spec(self) -> InputSpec | None:
@@ -142,18 +146,31 @@ def check_paths(
     return src, out
 
 
-#: forward + backward of one window needs at least this many times its input tensor (peak
-#: memory measured on CPU: the bundled sample model 12-27x, r3d_18 117-210x, x3d_xs 135x), so
-#: a window batch whose input x this factor exceeds the free memory cannot run
+#: without the model (``model=None``): forward + backward of one window needs at least this
+#: many times its input tensor (a floor: measured on the CPU, one window, the sample model
+#: 6.5x, r3d_18 28x, r2plus1d_18 47x), so a batch whose input x this exceeds the free memory
+#: cannot run. With the model, :func:`window_need` estimates it from a dry run instead.
 WORKING_SET_FACTOR = 8
+
+#: with the model: one window's peak = PIPELINE_FACTOR x its input (the window's frames, the
+#: clip, the maps) + ACTIVATION_MARGIN x the peak of the forward's live tensors (kernel
+#: workspaces on top: oneDNN's reorders) + BACKWARD_FACTOR x the tensors recorded from the
+#: explained layer on (saved for the backward, then their gradients), per
+#: :func:`activation_profile`. Measured peaks on the CPU, one window in full mode, x its input
+#: (estimate): sample 6.5 (7.0), r3d_18 28 (38), r2plus1d_18 47 (55), x3d_xs 21 (29)
+PIPELINE_FACTOR = 4.0
+ACTIVATION_MARGIN = 2.0
+BACKWARD_FACTOR = 3.0
 
 #: ``batch_size=None`` (auto): at most this many bytes of windows per engine call (a heavy window
 #: such as I3D's 64x224² goes alone), at most AUTO_BATCH_MAX windows. On the CPU this bound is
 #: a candidate that :class:`vidcam.video.batching.BatchPlan` times against one window per call
 AUTO_BATCH_BYTES = {"cpu": 20 << 20, "cuda": 512 << 20}
 AUTO_BATCH_MAX = {"cpu": 8, "cuda": 32}
-#: and while the free memory holds this many times their input (the measured peaks above)
+#: and while the free memory holds this many times their input (model unknown) or
+#: AUTO_MEMORY_SHARE of it holds their estimated need (:func:`window_need`)
 AUTO_WORKING_SET = 256
+AUTO_MEMORY_SHARE = 0.5
 
 
 def auto_batch_size(
@@ -162,6 +179,7 @@ def auto_batch_size(
     frame_hw: tuple[int, int] | None,
     spatial: str,
     device: str | torch.device,
+    model: ModelHandle | None = None,
 ) -> int:
     """The most windows per engine call when ``batch_size`` is None: as many as fit the device
     kind's :data:`AUTO_BATCH_BYTES` input budget and the free memory, at least 1. On an
@@ -172,8 +190,12 @@ def auto_batch_size(
     one = max(1, window_bytes(spec, clip_len, 1, frame_hw, spatial))
     n = min(AUTO_BATCH_MAX[kind], AUTO_BATCH_BYTES[kind] // one)
     free = available_memory(device)
-    if free is not None:
+    profile = activation_profile(model, spec, clip_len) if model is not None else None
+    if free is not None and profile is None:
         n = min(n, free // (one * AUTO_WORKING_SET))
+    elif free is not None:
+        need = window_need(spec, clip_len, 1, frame_hw, spatial, profile)
+        n = min(n, int(free * AUTO_MEMORY_SHARE) // max(1, need))
     return max(1, int(n))
 
 
@@ -209,50 +231,82 @@ def window_bytes(
     return batch_size * 3 * clip_len * h * w * 4
 
 
-def available_memory(device: str | torch.device | None = None) -> int | None:
-    """Bytes free for the run: a CUDA device's free memory, else the host's available memory
-    (``MemAvailable``, else free pages; capped by a cgroup limit); None when unknown."""
-    dev = torch.device(device) if device is not None else None
-    if dev is not None and dev.type == "cuda":
-        return int(torch.cuda.mem_get_info(dev)[0])
-    sizes = [_meminfo_available(), _cgroup_free()]
-    if sizes[0] is None:
+def model_input_bytes(
+    spec: InputSpec, clip_len: int, frame_hw: tuple[int, int] | None, spatial: str
+) -> int:
+    """Bytes of what the model runs on for one window: the whole frame (``full``), every tile
+    of the crop's size (``tiles``; :func:`~vidcam.video.spatial.tile_offsets`), the crop
+    (``center``), the larger of the first two for ``auto`` (the model decides later)."""
+    crop = window_bytes(spec, clip_len, 1)
+    if frame_hw is None or spatial == "center":
+        return crop
+    full = window_bytes(spec, clip_len, 1, frame_hw, "full")
+    band = band_geometry(*frame_hw, spec).crop
+    axis = 1 if band[1] > spec.crop[1] else 0
+    tiles = crop * len(tile_offsets(band[axis], spec.crop[axis]))
+    return {"full": full, "tiles": tiles}.get(spatial, max(full, tiles))
+
+
+@dataclass(frozen=True)
+class ActivationProfile:
+    """A model's activations per byte of its input, from one forward of a zero clip of its own
+    size (:func:`activation_profile`): ``peak``, the most bytes of tensors alive at once when
+    the forward records nothing before the explained layer (as the engine's,
+    :mod:`vidcam.cam.prefix`); ``recorded``, the bytes made from that layer on (kept for the
+    backward). Convolutional activations grow with the input, so both scale to any window."""
+
+    peak: float
+    recorded: float
+
+
+_PROFILES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def activation_profile(
+    model: ModelHandle, spec: InputSpec | None = None, clip_len: int | None = None
+) -> ActivationProfile | None:
+    """``model``'s :class:`ActivationProfile` for clips of ``clip_len`` frames (default: its
+    own) at its crop size (:func:`vidcam.device.live_tensor_bytes`): on the meta device
+    (shapes only: milliseconds, no memory), else on the model's device; None when the model
+    fails on such a clip (the run says why)."""
+    spec = spec or model.input
+    shape = (1, 3, clip_len or spec.clip_len, *spec.crop)
+    key = (shape, repr(model.layer))
+    known = _PROFILES.setdefault(model.module, {})
+    if key not in known:
+        known[key] = None
         try:
-            sizes[0] = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):  # not on this platform
-            sizes[0] = None
-    known = [s for s in sizes if s is not None and s > 0]
-    return min(known) if known else None
+            layers = [_submodule(model.module, x) for x in model.layers]
+        except AttributeError:  # a misnamed layer: the run says so; estimate as automatic
+            layers = []
+        for device in (None, model.device):
+            try:
+                peak, recorded = live_tensor_bytes(model.module, layers, shape, device)
+            except Exception:  # noqa: BLE001 - no meta kernel / the model's own failure
+                continue
+            n = math.prod(shape) * 4
+            known[key] = ActivationProfile(peak / n, recorded / n)
+            break
+    return known[key]
 
 
-def _meminfo_available() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+def _submodule(module: nn.Module, layer: Any) -> nn.Module:
+    return layer if isinstance(layer, nn.Module) else module.get_submodule(str(layer))
 
 
-def _cgroup_free() -> int | None:
-    """The room left under a cgroup (v2, else v1) memory limit, None when unlimited."""
-    for limit_file, usage_file in (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-        (
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
-        ),
-    ):
-        try:
-            limit = Path(limit_file).read_text().strip()
-            usage = int(Path(usage_file).read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if limit == "max" or not limit.isdigit() or int(limit) >= 1 << 60:
-            return None
-        return max(0, int(limit) - usage)
-    return None
+def window_need(
+    spec: InputSpec,
+    clip_len: int,
+    batch_size: int,
+    frame_hw: tuple[int, int] | None,
+    spatial: str,
+    profile: ActivationProfile,
+) -> int:
+    """Estimated peak bytes of explaining ``batch_size`` windows (see :data:`PIPELINE_FACTOR`)."""
+    window = window_bytes(spec, clip_len, 1, frame_hw, spatial)
+    model = model_input_bytes(spec, clip_len, frame_hw, spatial)
+    per = ACTIVATION_MARGIN * profile.peak + BACKWARD_FACTOR * profile.recorded
+    return int(batch_size * (PIPELINE_FACTOR * window + per * model))
 
 
 def check_window(
@@ -264,12 +318,14 @@ def check_window(
     info: VideoInfo | None = None,
     spatial: str = "auto",
     device: str | torch.device | None = None,
+    model: ModelHandle | None = None,
 ) -> None:
     """Refuse window options the model, the video or the memory cannot take (one line each,
     naming the option): ``clip_len`` above ``MAX_CLIP_FACTOR`` x the model's own clip or (with
     the video's header ``info``) longer than both the video and the model's clip, ``stride``
-    above ``clip_len``, and a window batch whose input x :data:`WORKING_SET_FACTOR` exceeds
-    the free memory of ``device``; ``batch_size`` None (auto) is checked as 1 window."""
+    above ``clip_len``, and a window batch whose estimated peak exceeds the free memory of
+    ``device`` (with the opened ``model``: :func:`window_need`, else its input x
+    :data:`WORKING_SET_FACTOR`); ``batch_size`` None (auto) is checked as 1 window."""
     batch_size = 1 if batch_size is None else batch_size
     _check_count("--batch-size (batch_size)", batch_size)
     n = spec.clip_len if clip_len is None else check_clip_len(clip_len, spec.clip_len)
@@ -291,16 +347,31 @@ def check_window(
     if free is None:
         return
     frame_hw = (info.height, info.width) if info is not None else None
-    need = window_bytes(spec, n, batch_size, frame_hw, spatial) * WORKING_SET_FACTOR
-    if need > free:
-        one = window_bytes(spec, n, 1, frame_hw, spatial) * WORKING_SET_FACTOR
-        what = "--batch-size" if batch_size > 1 and one <= free else "--clip-len"
-        fix = f"at most {free // one}" if what == "--batch-size" else "a shorter one"
+    profile = activation_profile(model, spec, n) if model is not None else None
+    how = "the model's activations, by a dry run" if profile else f"{WORKING_SET_FACTOR} x input"
+
+    def need(b: int, mode: str) -> int:
+        if profile is None:
+            return window_bytes(spec, n, b, frame_hw, mode) * WORKING_SET_FACTOR
+        return window_need(spec, n, b, frame_hw, mode, profile)
+
+    if need(batch_size, spatial) <= free:
+        return
+    one, where = need(1, spatial), f"{_gib(free)} is free on {device or 'this machine'}"
+    if one <= free:
         raise VidcamError(
-            f"{what}: {batch_size} window(s) of {n} frames need at least {_gib(need)} "
-            f"({WORKING_SET_FACTOR} x their {_gib(need // WORKING_SET_FACTOR)} input) but "
-            f"{_gib(free)} is free on {device or 'this machine'}; give {what} {fix}"
+            f"--batch-size {batch_size}: {batch_size} windows of {n} frames need about "
+            f"{_gib(need(batch_size, spatial))} ({how}) but {where}; give --batch-size at "
+            f"most {free // one}"
         )
+    whole = frame_hw is not None and spatial != "center"
+    fits = [m for m in ("tiles", "center") if whole and m != spatial and need(1, m) <= free]
+    fix = f"use --spatial {' or '.join(fits)} or " if fits else ""
+    what = f"--spatial {spatial} with --clip-len {n}" if whole else f"--clip-len {n}"
+    raise VidcamError(
+        f"{what}: one window needs about {_gib(one)} ({how}) but {where}; {fix}give a "
+        "shorter --clip-len"
+    )
 
 
 def _gib(n: int) -> str:
