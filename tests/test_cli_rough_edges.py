@@ -134,6 +134,7 @@ def _cases(work: Path) -> dict[str, list[tuple[list[str], str]]]:
         ([*model, "--card", "gone.toml"], "card 'gone.toml' does not exist; pass --card"),
         ([*model, "--labels", "gone.txt"], "labels file 'gone.txt' does not exist; give a text"),
         ([*model, "--weights", "gone.pt"], "weights 'gone.pt' does not exist; pass --weights"),
+        ([*model, "--weights", "https://x/w.pt"], "give a local file (vidcam never downloads"),
     ]
     explain = ["explain", "clip.mp4", "-o", "o.mp4"]
     batch = ["batch", "clips", "-o", "out"]

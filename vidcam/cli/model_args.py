@@ -26,8 +26,9 @@ def add_model_arguments(parser: Any, *, default: str = "i3d") -> None:
     parser.add_argument("--model", default=default, help=f"{MODEL_HELP} (default: {default})")
     parser.add_argument(
         "--weights",
-        help="checkpoint for the model (a file or a URL); a registered architecture takes a "
-        "fine-tuned head of another class count from the checkpoint's shapes",
+        help="checkpoint for the model: a local file (for a Hugging Face model also a "
+        "save_pretrained folder); a registered architecture takes a fine-tuned head of "
+        "another class count from the checkpoint's shapes",
     )
     parser.add_argument(
         "--random-weights",

@@ -102,7 +102,12 @@ def check_model_options(args: argparse.Namespace, model: str | None = None) -> N
         fix = "; give a text file with one class per line"
         _regular(Path(args.labels).expanduser(), "labels file", fix)
     weights = getattr(args, "weights", None)
-    if weights and "://" not in str(weights) and not Path(weights).expanduser().exists():
+    if weights and "://" in str(weights):
+        raise VidcamError(
+            f"--weights {str(weights)!r}: give a local file (vidcam never downloads --weights; "
+            "download it first)"
+        )
+    if weights and not Path(weights).expanduser().exists():
         raise VidcamError(f"weights {str(weights)!r} does not exist; pass --weights PATH")
 
 
