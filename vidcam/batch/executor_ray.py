@@ -14,6 +14,7 @@ swept when the video is redone).
 from __future__ import annotations
 
 import collections
+import os
 import socket
 import sys
 import time
@@ -23,6 +24,9 @@ from typing import Any
 
 from vidcam.batch.options import BatchOptions
 from vidcam.errors import VidcamError
+
+#: environment variables vidcam's workers read, passed on to a cluster's workers
+_FORWARDED_ENV = ("VIDCAM_DEMUXERS", "VIDCAM_OFFLINE")
 
 PER_ACTOR = 2  # videos in flight per actor
 MAX_RESTARTS = 3  # times one video may lose its actor before it is a failed row
@@ -70,8 +74,11 @@ def run_ray(todo: list, options: BatchOptions, on_row: Callable[[dict[str, Any]]
         if options.ray_address:
             check_reachable(options.ray_address)
         address = options.ray_address or "local"
+        # workers of a remote cluster do not inherit this process's environment
+        env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+        runtime = {"runtime_env": {"env_vars": env}} if env else {}
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, **runtime)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise VidcamError(
                 f"--ray-address {address!r}: cannot start or join Ray "

@@ -54,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "because they make FFmpeg open other files: list formats such as concat (an FFmpeg "
         "concat list), hls and dash (playlists) and image2 (image sequences). Unless named "
         f"there, an input in such a format is a failed row (e.g. {DEMUXERS_ENV}=concat "
-        "vidcam batch list.ffconcat -o out). With --ray-address, set it where the Ray "
-        "workers run: they read their own environment."
+        "vidcam batch list.ffconcat -o out); it is passed on to the Ray workers (and "
+        "VIDCAM_OFFLINE with it)."
     )
     parser.add_argument(
         "inputs",
