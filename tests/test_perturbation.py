@@ -60,7 +60,9 @@ def test_rise_per_voxel_masks_match_the_hand_computed_expectation():
     box = (slice(None), slice(None), slice(1, 3), slice(2, 4))  # 2·2·2 = 8 voxels
     clip = torch.ones(1, 1, 2, 6, 6)
     model = BoxModel((1, 2, 6, 6), box)
-    opts = Perturbation(masks=4000, p=0.5, grid=(2, 6, 6), fill="zero", score="logit", seed=3)
+    opts = Perturbation(
+        masks=4000, p=0.5, grid=(2, 6, 6), fill="zero", score="logit", seed=3, centred=False
+    )
     res = explain(model, clip, 0, method="rise", perturbation=opts)
     sal = res.raw[0, 0]  # the grid is the clip: raw = the saliency itself
     in_box = inside((2, 6, 6), box[1:])
@@ -77,12 +79,15 @@ def test_rise_per_voxel_masks_match_the_hand_computed_expectation():
     torch.testing.assert_close(sal.double(), exact, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(res.weights_per_layer[0][0, 0].double(), f)
     assert res.layers == ("input",) and res.method == "rise"
+    # the default, centred estimator: the same expectation
+    centred = explain(model, clip, 0, method="rise", perturbation=replace(opts, centred=True))
+    assert (centred.raw[0, 0] - expected).abs().max() < 0.25
 
 
 def test_rise_smooth_masks_concentrate_in_the_box_under_the_blur_fill():
     clip, box = box_clip()
     model = BoxModel((1, 8, 32, 32), box)
-    opts = Perturbation(masks=600, grid=(2, 8, 8), score="logit", seed=0, centred=True)
+    opts = Perturbation(masks=600, grid=(2, 8, 8), score="logit", seed=0)  # centred
     res = explain(model, clip, 0, method="rise", perturbation=opts)
     heat = res.maps[0, 0]
     assert heat.shape == (8, 32, 32) and float(heat.min()) == 0.0 and float(heat.max()) == 1.0
@@ -190,7 +195,7 @@ def test_image_models_get_one_time_step():
     model = BoxModel((1, 8, 8), box, image=True)
     clip = torch.zeros(2, 1, 8, 8)
     clip[:, :, 2:5, 1:4] = 1.0
-    opts = Perturbation(masks=400, grid=(1, 8, 8), fill="zero", score="logit", centred=True)
+    opts = Perturbation(masks=400, grid=(1, 8, 8), fill="zero", score="logit")
     res = explain(model, clip, 0, method="rise", perturbation=opts)
     assert res.maps.shape == (2, 1, 1, 8, 8)
     in_box = inside((8, 8), box[1:])

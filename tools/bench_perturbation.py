@@ -9,6 +9,7 @@ probability ratios remove 20 % (lower is better) and keep 20 % (higher is better
 fill, and the logit differences (do not saturate).
 
     python tools/bench_perturbation.py samples/*.mp4 --model sample [--masks 500 --steps 60]
+        [--area 0.1] [--methods gradcam,gradcam++,layercam,rise,rise-paper,extremal]
 
 Until ``vidcam.evaluate.choices.ENGINE_METHODS`` lists ``rise`` and ``extremal``, the script
 lets the evaluation options accept them (an in-process patch of the option parser's copy).
@@ -134,18 +135,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--masks", type=int, default=Perturbation.masks)
     ap.add_argument("--steps", type=int, default=Perturbation.steps)
-    ap.add_argument("--methods", default="gradcam,gradcam++,layercam,rise,rise-centred,extremal")
+    ap.add_argument("--area", type=float, default=Perturbation.area)
+    ap.add_argument(
+        "--methods",
+        default="gradcam,gradcam++,layercam,rise,rise-paper,extremal",
+        help="ids; rise-paper: RISE without the control variate (centred=False)",
+    )
     args = ap.parse_args(argv)
     if "rise" not in eval_options.ENGINE_METHODS:  # see the module docstring
         eval_options.ENGINE_METHODS = rules.ENGINE_METHODS
     em = open_model(args.model, device=args.device, progress=False)
-    pert = Perturbation(masks=args.masks, steps=args.steps)
+    pert = Perturbation(masks=args.masks, steps=args.steps, area=args.area)
     rows: dict[str, dict[str, Any]] = {}
     refs: tuple[str, ...] = REFERENCES
     for label in args.methods.split(","):
         method, p = label, pert
-        if label == "rise-centred":
-            method, p = "rise", replace(pert, centred=True)
+        if label == "rise-paper":
+            method, p = "rise", replace(pert, centred=False)
         rows.update(run_method(args.videos, em, method, label, p, refs))
         refs = ()
     print_table(rows, str(em.device))

@@ -49,9 +49,11 @@ class Perturbation:
             "zero" (the input's zeros).
         score: "prob" (softmax probability) or "logit" of the class; None: RISE "prob" (as
             in Petsiuk et al.), extremal "logit" (as in Fong et al.: no saturation).
-        centred: RISE's control variate: Σ_i (S_i − S̄)·M_i / (N·p) + S̄ with S̄ the mean
-            score, instead of the paper's Σ_i S_i·M_i / (N·p). Same expectation when E[M] = p;
-            removes the S̄·(empirical mean mask) noise that dominates with few masks.
+        centred: RISE with a control variate (the default): Σ_i (S_i − S̄)·M_i / (N·p) + S̄
+            with S̄ the mean score; False: the paper's Σ_i S_i·M_i / (N·p). The same
+            expectation (E[M] = p), without the noise S̄·Σ_i M_i / (N·p) that swamps the
+            signal with a few hundred masks (on the sample benchmark, remove 20 % under ROAD:
+            0.24 centred, 0.80 uncentred, 0.38 Grad-CAM; docs/perturbation.md).
         seed: seed of RISE's masks (a ``torch.Generator`` on the CPU: the same masks on every
             device). Extremal perturbation draws nothing at random.
         area: extremal perturbation's preserved fraction a of the clip's T·H·W voxels.
@@ -67,7 +69,7 @@ class Perturbation:
     grid: tuple[int, int, int] | None = None
     fill: Fill = "blur"
     score: Score | None = None
-    centred: bool = False
+    centred: bool = True
     seed: int = 0
     area: float = 0.1
     steps: int = 60

@@ -8,9 +8,10 @@ per-voxel Bernoulli masks). Each mask M_i preserves ``M_i·x + (1 − M_i)·fill
 
     saliency_c = Σ_i score_c(masked_i) · M_i / (N · p)
 
-(Monte-Carlo estimate of E[score_c(masked) · M] / p). With ``centred=True`` the mean score S̄ is
-taken out first, Σ_i (S_i − S̄)·M_i / (N·p) + S̄ (a control variate: the same expectation, without
-the term S̄ · Σ_i M_i / (N·p), whose voxel-to-voxel noise swamps the signal with few masks). For a linear score S(x) = Σ_v w_v x_v
+(Monte-Carlo estimate of E[score_c(masked) · M] / p; ``centred=False``). By default
+(``centred=True``) the mean score S̄ is taken out first, Σ_i (S_i − S̄)·M_i / (N·p) + S̄: a
+control variate with the same expectation, without the term S̄ · Σ_i M_i / (N·p), whose
+voxel-to-voxel noise swamps the signal with a few hundred masks. For a linear score S(x) = Σ_v w_v x_v
 and per-voxel masks, its expectation is p·S(x) + (1 − p)·S(fill) + (1 − p)·w ⊙ (x − fill): the
 weight map (times what the fill removes) plus a constant; smooth masks blur it by their
 correlation. Grids and shifts are drawn up front from a seeded CPU ``torch.Generator`` (the
@@ -96,25 +97,28 @@ def rise(
     score = opts.score or "prob"
     fill = make_fill(x5, opts.fill)
     delta = x5 - fill
-    sal = torch.zeros((n, k, *size), dtype=torch.float32, device=x5.device)
+    acc = torch.float64  # sums of many masks; the centring subtracts two large terms
+    sal = torch.zeros((n, k, *size), dtype=acc, device=x5.device)
     weights = torch.zeros((n, k, opts.masks), dtype=torch.float32, device=x5.device)
-    total = torch.zeros(size, dtype=torch.float32, device=x5.device)  # Σ_i M_i
+    total = torch.zeros(size, dtype=acc, device=x5.device)  # Σ_i M_i
     forwards = 0
     for start in range(0, opts.masks, batch):
         stop = min(start + batch, opts.masks)
         m = upsample_masks(cells[start:stop].to(x5.device), shifts[start:stop], size)
-        total += m.sum(0)
+        m64 = m.to(acc)
+        total += m64.sum(0)
         mx = m[:, None].to(x5.dtype)  # (B, 1, T, H, W)
         for s in range(n):
             masked = fill[s : s + 1] + mx * delta[s : s + 1]  # (B, C, T, H, W)
             sc = class_scores(model, masked, image, score)[:, indices[s]]  # (B, K)
-            sal[s] += torch.einsum("bk,bthw->kthw", sc, m)
+            sal[s] += torch.einsum("bk,bthw->kthw", sc.to(acc), m64)
             weights[s, :, start:stop] = sc.transpose(0, 1)
             forwards += 1
     if opts.centred:  # Σ (S_i − S̄) M_i = Σ S_i M_i − S̄ Σ M_i; S̄ added back as a constant
-        mean = weights.mean(dim=2)  # (N, K)
+        mean = weights.to(acc).mean(dim=2)  # (N, K)
         sal -= mean[:, :, None, None, None] * total
         sal += mean[:, :, None, None, None] * (opts.masks * opts.p)
     sal /= opts.masks * opts.p
+    sal = sal.float()
     raw = F.adaptive_avg_pool3d(sal, grid)
     return PerturbationResult(raw, sal, weights, forwards, n * opts.masks)
