@@ -153,22 +153,38 @@ def _rlimit_free() -> int | None:
 
 
 class _LiveTensors(TorchDispatchMode):
-    """Logs every tensor an op makes (its outputs, unless they alias an input: views, in-place
-    ops): ``(+bytes, id)`` when made, ``(-bytes, id)`` when its Python object is freed."""
+    """Logs the memory of every storage an op makes: ``(+bytes, id)`` when made, ``(-bytes,
+    id)`` when the last tensor seen holding it is freed. An output sharing a storage already
+    logged (a view, ``_unsafe_view``) extends its life; one aliasing an input not logged (a
+    view of the clip or of a weight, an in-place op) makes nothing."""
 
     def __init__(self) -> None:
         super().__init__()
         self.log: list[tuple[int, int]] = []
+        self._held: dict[int, list[int]] = {}  # storage -> [bytes, id, tensors holding it]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         out = func(*args, **(kwargs or {}))
-        if not any(r.alias_info is not None for r in func._schema.returns):
-            for t in tree_leaves(out):
-                if isinstance(t, torch.Tensor):
-                    n, i = t.numel() * t.element_size(), len(self.log)
-                    self.log.append((n, i))
-                    weakref.finalize(t, self.log.append, (-n, i))
+        aliases = any(r.alias_info is not None for r in func._schema.returns)
+        for t in tree_leaves(out):
+            if not isinstance(t, torch.Tensor):
+                continue
+            key = t.untyped_storage()._cdata
+            if key not in self._held:
+                if aliases:
+                    continue
+                self._held[key] = [t.untyped_storage().nbytes(), len(self.log), 0]
+                self.log.append(tuple(self._held[key][:2]))
+            self._held[key][2] += 1
+            weakref.finalize(t, self._release, key).atexit = False
         return out
+
+    def _release(self, key: int) -> None:
+        held = self._held[key]
+        held[2] -= 1
+        if held[2] == 0:
+            self.log.append((-held[0], held[1]))
+            del self._held[key]
 
 
 _CONVS = (nn.Conv2d, nn.Conv3d)
@@ -181,13 +197,15 @@ def live_tensor_bytes(
     device: torch.device | None = None,
 ) -> tuple[int, int]:
     """``(peak, recorded)`` bytes of one no-grad, eval-mode forward of a zero clip of
-    ``shape``: ``peak``, the most bytes of tensors alive at once when everything made from the
-    first of ``layers`` to return on is kept (as autograd keeps it for a backward from those
-    layers); ``recorded``, the bytes made from there on, that layer's output included. ``layers`` empty: the last module
-    with a convolution to return a 5D volume with H x W > 1 (vidcam's automatic layer); none:
-    everything is kept. On the meta device (shapes only, no memory) when ``device`` is None,
-    else for real on ``device``. Kernel workspaces are not counted. Hooks and every module's
-    train/eval flag are restored."""
+    ``shape`` (the clip and the weights not counted): ``peak``, the most bytes of tensors alive
+    at once when everything made from the first of ``layers`` to return on is kept (as
+    autograd keeps it for a backward from those layers); ``recorded``, the bytes made from
+    there on, that layer's output included. ``layers`` empty: the last module with a
+    convolution to return a 5D volume with H x W > 1 (vidcam's automatic layer); if none
+    does, everything is kept. On the meta device (shapes only: no memory; attention runs
+    unfused there, so its matrices count) when ``device`` is None, else for real on
+    ``device``. Kernels' own workspaces are not seen. Hooks and every module's train/eval
+    flag are restored."""
     convs = {m for m in module.modules() if any(isinstance(c, _CONVS) for c in m.modules())}
     mode, cuts = _LiveTensors(), []
 
@@ -203,7 +221,7 @@ def live_tensor_bytes(
     handles = [m.register_forward_hook(mark) for m in {*layers, *convs}]
     try:
         module.eval()
-        x = torch.zeros(shape, device=device or "meta")  # neither x nor the weights count
+        x = torch.zeros(shape, device=device or "meta")
         state = dict(module.named_parameters()) | dict(module.named_buffers())
         fake = {k: torch.empty_like(v, device="meta") for k, v in state.items() if device is None}
         with torch.no_grad(), mode:

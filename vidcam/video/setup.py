@@ -148,18 +148,19 @@ def check_paths(
 
 #: without the model (``model=None``): forward + backward of one window needs at least this
 #: many times its input tensor (a floor: measured on the CPU, one window, the sample model
-#: 6.5x, r3d_18 28x, r2plus1d_18 47x), so a batch whose input x this exceeds the free memory
-#: cannot run. With the model, :func:`window_need` estimates it from a dry run instead.
+#: 6.6x, x3d_s 16x, r3d_18 36x, r2plus1d_18 57x), so a batch whose input x this exceeds the
+#: free memory cannot run. With the model, :func:`window_need` estimates it from a dry run.
 WORKING_SET_FACTOR = 8
 
 #: with the model: one window's peak = PIPELINE_FACTOR x its input (the window's frames, the
 #: clip, the maps) + ACTIVATION_MARGIN x the peak of the forward's live tensors (kernel
-#: workspaces on top: oneDNN's reorders) + BACKWARD_FACTOR x the tensors recorded from the
-#: explained layer on (saved for the backward, then their gradients), per
-#: :func:`activation_profile`. Measured peaks on the CPU, one window in full mode, x its input
-#: (estimate): sample 6.5 (7.0), r3d_18 28 (38), r2plus1d_18 47 (55), x3d_xs 21 (29)
+#: workspaces on top) + BACKWARD_FACTOR x the tensors made from the explained layer on (kept
+#: for the backward, then their gradients), per :func:`activation_profile`. Peak RSS measured
+#: on the CPU (2 threads, one window in full mode, x its input; the estimate in brackets):
+#: sample 6.6 (7.0), x3d_xs 18 (23), x3d_s 16 (23), r3d_18 36 (44), mc3_18 37 (46),
+#: r2plus1d_18 57 (64). Not measured on GPUs (cuDNN's workspaces differ).
 PIPELINE_FACTOR = 4.0
-ACTIVATION_MARGIN = 2.0
+ACTIVATION_MARGIN = 1.5
 BACKWARD_FACTOR = 3.0
 
 #: ``batch_size=None`` (auto): at most this many bytes of windows per engine call (a heavy window
