@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -243,6 +244,10 @@ def test_array_heatmaps_equal_the_png_ones(fo, batch, capsys):
         for n in (1, len(s.frames)):
             for f in arr.info["vidcam"]["heat_fields"]:
                 assert (t.frames[n][f].map == s.frames[n][f].get_map()).all()
+    ids, frames = sorted(arr.values("id")), arr.count("frames")
+    assert _export(args, capsys)[0] == 0  # streamed in place: same samples, same frames
+    arr.reload()
+    assert sorted(arr.values("id")) == ids and arr.count("frames") == frames
 
 
 def _copy(batch: Path, dest: Path) -> Path:
@@ -297,3 +302,17 @@ def test_dataset_of_another_origin_is_refused(fo, batch, tmp_path, capsys):
     assert code == 0, err
     ds = fo.load_dataset("t-other")
     assert len(ds) == 2 and ds.info["vidcam"]["batch_dir"] == str(batch)
+
+
+def test_unreachable_database_is_one_line(batch):
+    uri = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
+    r = subprocess.run(
+        [sys.executable, "-m", "vidcam", "export", "fiftyone", str(batch), "--dataset", "x"],
+        env=dict(os.environ, FIFTYONE_DATABASE_URI=uri),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "FiftyOne's database cannot be used" in r.stderr
+    assert not list((batch / "fiftyone-maps").glob("x-*"))

@@ -82,7 +82,9 @@ def storage(work: Path, clip: Path) -> None:
         s = to_fiftyone(out, name, overwrite=True, heatmaps=mode)
         ds = fo.load_dataset(name)
         frames = ds._frame_collection_name
-        stats = fo.core.odm.get_db_conn().command("collStats", frames)
+        db = fo.core.odm.get_db_conn()
+        db.client.admin.command("fsync")  # flush, so that storageSize is what is on disk
+        stats = db.command("collStats", frames)
         png = _folder_bytes(Path(ds.info["vidcam"]["maps_dir"])) if mode == "png" else 0
         load = _app_load(ds)
         print(

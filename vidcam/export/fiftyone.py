@@ -27,6 +27,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,7 +206,15 @@ def _look(
 def _owned(fo: Any, name: str, folder: Path, overwrite: bool) -> Any:
     """The existing dataset ``name`` (None when there is none); refuses one that is not this
     batch's export unless ``overwrite``."""
-    if not fo.dataset_exists(name):
+    try:  # the first database access: FiftyOne connects (or starts its own mongod) here
+        exists = fo.dataset_exists(name)
+    except Exception as exc:
+        text = " ".join(str(exc).split())
+        raise VidcamError(
+            f"FiftyOne's database cannot be used ({type(exc).__name__}: {text}); check "
+            "FIFTYONE_DATABASE_URI, or run python -m vidcam.export.mongod"
+        ) from None
+    if not exists:
         return None
     ds = fo.load_dataset(name)
     info = ds.info.get("vidcam") if isinstance(ds.info, dict) else None
@@ -239,9 +248,13 @@ def _run_dir(folder: Path, dataset: str) -> Path:
 
 
 def _remove_old_runs(run_dir: Path) -> None:
+    """Earlier exports' heatmap folders (no sample refers to them any more)."""
     for old in run_dir.parent.glob("run-*"):
         if old != run_dir and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                shutil.rmtree(old)
+            except OSError as exc:  # the export itself is complete: say so, do not fail it
+                warnings.warn(f"an old heatmap folder stays behind: {exc}", stacklevel=2)
 
 
 def _prepare(
@@ -306,18 +319,26 @@ def _rebuild(
     look: dict[str, Any],
 ) -> dict[str, int]:
     """A new dataset filled under a temporary name, then put in place of ``name``."""
-    tmp = fo.Dataset(f"{name}.vidcam-tmp-{time.time_ns():x}")
+    stamp = f"{time.time_ns():x}"
+    tmp = fo.Dataset(f"{name}.vidcam-tmp-{stamp}")
+    old = None
     try:
         tmp.add_samples(_samples(fo, prepared), progress=False)
         _configure(fo, tmp, info, look)
-        if fo.dataset_exists(name):
-            fo.delete_dataset(name)
+        if fo.dataset_exists(name):  # moved aside, deleted only once the new one is in place
+            old = fo.load_dataset(name)
+            old.name = f"{name}.vidcam-old-{stamp}"
         tmp.name = name
         tmp.persistent = True
     except BaseException:
         with contextlib.suppress(Exception):  # the original error matters, not the cleanup's
             tmp.delete()
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.name = name
         raise
+    if old is not None:
+        old.delete()
     return {"added": len(tmp), "updated": 0, "removed": 0}
 
 
