@@ -179,6 +179,11 @@ class _LiveTensors(TorchDispatchMode):
             weakref.finalize(t, self._release, key).atexit = False
         return out
 
+    def entry(self, t: torch.Tensor | None) -> tuple[int, int]:
+        """(bytes, id) of the logged storage holding ``t``; (0, -1) if none is."""
+        held = self._held.get(t.untyped_storage()._cdata) if t is not None else None
+        return (held[0], held[1]) if held else (0, -1)
+
     def _release(self, key: int) -> None:
         held = self._held[key]
         held[2] -= 1
@@ -215,7 +220,7 @@ def live_tensor_bytes(
             not layers and m in convs and t is not None and t.dim() == 5
             and t.shape[-1] * t.shape[-2] > 1
         ):  # fmt: skip
-            cuts.append((len(mode.log), 0 if t is None else t.numel() * t.element_size()))
+            cuts.append((len(mode.log), *mode.entry(t)))
 
     flags = [(m, m.training) for m in module.modules()]
     handles = [m.register_forward_hook(mark) for m in {*layers, *convs}]
@@ -234,10 +239,10 @@ def live_tensor_bytes(
             h.remove()
         for m, flag in flags:
             m.training = flag
-    cut, recorded = (min(cuts) if layers else max(cuts)) if cuts else (0, 0)
+    cut, recorded, output = (min(cuts) if layers else max(cuts)) if cuts else (0, 0, -1)
     live = peak = 0
     for n, i in mode.log:
-        if n > 0 or i < cut:  # from the cut on, what is made is kept
+        if n > 0 or (i < cut and i != output):  # the layer's output and all after it: kept
             live += n
         recorded += n if n > 0 and i >= cut else 0
         peak = max(peak, live)
