@@ -18,38 +18,14 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib.metadata
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 from vidcam.cli.choices import MODEL_NAMES, PREVIEW_EXTENSIONS, VALID_EXTENSIONS
 from vidcam.cli.layers import model_ref
 from vidcam.errors import VidcamError
+from vidcam.models.refs import ENTRY_POINT_GROUP, FACTORY, kind_of
 from vidcam.paths import check_distinct, check_output, check_writable
-
-#: :data:`vidcam.models.sources.ENTRY_POINT_GROUP`
-ENTRY_POINT_GROUP = "vidcam.models"
-#: :data:`vidcam.models.sources.MODEL_FILE_SUFFIXES`
-MODEL_FILE_SUFFIXES = (".pt2", ".pt", ".pth", ".ts", ".jit", ".torchscript")
-_FACTORY = re.compile(r"^(?P<target>.+):(?P<func>[A-Za-z_]\w*)$")
-_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-
-
-def model_kind(ref: str) -> str:
-    """:func:`vidcam.models.sources.kind_of` without torch: ``"hf"``, ``"file"``,
-    ``"module"``, ``"model_file"`` or ``"name"``."""
-    if ref.startswith("hf:"):
-        return "hf"
-    m = _FACTORY.match(ref)
-    if m:
-        target = m["target"]
-        if target.endswith(".py") or "/" in target or "\\" in target:
-            return "file"
-        if _DOTTED.match(target):
-            return "module"
-    if ref.lower().endswith(MODEL_FILE_SUFFIXES):
-        return "model_file"
-    return "name"
 
 
 def check_model_ref(ref: str) -> None:
@@ -57,9 +33,9 @@ def check_model_ref(ref: str) -> None:
     unknown name (registry and ``vidcam.models`` entry points) is a one-line error."""
     if not isinstance(ref, str) or not ref.strip():
         raise VidcamError("--model: give a registered name, FILE.py:FUNCTION, hf:DIR or a .pt2")
-    kind = model_kind(ref)
+    kind = kind_of(ref)
     if kind == "file":
-        _regular(Path(_FACTORY.match(ref)["target"]).expanduser(), "model file")
+        _regular(Path(FACTORY.match(ref)["target"]).expanduser(), "model file")
     elif kind == "model_file":
         _regular(Path(ref).expanduser(), "model file")
     elif kind == "name":

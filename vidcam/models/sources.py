@@ -32,15 +32,11 @@ from torch import nn
 from vidcam.errors import VidcamError
 from vidcam.models.handle import ModelHandle
 from vidcam.models.labels import labels_arg
+from vidcam.models.refs import ENTRY_POINT_GROUP, FACTORY, kind_of
 from vidcam.models.spec import InputSpec, Reshape
 
-ENTRY_POINT_GROUP = "vidcam.models"
 #: keys a factory's mapping may hold
 MAPPING_KEYS = ("module", "spec", "labels", "layer", "reshape")
-#: file suffixes read as model files (torch.export / TorchScript), not names
-MODEL_FILE_SUFFIXES = (".pt2", ".pt", ".pth", ".ts", ".jit", ".torchscript")
-_FACTORY = re.compile(r"^(?P<target>.+):(?P<func>[A-Za-z_]\w*)$")
-_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
 @dataclass(frozen=True)
@@ -67,23 +63,6 @@ class Opened:
         )
 
 
-def kind_of(ref: str) -> str:
-    """``"hf"``, ``"file"`` (file.py:FUNCTION), ``"module"`` (package.module:FUNCTION),
-    ``"model_file"`` (.pt2 and the like) or ``"name"``."""
-    if ref.startswith("hf:"):
-        return "hf"
-    m = _FACTORY.match(ref)
-    if m:
-        target = m["target"]
-        if target.endswith(".py") or "/" in target or "\\" in target:
-            return "file"
-        if _DOTTED.match(target):
-            return "module"
-    if ref.lower().endswith(MODEL_FILE_SUFFIXES):
-        return "model_file"
-    return "name"
-
-
 def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     """The ``vidcam.models`` entry points by name (the first one of each name)."""
     found: dict[str, importlib.metadata.EntryPoint] = {}
@@ -99,7 +78,7 @@ def check_ref(ref: str) -> None:
         raise VidcamError("--model: give a registered name, FILE.py:FUNCTION, hf:DIR or a .pt2")
     kind = kind_of(ref)
     if kind == "file":
-        _existing(Path(_FACTORY.match(ref)["target"]), "model file")
+        _existing(Path(FACTORY.match(ref)["target"]), "model file")
     elif kind == "model_file":
         _existing(Path(ref), "model file")
     elif kind == "name":
@@ -169,7 +148,7 @@ def open_ref(
             return Opened.of_handle(h, registry=True)
         fn, what = _load_entry_point(found), f"entry point {found.name!r} ({found.value})"
     else:
-        m = _FACTORY.match(ref)
+        m = FACTORY.match(ref)
         fn, what = _factory(kind, m["target"], m["func"]), f"model factory {ref!r}"
     opened = opened_from(_call(fn, what), what, ref, device)
     return load_user_weights(opened, weights) if weights is not None else opened
