@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -255,3 +256,76 @@ def test_the_quick_experiment_writes_its_table(tmp_path):
         assert f"student, {arm}" in text
     assert "| teacher" in text and "Paper's claim" in text and "Wall time" in text
     assert tool.main(["--quick", "--quiet", "--out", str(out)]) == 2  # exists, no --overwrite
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("distill_tool", ROOT / "tools" / "distill.py")
+    tool = importlib.util.module_from_spec(spec)
+    sys.modules["distill_tool"] = tool
+    try:
+        spec.loader.exec_module(tool)
+    finally:
+        sys.modules.pop("distill_tool", None)
+    return tool
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+        (["--lr", "inf"], "--lr must be a finite number > 0, got inf"),
+        (["--lr", "-0.1"], "--lr must be a finite number > 0, got -0.1"),
+        (["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
+        (["--temperature", "nan"], "--temperature must be a finite number > 0"),
+        (["--kd-weight", "-1"], "--kd-weight must be a finite number >= 0, got -1.0"),
+        (["--exp-weight", "inf"], "--exp-weight must be a finite number >= 0, got inf"),
+        (["--loc-clips", "-5"], "--loc-clips must be >= 1, got -5"),
+        (["--train-clips", "0"], "--train-clips must be >= 1, got 0"),
+        (["--train-clips", "4801"], "--train-clips 4801 is over 4800"),
+        (["--train-clips", "100000000"], "--train-clips 100000000 is over 4800"),
+        (["--test-clips", "100000000"], "--test-clips 100000000 is over 4800"),
+        (["--threads", str((os.cpu_count() or 1) + 1)], "CPUs"),
+        (["--quick", "--lr", "nan"], "--lr must be a finite number"),  # --quick keeps lr
+        (["--quick", "--loc-clips", "-5"], "--loc-clips must be >= 1"),  # checked as given
+    ],
+)
+def test_the_tool_refuses_numbers_no_run_can_use(extra, needle, tmp_path, capsys):
+    out = tmp_path / "d.md"
+    assert _tool().main(["--quiet", "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_the_tool_refuses_clips_that_do_not_fit_the_memory(tmp_path, capsys, monkeypatch):
+    tool = _tool()
+    # (240 + 240) clips x 16 frames x 112 x 112 x 3 bytes, twice: 578,027,520 B = 0.54 GiB
+    need = 2 * 480 * 16 * 112 * 112 * 3
+    assert need == 578_027_520
+    monkeypatch.setattr(tool, "available_memory", lambda device=None: need - 1)
+    out = tmp_path / "d.md"
+    assert tool.main(["--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--train-clips 240 and --test-clips 240: their frames need 0.5 GiB" in err, err
+    assert len(err.splitlines()) == 1 and not out.exists()
+    monkeypatch.setattr(tool, "available_memory", lambda device=None: need)
+    args = tool.parse(["--out", str(out)])  # exactly fits
+    assert (args.train_clips, args.test_clips, args.loc_clips) == (240, 240, 48)
+
+
+@pytest.mark.parametrize(
+    "kw, needle",
+    [
+        ({"kd_weight": float("nan")}, "kd_weight must be a finite number, got nan"),
+        ({"exp_weight": float("inf")}, "exp_weight must be a finite number, got inf"),
+        ({"ce_weight": "1"}, "ce_weight must be a finite number, got '1'"),
+        ({"ce_weight": True}, "ce_weight must be a finite number, got True"),
+        ({"temperature": float("nan")}, "temperature must be a finite number, got nan"),
+        ({"temperature": 0}, "temperature must be > 0, got 0"),
+        ({"kd_weight": -0.5}, "kd_weight must be >= 0, got -0.5"),
+    ],
+)
+def test_the_distiller_refuses_weights_that_are_not_finite(kw, needle):
+    with pytest.raises(VidcamError) as e:
+        ExplanationDistiller(tiny(1), tiny(3), "block", "block", **kw)
+    assert str(e.value) == needle

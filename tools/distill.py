@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from vidcam.cam.explainer import Explainer
+from vidcam.device import available_memory
 from vidcam.distill import STUDENT_LAYER, ExplanationDistiller, TinyStudent
 from vidcam.errors import VidcamError
 from vidcam.evaluate.metrics_localization import box_masks, localization
@@ -205,15 +207,59 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    check_args(args)  # as given, also where --quick replaces them
     if args.quick:
         args.seeds, args.train_clips, args.test_clips, args.loc_clips = 2, 6, 6, 3
         args.epochs, args.batch = 1, 6
-    for name in ("seeds", "train_clips", "test_clips", "epochs", "batch", "threads"):
-        if getattr(args, name) < 1:
-            raise VidcamError(f"--{name.replace('_', '-')} must be >= 1")
     args.loc_clips = min(args.loc_clips, args.test_clips)
     args.seed_list = list(range(args.seeds))
     return args
+
+
+#: the teacher's own training stream (seed 1) holds 4800 clips: students learn from its start
+MAX_TRAIN_CLIPS = 4800
+MAX_TEST_CLIPS = 4800
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """One-line refusals of counts and rates no run can use: counts >= 1 (clips at most
+    :data:`MAX_TRAIN_CLIPS` / :data:`MAX_TEST_CLIPS`, and their frames must fit the free
+    memory twice, as they are stacked), threads at most the CPUs, finite rates and weights
+    (``--lr`` and ``--temperature`` > 0, the loss weights >= 0)."""
+    for name in ("seeds", "train_clips", "test_clips", "loc_clips", "epochs", "batch", "threads"):
+        if getattr(args, name) < 1:
+            raise VidcamError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name, top in (("train_clips", MAX_TRAIN_CLIPS), ("test_clips", MAX_TEST_CLIPS)):
+        if getattr(args, name) > top:
+            raise VidcamError(
+                f"--{name.replace('_', '-')} {getattr(args, name)} is over {top} (the "
+                "teacher's stream of the benchmark); give at most that"
+            )
+    cpus = os.cpu_count() or 1
+    if args.threads > cpus:
+        raise VidcamError(f"--threads {args.threads} is more than this machine's {cpus} CPUs")
+    for name, low, strict in (
+        ("lr", 0.0, True),
+        ("temperature", 0.0, True),
+        ("kd_weight", 0.0, False),
+        ("exp_weight", 0.0, False),
+    ):
+        v = getattr(args, name)
+        if not math.isfinite(v) or v < low or (strict and v == low):
+            sign = ">" if strict else ">="
+            raise VidcamError(
+                f"--{name.replace('_', '-')} must be a finite number {sign} 0, got {v}"
+            )
+    if not args.quick:
+        cfg = SynthConfig()
+        need = 2 * (args.train_clips + args.test_clips) * cfg.frames * cfg.size**2 * 3
+        free = available_memory()
+        if free is not None and need > free:
+            raise VidcamError(
+                f"--train-clips {args.train_clips} and --test-clips {args.test_clips}: their "
+                f"frames need {need / 2**30:.1f} GiB (twice while stacked) but "
+                f"{free / 2**30:.1f} GiB is free; give fewer clips"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,8 @@ from the same forward as its logits.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -82,13 +84,18 @@ class ExplanationDistiller:
                 f"teacher_layer has {len(self.teacher_layers)} layers, student_layer "
                 f"{len(self.student_layers)}; give layer pairs of equal length"
             )
-        for name, w in (("ce_weight", ce_weight), ("kd_weight", kd_weight)):
-            if w < 0:
-                raise VidcamError(f"{name} must be >= 0, got {w}")
-        if exp_weight < 0:
-            raise VidcamError(f"exp_weight must be >= 0, got {exp_weight}")
-        if temperature <= 0:
-            raise VidcamError(f"temperature must be > 0, got {temperature}")
+        for name, w in (
+            ("ce_weight", ce_weight),
+            ("kd_weight", kd_weight),
+            ("exp_weight", exp_weight),
+            ("temperature", temperature),
+        ):
+            if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w):
+                raise VidcamError(f"{name} must be a finite number, got {w!r}")
+            if w < 0 or (name == "temperature" and w == 0):
+                raise VidcamError(
+                    f"{name} must be {'>' if name == 'temperature' else '>='} 0, got {w}"
+                )
         self.teacher, self.student = teacher, student
         self.ce_weight, self.kd_weight, self.exp_weight = ce_weight, kd_weight, exp_weight
         self.temperature, self.method, self.grid, self.eps = temperature, method, grid, eps
