@@ -123,6 +123,7 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
         spool=run.spool,
         warnings=messages,
         spatial=plan.mode,
+        cost=run.cost,
     )
 
 
@@ -237,6 +238,8 @@ class WindowExplainer:
         self.others = engine(others) if self.method.guided and others else None
         self.windows: list[WindowResult] = []
         self.energies: list[torch.Tensor] = []
+        #: method -> {"forwards", "masked_clips", "backwards"} summed over engine calls
+        self.cost: dict[str, dict[str, int]] = {}
         self.layers: tuple[str, ...] = ()
         self.slices = 0  # time steps of the explained layer (the coarsest, when fused)
         self.spool = MapSpool()
@@ -266,6 +269,14 @@ class WindowExplainer:
         self.fits = min(self.fits, half)  # the batch plan asks for no more from now on
         self(batch[:half], crops, pre)
         self(batch[half:], crops, pre)
+
+    def _count(self, every: dict[str, Explanation]) -> None:
+        """Add what each method's engine call cost (model forwards, masked clips, backwards)."""
+        for cam, r in every.items():
+            c = self.cost.setdefault(cam, {"forwards": 0, "masked_clips": 0, "backwards": 0})
+            c["forwards"] += r.forwards
+            c["masked_clips"] += r.masked_clips
+            c["backwards"] += r.backwards
 
     def _explain(self, batch: Sequence[Window], clip: torch.Tensor) -> None:
         out: dict[str, torch.Tensor] = {}
@@ -298,6 +309,7 @@ class WindowExplainer:
             every = self.explainer.explain_all(x, target)
             res = every[main.cam]
             maps, peaks, heat = self._maps(res)
+        self._count(every)
         targets = chosen if self.tiles else res.targets
         out[main.cam] = to_spool(maps, peaks, self.store, self.normalize)
         for p in self.panels:

@@ -139,6 +139,9 @@ class VideoExplanation:
         frames_written: frames in the written video (the encoder's count: fewer than
             :attr:`frames` when the input changed during the run, or for a GIF of a source
             above 50 fps); 0 when no video was written.
+        cost: per method id, what explaining every window cost: model ``forwards``,
+            ``masked_clips`` scored (Score-CAM, RISE) and ``backwards`` to the input
+            (extremal perturbation), summed over the engine's calls.
     """
 
     path: Path
@@ -157,6 +160,7 @@ class VideoExplanation:
     panels: dict[str, torch.Tensor] = field(default_factory=dict)
     spatial: str = "center"
     frames_written: int = 0
+    cost: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def frames(self) -> int:
@@ -180,6 +184,7 @@ class VideoExplanation:
             "times": [round(float(t), 6) for t in self.times],
             "importance": [round(float(v), 6) for v in self.importance],
             "warnings": list(self.warnings),
+            "cost": {m: dict(c) for m, c in self.cost.items()},
         }
 
     def write_json(self, path: Path, *, overwrite: bool = True) -> None:
@@ -217,6 +222,7 @@ class VideoAnalysis:
     spool: MapSpool
     warnings: list[str] = field(default_factory=list)
     spatial: str = "center"
+    cost: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def info(self) -> VideoInfo:
@@ -239,6 +245,7 @@ class VideoAnalysis:
             windows=self.windows,
             warnings=list(self.warnings),
             spatial=self.spatial,
+            cost=self.cost,
         )
 
     def close(self) -> None:
