@@ -273,6 +273,9 @@ def test_bad_inputs_one_line_nothing_written(fo, batch, tmp_path, capsys, monkey
     with open(running / "index.jsonl", "a") as f:  # a rerun streams rows again
         f.write(json.dumps(_index(batch)["wide.mp4"]) + "\n")
     _refused(fo, capsys, [str(running), "--dataset", "x"], "still running")
+    first_run = _copy(batch, tmp_path / "first_run")
+    (first_run / "summary.csv").unlink()  # written only when a batch ends
+    _refused(fo, capsys, [str(first_run), "--dataset", "x"], "still running")
     missing = _copy(batch, tmp_path / "missing")
     (missing / "wide.maps.npz").unlink()
     _refused(fo, capsys, [str(missing), "--dataset", "x"], "wide.maps.npz' is missing")
@@ -296,6 +299,8 @@ def test_dataset_of_another_origin_is_refused(fo, batch, tmp_path, capsys):
     assert fo.load_dataset("t-other").values("note") == ["theirs"]
     # another batch's export is not ours either
     second = _copy(batch, tmp_path / "second")
+    later = (second / "summary.csv").stat().st_mtime + 60
+    os.utime(second / "index.jsonl", (later, later))  # copied without times: still finished
     assert _export([str(second), "--dataset", "t-second", "--quiet"], capsys)[0] == 0
     _refused(fo, capsys, [str(batch), "--dataset", "t-second"], "the export of batch")
     code, err = _export([str(batch), "--dataset", "t-other", "--overwrite", "--quiet"], capsys)

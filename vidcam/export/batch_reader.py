@@ -2,7 +2,7 @@
 
 :func:`read_batch` checks, before anything is exported, that the folder is a batch output
 (``index.jsonl``), that the batch is not running (its run-level files are written last, see
-:mod:`vidcam.batch.index`), and that every done row still has its files (``NAME.json``,
+:mod:`vidcam.batch.index`, and agree), and that every done row still has its files (``NAME.json``,
 ``NAME.maps.npz``, the done marker, inside the folder, with the sizes the marker recorded).
 Each done row becomes a :class:`ClipRecord` (what its ``NAME.json`` and index row say); each
 failed row a :class:`FailedRow`.
@@ -10,6 +10,7 @@ failed row a :class:`FailedRow`.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from dataclasses import dataclass, field
@@ -133,13 +134,24 @@ def _folder(batch_dir: str | Path) -> Path:
 
 
 def _running(folder: Path, index: Path) -> bool:
-    """A batch writes ``summary.csv`` after its final ``index.jsonl`` (one row per key); while
-    it runs, rows are appended to ``index.jsonl`` and the summary is missing or older."""
+    """A finished batch rewrites ``index.jsonl`` with one row per input, then writes
+    ``summary.csv`` with the same rows. While a batch runs, ``summary.csv`` is missing (a first
+    run) or ``index.jsonl`` has rows appended to the last finished state (repeated keys, or more
+    rows than the summary). By content, not file times: a copied folder is still finished."""
     summary = folder / "summary.csv"
-    if not summary.is_file() or summary.stat().st_mtime_ns < index.stat().st_mtime_ns:
+    if not summary.is_file():
         return True
     keys = [r["key"] for r in read_index(index)]
-    return len(keys) != len(set(keys))
+    if len(keys) != len(set(keys)):
+        return True
+    try:
+        with open(summary, newline="", encoding="utf-8") as f:
+            rows = sum(1 for _ in csv.reader(f)) - 1  # minus the header
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise VidcamError(
+            f"batch folder {str(folder)!r}: summary.csv cannot be read ({exc}); rerun vidcam batch"
+        ) from None
+    return rows != len(keys)
 
 
 def _clip(folder: Path, key: str, row: dict[str, Any]) -> ClipRecord:
