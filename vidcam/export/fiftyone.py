@@ -21,6 +21,7 @@ heatmaps per method, predictions, ground truth, metrics and links (:mod:`vidcam.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import re
@@ -118,10 +119,7 @@ def to_fiftyone(
             for c in records.clips:
                 check_clip(c)
         stream = tally.count(source)
-
-        def info() -> dict[str, Any]:
-            return _info(records, look, tally, run_dir, heatmaps, max_side)
-
+        info = functools.partial(_info, records, look, tally, run_dir, heatmaps, max_side)
         if in_place:
             counts = _update(fo, existing, stream, records, info, look)
         else:
