@@ -133,6 +133,11 @@ def test_maps_round_trip(clips, tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(VidcamError, match="cannot be read"):
         load_maps(tmp_path / "bad.npz")
+    damaged = path.read_bytes()  # a real maps file cut short: zip or zlib errors, one line
+    for cut in (len(damaged) // 2, len(damaged) - 30):
+        (tmp_path / "cut.npz").write_bytes(damaged[:cut])
+        with pytest.raises(VidcamError, match="cannot be read"):
+            load_maps(tmp_path / "cut.npz")
 
 
 def test_mixed_inputs_rows_and_rerun(clips, videos, tmp_path):

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,7 +147,7 @@ def load_maps(path: str | Path) -> RawMaps:
             a = {k: z[k] for k in z.files}
         meta = json.loads(str(a["meta"]))
         ids = [str(x) for x in a["panel_ids"]]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise VidcamError(f"maps file {str(p)!r} cannot be read: {exc}") from None
     if meta.get("format") != FORMAT:
         raise VidcamError(f"maps file {str(p)!r} is not a {FORMAT} file")

@@ -235,6 +235,10 @@ class VideoWorker:
             "layers": list(analysis.layers),
             "spatial": analysis.spatial,
             "fps": float(analysis.info.fps),
+            # how the MP4 rendered the maps (the FiftyOne export renders them the same way)
+            "normalize": str(self.options.explain.get("normalize", "video")),
+            "colormap": self.options.colormap,
+            "alpha": self.options.alpha,
         }
 
     def _settings(self, row: dict[str, Any]) -> dict[str, str]:
