@@ -53,12 +53,12 @@ def check_device(dev: torch.device) -> torch.device:
     if dev.type == "cpu":
         return dev
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
+        count = _cuda_devices()
+        if not count:
             raise VidcamError(
                 f"device {str(dev)!r} requested but CUDA is not available here (no NVIDIA "
                 "GPU, or a CPU-only torch build); use --device cpu (or auto)"
             )
-        count = torch.cuda.device_count()
         if dev.index is not None and dev.index >= count:
             raise VidcamError(
                 f"device {str(dev)!r}: this machine has {count} CUDA device(s), cuda:0 to "
@@ -66,7 +66,7 @@ def check_device(dev: torch.device) -> torch.device:
             )
         return dev
     if dev.type == "mps":
-        if not torch.backends.mps.is_available():
+        if not _mps_available():
             raise VidcamError(
                 f"device {str(dev)!r} requested but MPS (Apple silicon GPU) is not available "
                 "here; use --device cpu (or auto)"
@@ -78,6 +78,14 @@ def check_device(dev: torch.device) -> torch.device:
             "use --device cpu, cuda or auto"
         )
     raise VidcamError(f"device {str(dev)!r}: vidcam computes on {_KINDS}; use one of them")
+
+
+def _cuda_devices() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _mps_available() -> bool:
+    return torch.backends.mps.is_available()
 
 
 def available_memory(device: str | torch.device | None = None) -> int | None:

