@@ -48,7 +48,8 @@ def test_cold_regions_are_the_source_pixels(rendered):
     assert got.shape == src.shape
     # inside the model's crop but far from the moving square, and outside the crop: the
     # source within H.264 noise (the old look blended colormap 0 everywhere: a blue wash)
-    for ys, xs in ((slice(30, 55), slice(96, 124)), (slice(24, 56), slice(134, 156))):
+    # (rows above 50: the legend's text line sits at different heights in OpenCV 4 and 5)
+    for ys, xs in ((slice(30, 50), slice(96, 124)), (slice(24, 50), slice(134, 156))):
         diff = np.abs(got[:, ys, xs].astype(int) - src[:, ys, xs].astype(int))
         assert diff.mean() < 2.5, (ys, xs, diff.mean())
         assert np.percentile(diff, 99) < 10
