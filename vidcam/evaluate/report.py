@@ -111,8 +111,8 @@ def _faithfulness(result: EvalResult) -> list[str]:
         "",
         f"Headline — the methods ranked (k = {p} % of the voxels; {s['clips']} clips; paper "
         f"metrics with the {opts['baseline']} baseline; Rank · fill: the map's rank under that "
-        "fill alone; Fills: = the same rank under every fill, ≠ it differs within the clips' "
-        "noise, ⚠ a disagreement the clips' paired wins back):",
+        "fill alone; Fills: = no fill orders this map and another oppositely, ≠ one does within "
+        "the clips' noise, ⚠ one does and the clips' paired wins back both orders):",
         "",
         *headline_table(result),
         *fills_note(result),

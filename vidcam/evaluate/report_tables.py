@@ -101,7 +101,7 @@ def headline_table(result: EvalResult) -> list[str]:
         if several:
             ranks = [per_fill[f].get(m) for f in per_fill]
             cells += [rank_text(x) for x in ranks]
-            cells.append(_flag(result, m, ranks))
+            cells.append(_flag(result, m))
         lines.append(row(title(m), cells))
     return lines
 
@@ -111,13 +111,15 @@ def _flip(d: dict[str, Any]) -> str:
     return f"{f} ranks {title(d['first'])} above {title(d['second'])}, {g} the reverse"
 
 
-def _flag(result: EvalResult, m: str, ranks: list[float | None]) -> str:
-    """ "⚠": a disagreement the clips back involves this map; "≠": its rank differs between
-    fills; "=": the same rank under every fill."""
-    agreement = result.summary["ranking"]["fills"]
-    if any(d["supported"] and m in (d["first"], d["second"]) for d in agreement["disagree"]):
+def _flag(result: EvalResult, m: str) -> str:
+    """ "⚠": the fills order this map and another oppositely and the clips back both orders;
+    "≠": they order it and another oppositely within the clips' noise; "=": no pair flips."""
+    pairs = [
+        d for d in result.summary["ranking"]["fills"]["disagree"] if m in (d["first"], d["second"])
+    ]
+    if any(d["supported"] for d in pairs):
         return "⚠"
-    return "=" if len(set(ranks)) == 1 else "≠"
+    return "≠" if pairs else "="
 
 
 def fills_note(result: EvalResult) -> list[str]:
