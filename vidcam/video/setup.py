@@ -344,6 +344,20 @@ def check_window(
         )
     if isinstance(device, str):
         device = resolve_device(device)
+    _check_memory(spec, n, batch_size, info, spatial, device, model)
+
+
+def _check_memory(
+    spec: InputSpec,
+    n: int,
+    batch_size: int,
+    info: VideoInfo | None,
+    spatial: str,
+    device: torch.device | None,
+    model: ModelHandle | None,
+) -> None:
+    """The memory part of :func:`check_window`: a smaller batch, else a smaller spatial mode,
+    else a shorter clip."""
     free = available_memory(device)
     if free is None:
         return
