@@ -16,6 +16,7 @@ from vidcam.evaluate.options import EvalOptions, parse_methods
 def test_choices_equal_the_real_constants():
     assert choices.ENGINE_METHODS == rules.ENGINE_METHODS
     assert choices.SLOW_METHODS == rules.SLOW_METHODS
+    assert choices.PERTURBATION_METHODS == rules.PERTURBATION_METHODS
     assert choices.FILLS == fills.FILLS and choices.NATURAL_FILLS == fills.NATURAL_FILLS
     assert choices.FILL_HELP == fills.FILL_HELP and choices.ROAD_NOISE == fills.ROAD_NOISE
     assert choices.BASELINES == masking.BASELINES

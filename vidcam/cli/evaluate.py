@@ -36,6 +36,7 @@ from vidcam.evaluate.choices import (
     FILL_HELP,
     FILLS,
     NATURAL_FILLS,
+    PERTURBATION_METHODS,
     POINTING_TOLERANCE,
     REFERENCES,
     SLOW_METHODS,
@@ -162,6 +163,21 @@ def _add_faithfulness(parser: argparse.ArgumentParser) -> None:
         "memory, e.g. 4 for I3D at 64×224×224)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random map and tie-breaks")
+    parser.add_argument(
+        "--rise-masks",
+        type=int,
+        default=500,
+        metavar="N",
+        help="RISE's random masks per clip (default 500; each is a masked forward)",
+    )
+    parser.add_argument(
+        "--extremal-steps",
+        type=int,
+        default=60,
+        metavar="N",
+        help="extremal perturbation's optimisation steps per clip (default 60; each is a "
+        "forward and a backward of its masked clips)",
+    )
 
 
 def _add_outputs(parser: argparse.ArgumentParser) -> None:
@@ -192,8 +208,14 @@ def run(args: argparse.Namespace) -> int:
             check_output(flag, value, inputs=videos, overwrite=args.overwrite)
     check_distinct(outputs)
     truths = ground_truths(args.gt, videos)  # every ground truth read before the model loads
+    engine = {}
+    if set(opts.methods) & set(PERTURBATION_METHODS):
+        from vidcam.cam.perturbation import Perturbation
+
+        steps = {"masks": args.rise_masks, "steps": args.extremal_steps}
+        engine["perturbation"] = Perturbation(**steps)  # checks them: one line each
     em = open_model(**model_options(args), device=args.device, progress=not args.quiet)
-    result = evaluate(videos, em, opts, truths=truths)
+    result = evaluate(videos, em, opts, truths=truths, engine=engine)
     table = format_table(result)
     sys.stdout.write(table)
     if not args.quiet:

@@ -38,8 +38,12 @@ ENGINE_METHODS: tuple[str, ...] = (
     "hirescam",
     "eigencam",
     "scorecam",
+    "rise",
+    "extremal",
 )
-SLOW_METHODS: tuple[str, ...] = ("scorecam",)
+SLOW_METHODS: tuple[str, ...] = ("scorecam", "rise", "extremal")
+#: input-space perturbation methods (copy of vidcam.cam.rules.PERTURBATION_METHODS)
+PERTURBATION_METHODS: tuple[str, ...] = ("rise", "extremal")
 #: the default of --methods: every cheap method (one forward + one backward for all of them)
 DEFAULT_METHODS: tuple[str, ...] = tuple(m for m in ENGINE_METHODS if m not in SLOW_METHODS)
 #: the reference maps evaluated with every run (see vidcam.evaluate.references)

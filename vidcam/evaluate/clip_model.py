@@ -15,6 +15,7 @@ and logit (``(B, classes, 3)``): the probability saturates near 1, the logit doe
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ import torch
 
 from vidcam.cam.explainer import Explainer
 from vidcam.cam.maps import normalize_maps, upsample
+from vidcam.cam.rules import PERTURBATION_METHODS
 from vidcam.errors import VidcamError
 from vidcam.models.handle import ModelHandle
 from vidcam.video.preprocess import Geometry
@@ -58,13 +60,26 @@ class ClipModel:
         device = em.device
         self._mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1, 1)
         self._std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1, 1)
-        self.explainer = Explainer(
+        engine = dict(engine or {})
+        cams = tuple(m for m in methods if m not in PERTURBATION_METHODS)
+        # the CAMs from one engine call; each perturbation method alone (its cost is its own)
+        self.engines: list[Explainer] = []
+        if cams:
+            options = {k: v for k, v in engine.items() if k != "perturbation"}
+            self.engines.append(self._engine(cams, batch, options))
+        for m in methods:
+            if m in PERTURBATION_METHODS:
+                options = {k: v for k, v in engine.items() if k == "perturbation"}
+                self.engines.append(self._engine((m,), batch, options))
+
+    def _engine(self, methods: tuple[str, ...], batch: int, options: dict) -> Explainer:
+        return Explainer(
             self.module,
-            layer=em.layers or None,
+            layer=self.em.layers or None,
             method=methods,
-            reshape=em.reshape,
+            reshape=self.em.reshape,
             batch_size=batch,
-            **dict(engine or {}),
+            **options,
         )
 
     @property
@@ -107,31 +122,44 @@ class ClipModel:
 
     def maps(
         self, pixels: torch.Tensor, target: int
-    ) -> tuple[dict[str, torch.Tensor], list[tuple[int, int, int]], int]:
+    ) -> tuple[dict[str, torch.Tensor], list[tuple[int, int, int]], dict[str, dict[str, Any]]]:
         """Every method's map of class ``target`` for one clip (1, 3, T, H, W) in [0, 1]:
         ({method: (T, H, W) in [0, 1]}, the explained layers' feature shapes on the window's
-        grid (for the random reference), Score-CAM's masked clips)."""
+        grid (for the random reference; a perturbation method's mask grid when no CAM runs),
+        {method: its cost}). Cost: ``forwards`` (model forwards), ``masked_clips`` (clips
+        scored by Score-CAM / RISE / extremal), ``backwards`` (to the input: extremal) and
+        ``seconds`` (the CAMs share one call, whose time each of them reports)."""
         x = self.normalise(pixels)
         if self.tiles:
             x = split_tiles(x, self.plan)
         out: dict[str, torch.Tensor] = {}
         shapes: list[tuple[int, int, int]] = []
-        masked = 0
-        # the engine needs autograd: outside inference mode; all methods from one call
-        for m, res in self.explainer.explain_all(x, target=int(target)).items():
-            masked += res.masked_clips
-            out[m] = self._window_map(res)
-            if not shapes:
-                shapes = [self._grid(tuple(r.shape[-3:]), pixels) for r in res.raw_per_layer]
-        return out, shapes, masked
+        cost: dict[str, dict[str, Any]] = {}
+        for engine in self.engines:
+            began = time.perf_counter()
+            # the engine needs autograd: outside inference mode
+            results = engine.explain_all(x, target=int(target))
+            seconds = time.perf_counter() - began
+            for m, res in results.items():
+                out[m] = self._window_map(m, res)
+                cost[m] = {
+                    "forwards": int(res.forwards),
+                    "masked_clips": int(res.masked_clips),
+                    "backwards": int(getattr(res, "backwards", 0)),
+                    "seconds": seconds,
+                }
+                if not shapes:
+                    shapes = [self._grid(tuple(r.shape[-3:]), pixels) for r in res.raw_per_layer]
+        return out, shapes, cost
 
-    def _window_map(self, res: Any) -> torch.Tensor:
+    def _window_map(self, m: str, res: Any) -> torch.Tensor:
         """One method's (T, H, W) map over the window: the engine's map, or the tiles' maps
-        stitched on the CAM's own scale and normalised (as the video pipeline does)."""
+        stitched on the CAM's own scale and normalised (as the video pipeline does; a
+        perturbation method's full-size map times its peak)."""
         if not self.tiles:
             return res.maps[0, 0].detach()
         peaks = res.raw.flatten(2).amax(2)
-        if len(res.raw_per_layer) == 1:
+        if len(res.raw_per_layer) == 1 and m not in PERTURBATION_METHODS:
             tile = upsample(res.raw, tuple(res.maps.shape[2:]))
         else:
             tile = res.maps * peaks[:, :, None, None, None]

@@ -178,11 +178,33 @@ def _localization(result: EvalResult) -> list[str]:
     return lines + [""] + [f"- {k}: {v}" for k, v in notes.items()]
 
 
+def _cost(result: EvalResult) -> list[str]:
+    """One line: what each method's map cost per clip (mean over clips)."""
+    methods = result.summary["methods"]
+    costs = {m: methods[m]["cost"] for m in methods_of(result) if methods[m].get("cost")}
+    if not costs:
+        return []
+    parts = []
+    for m, c in costs.items():
+        text = f"{title(m)} {c['forwards']:.0f} forwards"
+        if c["masked_clips"]:
+            text += f" ({c['masked_clips']:.0f} masked clips)"
+        if c["backwards"]:
+            text += f", {c['backwards']:.0f} backwards to the input"
+        parts.append(text + f", {c['seconds']:.2f} s")
+    return [
+        "",
+        "Cost of each map per clip (mean; the CAMs share one hooked forward + backward, whose "
+        "time each reports): " + "; ".join(parts) + ".",
+    ]
+
+
 def format_table(result: EvalResult) -> str:
     """The summary as Markdown: the headline (removal under natural fills, map size, the paper's
     metrics, each fill's ranks), non-saturating scores, paired win rates against the references,
     one table per fill, the classic faithfulness table, win %, localization."""
-    lines = _intro(result) + _faithfulness(result) + _classic(result) + _localization(result)
+    lines = _intro(result) + _faithfulness(result) + _classic(result) + _cost(result)
+    lines += _localization(result)
     lines += [""] + [f"- {k}: {v}" for k, v in SIZE_METRICS.items() if k != "map_peak1"]
     return "\n".join(lines) + "\n"
 
@@ -196,8 +218,13 @@ def format_timing(result: EvalResult) -> str:
         f"Run: {result.summary['clips']} clips in {t['seconds']:.1f} s "
         f"({t['clips_per_minute']:.2f} clips/min) on {t['device']} with {t['torch_threads']} "
         f"threads; {t['masked_forwards']} masked forwards, {t['road_solves']} ROAD solves, "
-        f"engine (every method; {t.get('engine_forwards', 0)} hooked forwards + backwards"
+        f"engine (every method; {t.get('engine_forwards', 0)} engine calls"
         + (f", {t['scorecam_clips']} Score-CAM clips" if t.get("scorecam_clips") else "")
+        + (
+            f", {t['perturbation_clips']} RISE/extremal clips"
+            if t.get("perturbation_clips")
+            else ""
+        )
         + f") {t['engine_seconds']:.1f} s.\n"
     )
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from vidcam.cam.rules import PERTURBATION_METHODS
 from vidcam.cam.targets import find_class
 from vidcam.errors import VidcamError
 from vidcam.evaluate.clip_model import ClipModel
@@ -175,6 +176,7 @@ def evaluate(
         "engine_seconds": 0.0,
         "engine_forwards": 0,
         "scorecam_clips": 0,
+        "perturbation_clips": 0,
     }
     t0 = time.perf_counter()
     with Progress(len(videos), unit="clips", desc="evaluate", enabled=not opts.quiet) as bar:
@@ -241,9 +243,12 @@ def _evaluate_clip(ci, path, gt, cls, em, opts, engine, sums, counters) -> dict[
     scores = cm.scores(pixels)[0]  # (classes, 3)
     target, pred, gt_index = _clip_truth(clip.path.name, gt, em, opts, scores[:, 0], cls)
     t_engine = time.perf_counter()
-    heats, shapes, masked = cm.maps(pixels, target)
-    counters["scorecam_clips"] += masked
-    counters["engine_forwards"] += 1
+    heats, shapes, cost = cm.maps(pixels, target)
+    counters["scorecam_clips"] += sum(c["masked_clips"] for m, c in cost.items() if m == "scorecam")
+    counters["perturbation_clips"] += sum(
+        c["masked_clips"] for m, c in cost.items() if m in PERTURBATION_METHODS
+    )
+    counters["engine_forwards"] += len(cm.engines)
     counters["engine_seconds"] += time.perf_counter() - t_engine
     heats.update(_references(opts, tuple(pixels.shape[-3:]), shapes, pixels.device, ci))
 
@@ -252,6 +257,8 @@ def _evaluate_clip(ci, path, gt, cls, em, opts, engine, sums, counters) -> dict[
     )
     for k, v in used.items():
         counters[k] += v
+    for m, c in cost.items():
+        records[m]["cost"] = c  # what the method's map cost (forwards per clip, seconds)
     prior = None
     if gt is not None:
         prior = _localize_all(records, heats, gt, clip, opts)

@@ -119,4 +119,7 @@ def _method_row(clips, m: str, y: torch.Tensor, o: torch.Tensor) -> dict[str, An
         vals = [v for v in (c["methods"][m].get(key) for c in clips) if v is not None]
         row[key] = sum(vals) / len(vals) if vals else None
         row[f"{key}_clips"] = len(vals)
+    costs = [c["methods"][m]["cost"] for c in clips if "cost" in c["methods"][m]]
+    if costs:  # the map's cost per clip (mean): forwards, masked clips, backwards, seconds
+        row["cost"] = {k: sum(x[k] for x in costs) / len(costs) for k in costs[0]}
     return row
