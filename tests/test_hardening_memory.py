@@ -234,6 +234,10 @@ def test_check_window_with_the_model_names_what_fits(monkeypatch):
     msg = str(e.value)
     assert msg.startswith("--spatial full with --clip-len 8: one window needs about")
     assert "use --spatial center" in msg and "dry run" in msg and "\n" not in msg
+    with pytest.raises(VidcamError) as e2:  # the same, as the pipeline checks the plan's mode
+        setup.check_memory(SPEC, 8, 1, (16, 200), "full", "cpu", h)
+    assert str(e2.value) == msg
+    setup.check_memory(SPEC, 8, 1, (16, 200), "center", "cpu", h)
     monkeypatch.setattr(setup, "available_memory", lambda device=None: center - 1)
     with pytest.raises(VidcamError, match="needs about .*; give a shorter --clip-len$"):
         setup.check_window(SPEC, batch_size=1, **kw)  # nothing fits: only a shorter clip

@@ -342,26 +342,29 @@ def check_window(
             f"sampling) and the model's own clip ({spec.clip_len}): give at most "
             f"{max(spec.clip_len, samples)}; the rest would only repeat the last frame"
         )
-    if isinstance(device, str):
-        device = resolve_device(device)
-    _check_memory(spec, n, batch_size, info, spatial, device, model)
+    frame_hw = (info.height, info.width) if info is not None else None
+    check_memory(spec, n, batch_size, frame_hw, spatial, device, model)
 
 
-def _check_memory(
+def check_memory(
     spec: InputSpec,
     n: int,
-    batch_size: int,
-    info: VideoInfo | None,
-    spatial: str,
-    device: torch.device | None,
-    model: ModelHandle | None,
+    batch_size: int = 1,
+    frame_hw: tuple[int, int] | None = None,
+    spatial: str = "auto",
+    device: str | torch.device | None = None,
+    model: ModelHandle | None = None,
 ) -> None:
-    """The memory part of :func:`check_window`: a smaller batch, else a smaller spatial mode,
-    else a shorter clip."""
+    """The memory part of :func:`check_window` for windows of ``n`` frames of a ``frame_hw``
+    video: one line naming the option to change: a smaller ``--batch-size``, else a smaller
+    ``--spatial`` mode that fits, else a shorter ``--clip-len``. With the opened ``model``
+    (and ``spatial`` the mode that runs: full, tiles or center) the estimate is
+    :func:`window_need`, else the input x :data:`WORKING_SET_FACTOR`."""
+    if isinstance(device, str):
+        device = resolve_device(device)
     free = available_memory(device)
     if free is None:
         return
-    frame_hw = (info.height, info.width) if info is not None else None
     profile = activation_profile(model, spec, n) if model is not None else None
     how = "the model's activations, by a dry run" if profile else f"{WORKING_SET_FACTOR} x input"
 
