@@ -362,3 +362,46 @@ def test_folder_lookup_json_or_npz_and_ambiguity(tmp_path):
         ground_truths(tmp_path, _videos("a.mp4"))
     with pytest.raises(VidcamError, match="one video's ground truth"):
         ground_truths(tmp_path / "b.npz", _videos("a.mp4", "b.mp4"))
+
+
+def test_hostile_json_stays_within_a_memory_cap(tmp_path):
+    """Under a 768 MiB address-space cap (a child process, numpy only): the 8 GiB sparse file,
+    the issue's 30 MB file of 40 000 boxes per frame and an 11 MB one under the size limit are
+    each refused with one line, without reading them whole or building their masks."""
+    import subprocess
+    import sys
+
+    sparse = tmp_path / "sparse.json"
+    with sparse.open("wb") as f:
+        f.truncate(8 * 2**30)
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps(_gt(boxes=[[[1.5, 2.5, 3.5, 4.5]] * 40_000] * 35)))
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps(_gt(boxes=[[[1, 2, 3, 4]] * 40_000] * 20)))
+    assert big.stat().st_size > 16 * 2**20 > small.stat().st_size
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (768 * 2**20, 768 * 2**20))\n"
+        "from vidcam.errors import VidcamError\n"
+        "from vidcam.evaluate.gt import load_gt\n"
+        "for p in sys.argv[1:]:\n"
+        "    try:\n"
+        "        load_gt(p)\n"
+        "        print('READ', p)\n"
+        "    except VidcamError as exc:\n"
+        "        print('REFUSED', str(exc).replace(chr(10), ' '))\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(sparse), str(big), str(small)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("REFUSED") for line in lines), lines
+    assert "over the limit" in lines[0] and "over the limit" in lines[1]
+    assert "'boxes[0]'" in lines[2] and "at most 1000 boxes" in lines[2]
