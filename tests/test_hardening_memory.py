@@ -307,10 +307,6 @@ def test_the_models_own_activations_refuse_what_the_fixed_factor_let_through(tmp
     assert s["check"] == "ok" and s["run"] == "ok 2", s  # what the check accepts does run
 
 
-@pytest.mark.xfail(
-    reason="needs vidcam/cli/explain.py _open to pass model=handle to check_window",
-    strict=False,
-)
 def test_the_cli_refuses_a_model_files_window_from_its_activations(tmp_path):
     (tmp_path / "wide.py").write_text(WIDE)
     (tmp_path / "wide.toml").write_text(CARD + 'layer = "block"\nlabels = ["a", "b", "c"]\n')

@@ -35,7 +35,7 @@ from vidcam.video.preprocess import Preprocessor
 from vidcam.video.results import VideoAnalysis, WindowResult
 from vidcam.video.sample import ClipSampler, Window, WindowScheduler
 from vidcam.video.scale import to_spool
-from vidcam.video.setup import ExplainOptions, auto_batch_size
+from vidcam.video.setup import ExplainOptions, auto_batch_size, check_memory
 from vidcam.video.spatial import SpatialPlan, plan_spatial, split_tiles, stitch
 from vidcam.video.spool import MapSpool
 from vidcam.video.threads import Prefetch
@@ -70,6 +70,8 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
     sampler = ClipSampler.from_spec(m.input, clip_len=o.clip_len, hop=o.stride)
     target = resolve_target(o.target, m.labels)
     plan = plan_spatial(m, o.spatial, info.height, info.width, sampler.clip_len)
+    frame_hw = (info.height, info.width)  # the window's memory, from the model's activations:
+    check_memory(m.input, sampler.clip_len, o.batch_size or 1, frame_hw, plan.mode, m.device, m)
     pre = Preprocessor(m.input, info.height, info.width, m.device, plan.geometry)
     if sampler.fps is not None:
         margin = float(sampler.period) / 2
@@ -82,9 +84,7 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
     if o.batch_size:
         batch = BatchPlan(o.batch_size, tune=False)
     else:
-        upper = auto_batch_size(
-            m.input, sampler.clip_len, (info.height, info.width), plan.mode, m.device
-        )
+        upper = auto_batch_size(m.input, sampler.clip_len, frame_hw, plan.mode, m.device, m)
         batch = BatchPlan.auto(upper, m.device)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
