@@ -163,6 +163,11 @@ def _add_faithfulness(parser: argparse.ArgumentParser) -> None:
         "memory, e.g. 4 for I3D at 64×224×224)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random map and tie-breaks")
+    _add_perturbation(parser)
+
+
+def _add_perturbation(parser: argparse.ArgumentParser) -> None:
+    """The cost knobs of the perturbation methods (rise, extremal)."""
     parser.add_argument(
         "--rise-masks",
         type=int,
