@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from vidcam.batch import run
+from vidcam.batch import load_maps, run
 from vidcam.batch.evaluate import explained_class
 from vidcam.evaluate.options import EvalOptions
 from vidcam.evaluate.run import evaluate
@@ -142,3 +142,25 @@ def test_a_late_failure_leaves_no_output_of_that_video(bench, tmp_path, monkeypa
     assert not any(n.startswith(paths[0].stem + ".") and "failed" not in n for n in names)
     for suffix in (".mp4", ".json", ".maps.npz", ".preview.png", ".metrics.json", ".done.json"):
         assert paths[1].stem + suffix in names, suffix
+
+
+def test_side_by_side_list_is_what_evaluate_scores(bench, tmp_path):
+    """`--side-by-side gradcam,layercam,eigencam --evaluate`: the listed panels are rendered AND
+    scored (issue 25's bug: the default pair Grad-CAM | Grad-CAM++ was scored instead)."""
+    paths, _ = bench
+    listed = ("gradcam", "layercam", "eigencam")
+    rows = run(
+        [paths[0]],
+        tmp_path / "out",
+        model="sample",
+        progress=False,
+        evaluate=True,
+        side_by_side=",".join(listed),
+    )
+    assert rows[0]["status"] == "done", rows[0]["error"]
+    metrics = rows[0]["metrics"]
+    scored = {"gradcam"} | {k.split(".", 1)[0] for k in metrics if "." in k}
+    assert scored - {"random", "ones", "centre", "random_voxel"} == set(listed)
+    assert not any(k.startswith("gradcam++.") for k in metrics)
+    raw = load_maps(tmp_path / "out" / rows[0]["outputs"]["maps"])
+    assert tuple(raw.panels) == listed

@@ -20,7 +20,7 @@ from typing import Any, TypedDict
 import torch
 from torch import nn
 
-from vidcam.cam.methods import Method, get_method
+from vidcam.cam.methods import Method, get_method, panels_for
 from vidcam.device import available_memory, live_tensor_bytes, resolve_device
 from vidcam.errors import VidcamError
 from vidcam.models.handle import ModelHandle
@@ -101,8 +101,7 @@ class ExplainOptions:
     @property
     def panels(self) -> tuple[Method, ...]:
         """The methods shown, in panel order."""
-        m = self.the_method
-        return m.side_by_side() if self.side_by_side else (m,)
+        return panels_for(self.the_method, self.side_by_side)
 
 
 class ExplainKwargs(TypedDict, total=False):
