@@ -108,7 +108,7 @@ def test_a_bad_ground_truth_fails_its_row_before_any_output(bench, tmp_path):
     out = tmp_path / "out"
     rows = run([man], out, model="sample", progress=False, evaluate=True)
     assert [r["status"] for r in rows] == ["failed"] * 3 + ["done"]
-    assert "is not readable JSON" in rows[0]["error"] and "gt.npy" in rows[0]["error"]
+    assert "give a .json, a .npz mask file" in rows[0]["error"] and "gt.npy" in rows[0]["error"]
     assert "must be a JSON object, not list" in rows[1]["error"]
     assert "no.json" in rows[2]["error"]
     assert all("\n" not in r["error"] for r in rows[:3])

@@ -156,10 +156,10 @@ class VideoWorker:
 
     def _run(self, item: Item, out: Outputs, row: dict[str, Any]) -> None:
         if self.options.evaluate and item.gt is not None and not item.start:
-            from vidcam.evaluate.clips import load_gt
+            from vidcam.evaluate.gt import read_file_gt
 
             _check_input(item.gt, "ground truth")  # a FIFO would block the batch
-            load_gt(item.gt)  # a bad ground truth fails the row before any work
+            read_file_gt(Path(item.gt))  # .json or .npz; a bad one fails the row before any work
         o = self._pipeline_options(row["target"])
         normalize = o.pop("normalize", "video")
         with warnings.catch_warnings(), segment_clip(item.path, item.start, item.end) as src:
