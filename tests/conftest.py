@@ -172,3 +172,23 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     mux_sine(c, a, 1.0)
     c.close()
     return v
+
+
+def run_bounded(fn, timeout: float = 120.0):
+    """Run ``fn()`` in a daemon thread: (finished, its result or exception). A hang shows as
+    not finished after the generous ``timeout`` (the call returns at once or blocks forever),
+    so no wall-clock deadline decides a pass."""
+    import threading
+
+    box: list = []
+
+    def target():
+        try:
+            box.append(fn())
+        except BaseException as exc:
+            box.append(exc)
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    return (not t.is_alive()), (box[0] if box else None)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import moving_square, write_video
+from tests.conftest import moving_square, run_bounded, write_video
 from vidcam.batch import run
 from vidcam.batch.index import IndexWriter, read_index
 from vidcam.batch.state import sha256
@@ -22,23 +21,6 @@ from vidcam.paths import open_regular, read_regular
 def clip(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("links")
     return write_video(d / "clip.mkv", moving_square(12, 48, 64, (2, 2, 46, 62)))
-
-
-def _in_thread(fn, timeout: float = 60.0):
-    """Run ``fn`` in a thread; (finished, result or exception). A hang shows as not finished
-    (a generous bound: the call either returns at once or blocks forever)."""
-    box: list = []
-
-    def target():
-        try:
-            box.append(fn())
-        except BaseException as exc:
-            box.append(exc)
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(timeout)
-    return (not t.is_alive()), (box[0] if box else None)
 
 
 def test_symlinked_index_is_refused_before_any_work(clip, tmp_path):
@@ -82,9 +64,9 @@ def test_index_append_never_follows_a_link_made_during_the_run(tmp_path):
     assert target.read_text() == "precious\n"
     (out / "index.jsonl").unlink()
     os.mkfifo(out / "index.jsonl")  # nobody reads it: a blocking open would hang
-    finished, result = _in_thread(lambda: w.append({"key": "c", "status": "done"}))
+    finished, result = run_bounded(lambda: w.append({"key": "c", "status": "done"}))
     assert finished and isinstance(result, VidcamError), result
-    finished, result = _in_thread(lambda: read_index(out / "index.jsonl"))
+    finished, result = run_bounded(lambda: read_index(out / "index.jsonl"))
     assert finished and isinstance(result, VidcamError), result
 
 
@@ -134,7 +116,7 @@ def test_open_regular_refuses_links_fifos_and_devices(tmp_path):
     for p, what in ((tmp_path / "l", "symbolic link"), ("/dev/null", "not a regular file")):
         with pytest.raises(VidcamError, match=what):
             open_regular(p)
-    finished, result = _in_thread(lambda: open_regular(tmp_path / "p"))
+    finished, result = run_bounded(lambda: open_regular(tmp_path / "p"))
     assert finished and isinstance(result, VidcamError) and "not a regular file" in str(result)
     with pytest.raises(VidcamError):
         sha256(tmp_path / "l")

@@ -11,34 +11,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import moving_square, write_video
+from tests.conftest import moving_square, run_bounded, write_video
 from vidcam.batch import run
 from vidcam.errors import VidcamError
 from vidcam.video import explain_video
 from vidcam.video.decode import VideoTimeout, check_time, iter_frames, probe, time_limit
-
-BOUND_S = 120.0  # generous: each call returns in seconds, or blocks forever
-
-
-def _bounded(fn):
-    """(finished, result or exception) of ``fn()`` run in a daemon thread."""
-    box: list = []
-
-    def target():
-        try:
-            box.append(fn())
-        except BaseException as exc:
-            box.append(exc)
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(BOUND_S)
-    return (not t.is_alive()), (box[0] if box else None)
 
 
 def _release(fifo: Path) -> None:
@@ -62,11 +43,11 @@ def test_concat_list_with_a_fifo_segment_is_refused_at_once(work):
     segment is a FIFO nobody writes blocked decoding forever, in explain and in batch."""
     listing = work / "list.mp4"
     listing.write_text("ffconcat version 1.0\nfile a.mkv\nfile fifo\n")
-    finished, result = _bounded(lambda: explain_video(listing, model="sample"))
+    finished, result = run_bounded(lambda: explain_video(listing, model="sample"))
     assert finished, "explain hung on the concat list"
     assert isinstance(result, VidcamError) and "\n" not in str(result)
     assert "concat list" in str(result) and "VIDCAM_DEMUXERS" in str(result)
-    finished, rows = _bounded(
+    finished, rows = run_bounded(
         lambda: run([listing, work / "b.mkv"], work / "out", model="sample", progress=False)
     )
     assert finished, "batch hung on the concat list"
@@ -77,7 +58,7 @@ def test_concat_list_with_a_fifo_segment_is_refused_at_once(work):
 def test_playlists_are_refused_and_allowed_only_when_asked(work, monkeypatch):
     hls = work / "p.m3u8"
     hls.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfifo\n#EXT-X-ENDLIST\n")
-    finished, result = _bounded(lambda: probe(hls))
+    finished, result = run_bounded(lambda: probe(hls))
     assert finished and isinstance(result, VidcamError) and "HLS playlist" in str(result)
     listing = work / "two.mp4"
     listing.write_text("ffconcat version 1.0\nfile a.mkv\nfile b.mkv\n")
@@ -89,10 +70,10 @@ def test_playlists_are_refused_and_allowed_only_when_asked(work, monkeypatch):
 
 def test_fifo_and_device_inputs_are_never_opened(work):
     for p in (work / "fifo", Path("/dev/zero")):
-        finished, result = _bounded(lambda p=p: probe(p))
+        finished, result = run_bounded(lambda p=p: probe(p))
         assert finished and isinstance(result, VidcamError), p
         assert "is not a file" in str(result) and "FIFO" in str(result)
-    finished, rows = _bounded(
+    finished, rows = run_bounded(
         lambda: run([work / "fifo", work / "a.mkv"], work / "out", model="sample", progress=False)
     )
     assert finished, "batch hung on a FIFO input"
@@ -105,7 +86,7 @@ def test_manifest_gt_fifo_is_a_failed_row(work):
     man.write_text(
         json.dumps({"path": "a.mkv", "gt": "fifo"}) + "\n" + json.dumps({"path": "b.mkv"}) + "\n"
     )
-    finished, rows = _bounded(
+    finished, rows = run_bounded(
         lambda: run([man], work / "out", model="sample", progress=False, evaluate=True)
     )
     assert finished, "batch hung on a FIFO ground truth"
