@@ -292,6 +292,18 @@ def test_the_tall_thin_video_in_full_mode_is_refused_under_the_cap(tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == [video]
 
 
+def test_evaluate_refuses_the_tall_thin_video_in_full_mode_under_the_cap(tmp_path):
+    """`vidcam evaluate` checks each clip's memory from the model's activations too: one line,
+    exit 2, where it was an allocator traceback."""
+    video = _thin(tmp_path / "thin.mkv", 32, 4000, frames=20)
+    args = ["evaluate", str(video), "--model", "sample", "--spatial", "full", "--fill", "none"]
+    res = _child(CLI_CHILD, "1.0", *args, "--units", "none", "--quiet", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr[-2000:]
+    assert "--spatial full" in lines[0] and "use --spatial center" in lines[0], lines[0]
+
+
 def test_the_models_own_activations_refuse_what_the_fixed_factor_let_through(tmp_path):
     (tmp_path / "wide.py").write_text(WIDE)
     big = _thin(tmp_path / "big.mkv", 16, 9000)  # a 32 x 18000 window: 55 MB of input

@@ -62,6 +62,7 @@ from vidcam.evaluate.scoring import _gen, score_clip
 from vidcam.evaluate.summary import METHOD_TITLES, summarize  # noqa: F401 (re-exported)
 from vidcam.models.handle import ModelHandle
 from vidcam.progress import Progress
+from vidcam.video.setup import check_memory
 
 #: the maps of a default run (the cheap methods and the references)
 METHODS: tuple[str, ...] = EvalOptions().evaluated
@@ -230,12 +231,13 @@ def _evaluate_clip(ci, path, gt, cls, em, opts, engine, sums, counters) -> dict[
     models: list[ClipModel] = []
 
     def geometry(height: int, width: int):
-        models.append(
-            ClipModel(
-                em, opts.spatial, height, width, opts.methods, batch=opts.batch, engine=engine
-            )
+        cm = ClipModel(
+            em, opts.spatial, height, width, opts.methods, batch=opts.batch, engine=engine
         )
-        return models[0].geometry
+        # the clip's memory from the model's own activations, before any frame is decoded
+        check_memory(em.input, em.input.clip_len, 1, (height, width), cm.plan.mode, em.device, em)
+        models.append(cm)
+        return cm.geometry
 
     clip = read_clip(path, em.input, em.device, geometry)
     cm = models[0]
