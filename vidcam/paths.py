@@ -114,6 +114,42 @@ def open_regular(path: str | Path, flags: int = os.O_RDONLY, mode: int = 0o666) 
     return fd
 
 
+def read_limited(path: str | Path, limit: int, what: str = "ground truth") -> bytes:
+    """The bytes of a REGULAR file of at most ``limit`` bytes (checked before reading; a FIFO
+    never blocks); errors are one line naming ``what`` and the file."""
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
+    except OSError as exc:
+        raise VidcamError(f"{what} {str(p)!r} cannot be read: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise VidcamError(
+                f"{what} {str(p)!r} is not a regular file (a folder, FIFO or device); give a file"
+            )
+        if st.st_size > limit:
+            raise VidcamError(
+                f"{what} {str(p)!r} is {st.st_size} bytes, over the limit of {limit} bytes for "
+                "this kind of file; is it the right file?"
+            )
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 2**20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise VidcamError(f"{what} {str(p)!r} cannot be read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:  # it grew while being read
+        raise VidcamError(f"{what} {str(p)!r} is over the limit of {limit} bytes")
+    return data
+
+
 def read_regular(path: str | Path, limit: int) -> bytes:
     """The bytes of the regular file ``path`` (links not followed, FIFOs and devices refused,
     see :func:`open_regular`); a file over ``limit`` bytes is a :class:`VidcamError`."""

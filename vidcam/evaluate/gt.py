@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from vidcam.errors import VidcamError
+from vidcam.paths import read_limited
 
 #: largest ground-truth JSON read (a 100 000-frame video with 5 boxes a frame is ~12 MiB)
 MAX_JSON_BYTES = 16 * 2**20
@@ -64,41 +64,6 @@ class GroundTruth:
 
 
 # -- files --------------------------------------------------------------------------------------
-
-
-def read_limited(path: str | Path, limit: int, what: str = "ground truth") -> bytes:
-    """The bytes of a REGULAR file of at most ``limit`` bytes (checked before reading)."""
-    p = Path(path)
-    try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
-    except OSError as exc:
-        raise VidcamError(f"{what} {str(p)!r} cannot be read: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise VidcamError(
-                f"{what} {str(p)!r} is not a regular file (a folder, FIFO or device); give a file"
-            )
-        if st.st_size > limit:
-            raise VidcamError(
-                f"{what} {str(p)!r} is {st.st_size} bytes, over the limit of {limit} bytes for "
-                "this kind of file; is it the right file?"
-            )
-        chunks, left = [], limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 2**20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError as exc:
-        raise VidcamError(f"{what} {str(p)!r} cannot be read: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > limit:  # it grew while being read
-        raise VidcamError(f"{what} {str(p)!r} is over the limit of {limit} bytes")
-    return data
 
 
 def check_regular(path: str | Path, what: str = "ground truth") -> Path:

@@ -32,6 +32,7 @@ from typing import Any
 from vidcam.errors import VidcamError
 from vidcam.models.labels import read_labels_file
 from vidcam.models.spec import InputSpec
+from vidcam.paths import read_limited
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -111,10 +112,7 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     if not p.is_file():
         state = "is not a regular file" if p.exists() else "does not exist"
         raise VidcamError(f"card {str(p)!r} {state}; pass --card MODEL.toml")
-    with open(p, "rb") as f:
-        data = f.read(MAX_CARD_BYTES + 1)
-    if len(data) > MAX_CARD_BYTES:
-        raise VidcamError(f"card {p}: larger than 1 MiB; is it a model card (TOML)?")
+    data = read_limited(p, MAX_CARD_BYTES, "card")
     try:
         raw = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

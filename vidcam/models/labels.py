@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vidcam.errors import VidcamError
+from vidcam.paths import read_limited
 
 #: label sets stored as ``labels/<name>.txt`` -> their number of classes
 LABEL_FILES: dict[str, int] = {"kinetics400": 400, "sample": 6}
@@ -56,13 +57,7 @@ def read_labels_file(path: str | os.PathLike, *, what: str = "labels file") -> l
     if not p.is_file():
         state = "is not a regular file" if p.exists() else "does not exist"
         raise VidcamError(f"{what} {str(p)!r} {state}; give a text file with one class per line")
-    with open(p, "rb") as f:
-        data = f.read(MAX_LABELS_BYTES + 1)
-    if len(data) > MAX_LABELS_BYTES:
-        raise VidcamError(
-            f"{what} {str(p)!r} is larger than {MAX_LABELS_BYTES >> 20} MiB; is it a labels file "
-            "(one class name per line)?"
-        )
+    data = read_limited(p, MAX_LABELS_BYTES, what)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
