@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidcam.cam.explainer import METHODS as ENGINE
+from vidcam.cam.explainer import ENGINE_METHODS as ENGINE
 from vidcam.cam.methods import METHODS, get_method, panel_ids, panels_for, parse_panels
 from vidcam.errors import VidcamError
 

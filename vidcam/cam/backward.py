@@ -18,6 +18,14 @@ CLASS_CHUNK_ELEMENTS = 1 << 25
 CPU_CLASS_CHUNK_ELEMENTS = 1 << 21
 
 
+def one_hot_cotangents(scores: torch.Tensor) -> torch.Tensor:
+    """The cotangents of one backward batched over targets: scores (N, K) -> (K, N, K), entry
+    k is 1 at [:, k] and 0 elsewhere (entry k's backward gives ∂Σ_n scores[n, k])."""
+    k = scores.shape[1]
+    eye = torch.eye(k, dtype=scores.dtype, device=scores.device)
+    return eye[:, None, :].expand(k, *scores.shape).contiguous()
+
+
 def grads_per_target(
     scores: torch.Tensor, tensors: list[torch.Tensor], names: list[str]
 ) -> list[torch.Tensor]:
@@ -25,9 +33,7 @@ def grads_per_target(
     if not scores.requires_grad:
         raise VidcamError("target: the scores are not differentiable w.r.t. the explained layer")
     k = scores.shape[1]
-    eye = torch.eye(k, dtype=scores.dtype, device=scores.device)
-    grad_outputs = eye[:, None, :].expand(k, *scores.shape).contiguous()
-    grads = batched_grad(scores, tensors, grad_outputs)
+    grads = batched_grad(scores, tensors, one_hot_cotangents(scores))
     out = []
     for g, t, name in zip(grads, tensors, names, strict=True):
         if g is None:

@@ -1,17 +1,28 @@
-"""Argument and result checks of the engine: the clip, the method ids, the reached layers, the
-batch of scores, and targets read from an output computed without autograd."""
+"""Argument and result checks of the engine, one copy each: the model, the clip, the method ids
+and their options (``gradients``, ``pooling``, ``softmax``; read from the method table), the
+reached layers, the batch of scores, and targets read from an output computed without autograd.
+:class:`~vidcam.cam.explainer.Explainer`, :func:`~vidcam.cam.differentiable.differentiable_cam`
+and :mod:`vidcam.cam.guided` all validate through these."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+from torch import nn
 
-from vidcam.cam import rules
+from vidcam.cam.methods import METHODS, MethodId, method_ids
 from vidcam.cam.targets import Target, resolve_targets
 from vidcam.errors import VidcamError
 
-METHODS = rules.ENGINE_METHODS
+GRADIENTS: tuple[str, ...] = ("positive", "all")
+POOLINGS: tuple[str, ...] = ("volume", "frame")
+
+
+def check_model(model: Any) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise VidcamError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    return model
 
 
 def check_clip(clip: torch.Tensor) -> torch.Tensor:
@@ -34,16 +45,18 @@ def check_clip(clip: torch.Tensor) -> torch.Tensor:
     return clip
 
 
-def check_methods(method: Any) -> tuple[str, ...]:
+def check_methods(method: Any, allowed: tuple[MethodId, ...] | None = None) -> tuple[str, ...]:
+    """``method`` (an id or a sequence of ids) -> the ids, each once, all in ``allowed``
+    (default: the engine rows of the table, read now)."""
+    allowed = method_ids(engine=True) if allowed is None else allowed
     items = [method] if isinstance(method, str) else list(method) if method is not None else []
     if not items:
-        raise VidcamError(f"method: give one of {', '.join(METHODS)} (or a list of them)")
+        raise VidcamError(f"method: give one of {', '.join(allowed)} (or a list of them)")
     for m in items:
-        if m not in METHODS:
-            hint = (
-                "; guided variants are vidcam.cam.guided.guided_cam" if "guided" in str(m) else ""
-            )
-            raise VidcamError(f"method {m!r} is not one of {', '.join(METHODS)}{hint}")
+        if m not in allowed:
+            guided = "guided" in str(m)  # a guided row's id, or a guided spelling of a CAM
+            hint = "; guided variants are vidcam.cam.guided.guided_cam" if guided else ""
+            raise VidcamError(f"method {m!r} is not one of {', '.join(allowed)}{hint}")
     return tuple(dict.fromkeys(items))
 
 
@@ -74,20 +87,25 @@ def free_targets(output: Any, target: Target) -> tuple[torch.Tensor, torch.Tenso
 
 
 def check_options(methods: tuple[str, ...], gradients: Any, pooling: Any, softmax: bool) -> None:
-    """The Explainer's method options against its methods (one line naming the bad option)."""
-    if gradients not in (None, "positive", "all"):
+    """The method options against ``methods``' rows of the table (one line naming the bad
+    option): ``gradients`` applies to rows with ``gradients_option``, ``pooling="frame"`` to
+    ``pooled`` rows, ``softmax`` to rows with the ``softmax`` variant."""
+    rows = [METHODS[m] for m in methods]
+    if gradients is not None and gradients not in GRADIENTS:
         raise VidcamError(f"gradients {gradients!r} must be 'positive', 'all' or None")
-    if gradients is not None and not set(methods) & set(rules.DEFAULT_GRADIENTS):
+    if gradients is not None and not any(r.gradients_option for r in rows):
+        takes = method_ids(engine=True, gradients_option=True)
         raise VidcamError(
-            f"gradients= applies to {', '.join(rules.DEFAULT_GRADIENTS)}; {methods[0]} "
-            "fixes its own (LayerCAM: relu(g), HiResCAM: g); leave gradients=None"
+            f"gradients= applies to {', '.join(takes)}; {methods[0]} fixes its own (LayerCAM: "
+            "relu(g), HiResCAM: g); leave gradients=None"
         )
-    if pooling not in ("volume", "frame"):
+    if pooling not in POOLINGS:
         raise VidcamError(f"pooling {pooling!r} must be 'volume' or 'frame'")
-    if pooling == "frame" and not set(methods) & set(rules.POOLED_METHODS):
+    if pooling == "frame" and not any(r.pooled for r in rows):
         raise VidcamError(
-            f"pooling='frame' applies to {', '.join(rules.POOLED_METHODS)}; {methods[0]} "
-            "does not pool weights: leave pooling='volume'"
+            f"pooling='frame' applies to {', '.join(method_ids(engine=True, pooled=True))}; "
+            f"{methods[0]} does not pool weights: leave pooling='volume'"
         )
-    if softmax and "gradcam++" not in methods:
-        raise VidcamError("softmax=True is the Grad-CAM++ softmax variant; use method='gradcam++'")
+    if softmax and not any(r.softmax for r in rows):
+        variant = ", ".join(method_ids(engine=True, softmax=True))
+        raise VidcamError(f"softmax=True is the Grad-CAM++ softmax variant; use method={variant!r}")

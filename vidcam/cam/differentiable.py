@@ -29,13 +29,17 @@ import torch
 from torch import nn
 
 from vidcam.cam import formulas
+from vidcam.cam.checks import check_clip, check_methods, check_model, check_options
 from vidcam.cam.hooks import capture_layers
 from vidcam.cam.layers import LayerArg, resolve_layers
+from vidcam.cam.methods import DEFAULT_METHOD, METHODS, MethodId
 from vidcam.cam.prefix import autograd_errors, check_autograd_available
 from vidcam.cam.targets import Target, resolve_targets
 from vidcam.errors import VidcamError
 
-DiffMethod = Literal["gradcam", "gradcam++"]
+#: a method id with a ``differentiable`` weights function in the table
+#: (:data:`vidcam.cam.methods.DIFFERENTIABLE_METHODS`)
+DiffMethod = MethodId
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,14 @@ class DifferentiableCam:
     logits: torch.Tensor
     scores: torch.Tensor
     layers: tuple[str, ...]
+
+
+def gradcam_weights(
+    acts: torch.Tensor, grads: torch.Tensor, *, positive: bool, pooling: formulas.Pooling
+) -> torch.Tensor:
+    """Grad-CAM weights, the mean of g (or relu(g)): grads (K, N, C, t, h, w) ->
+    (K, N, C, t|1, 1, 1); ``acts`` unused (the same signature as the other weights)."""
+    return formulas.channel_weights(None, grads, positive=positive, pooling=pooling)
 
 
 def gradcampp_weights_smooth(
@@ -87,7 +99,7 @@ def differentiable_cam(
     target: Target = None,
     *,
     layer: LayerArg | list[LayerArg],
-    method: DiffMethod = "gradcam++",
+    method: DiffMethod = DEFAULT_METHOD,
     gradients: Literal["positive", "all"] | None = None,
     pooling: formulas.Pooling = "volume",
     create_graph: bool = True,
@@ -95,26 +107,23 @@ def differentiable_cam(
     """One forward of ``model`` on ``clip`` (N, C, T, H, W) with hooks on ``layer``; maps in-graph.
 
     ``target`` as in :class:`vidcam.cam.explainer.Explainer` (e.g. an (N, K) LongTensor of
-    labels). Unlike the Explainer, the model runs in its *current* train/eval mode (training
-    loops call this in train mode; with BatchNorm in train mode the samples of a batch are
-    coupled, and the gradient used is ∂(Σ_n S_n)/∂A, as in every batched CAM). Hooks are removed
-    in ``finally``; ``.grad`` of parameters, ``requires_grad`` and modes are not touched.
-    ``create_graph=False`` gives the same values without a graph through the gradients.
+    labels). ``method``: a row of the method table with a ``differentiable`` weights function
+    (Grad-CAM, Grad-CAM++). Unlike the Explainer, the model runs in its *current* train/eval
+    mode (training loops call this in train mode; with BatchNorm in train mode the samples of a
+    batch are coupled, and the gradient used is ∂(Σ_n S_n)/∂A, as in every batched CAM). Hooks
+    are removed in ``finally``; ``.grad`` of parameters, ``requires_grad`` and modes are not
+    touched. ``create_graph=False`` gives the same values without a graph through the gradients.
     """
-    if not isinstance(model, nn.Module):
-        raise VidcamError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    if method not in ("gradcam", "gradcam++"):
-        raise VidcamError(f"method {method!r} is not one of gradcam, gradcam++")
-    if gradients not in (None, "positive", "all"):
-        raise VidcamError(f"gradients {gradients!r} must be 'positive', 'all' or None")
-    if pooling not in ("volume", "frame"):
-        raise VidcamError(f"pooling {pooling!r} must be 'volume' or 'frame'")
+    check_model(model)
+    allowed = tuple(m.id for m in METHODS.values() if m.differentiable)
+    row = METHODS[check_methods(method, allowed)[0]]
+    check_options((row.id,), gradients, pooling, softmax=False)
     if layer is None:
         raise VidcamError("layer: give the layer(s) to explain (a dotted name or a submodule)")
-    if not isinstance(clip, torch.Tensor) or clip.dim() not in (4, 5):
-        raise VidcamError("clip: expected a float tensor (N, C, T, H, W) or (N, C, H, W)")
+    check_clip(clip)
     check_autograd_available()
-    positive = (gradients or ("positive" if method == "gradcam++" else "all")) == "positive"
+    positive = (gradients or row.gradients) == "positive"
+    weights_of = globals()[row.differentiable]
     layers = resolve_layers(model, layer, clip)
     names = [name for name, _ in layers]
     with torch.enable_grad(), autograd_errors(), capture_layers(layers) as store:
@@ -124,27 +133,32 @@ def differentiable_cam(
             raise VidcamError(f"layer {missing[0]!r} was never reached by the model's forward")
         scores, _ = resolve_targets(output, target)
         tensors = [store[name].tensor for name in names]
-        per_target = []
-        for k in range(scores.shape[1]):
-            grads = torch.autograd.grad(
-                scores[:, k].sum(),
-                tensors,
-                create_graph=create_graph,
-                retain_graph=True,
-                allow_unused=True,
-            )
-            for g, name in zip(grads, names, strict=True):
-                if g is None:
-                    raise VidcamError(f"layer {name!r} does not influence the target score")
-            per_target.append(grads)
+        per_target = _grads_in_graph(scores, tensors, names, create_graph)
     maps, weights = [], []
     for i, name in enumerate(names):
         acts = _as_volume(tensors[i], name)
         g = torch.stack([_as_volume(pt[i], name) for pt in per_target])  # (K, N, C, t, h, w)
-        if method == "gradcam":
-            w = formulas.channel_weights(None, g, positive=positive, pooling=pooling)
-        else:
-            w = gradcampp_weights_smooth(acts, g, positive=positive, pooling=pooling)
+        w = weights_of(acts, g, positive=positive, pooling=pooling)
         maps.append(formulas.weighted_map(acts, w))
         weights.append(w[..., 0, 0].transpose(0, 1))
     return DifferentiableCam(tuple(maps), tuple(weights), output, scores, tuple(names))
+
+
+def _grads_in_graph(
+    scores: torch.Tensor, tensors: list[torch.Tensor], names: list[str], create_graph: bool
+) -> list[tuple[torch.Tensor, ...]]:
+    """Per target k, ∂(Σ_n scores[n, k])/∂tensor for every tensor, kept in the graph."""
+    per_target = []
+    for k in range(scores.shape[1]):
+        grads = torch.autograd.grad(
+            scores[:, k].sum(),
+            tensors,
+            create_graph=create_graph,
+            retain_graph=True,
+            allow_unused=True,
+        )
+        for g, name in zip(grads, names, strict=True):
+            if g is None:
+                raise VidcamError(f"layer {name!r} does not influence the target score")
+        per_target.append(grads)
+    return per_target

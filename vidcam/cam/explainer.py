@@ -17,47 +17,37 @@ targets. Everything stays on the model's device.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from vidcam.cam import formulas, rules
+from vidcam.cam import formulas
 from vidcam.cam.backward import class_moments, grads_per_target
 from vidcam.cam.checks import (  # noqa: F401 (check_clip re-exported)
     check_batch,
     check_clip,
     check_methods,
+    check_model,
     check_options,
     check_reached,
     free_targets,
 )
+from vidcam.cam.dispatch import MapRequest, map_function
 from vidcam.cam.explanation import INPUT_LAYER, Explanation
-from vidcam.cam.extremal import extremal
 from vidcam.cam.hooks import capture_layers, eval_mode
 from vidcam.cam.layers import LayerArg, resolve_layers
 from vidcam.cam.maps import fuse, upsample
-from vidcam.cam.perturbation import Perturbation, PerturbationResult
+from vidcam.cam.methods import DEFAULT_METHOD, ENGINE_METHODS, METHODS, Method, MethodId
+from vidcam.cam.perturbation import Perturbation
 from vidcam.cam.prefix import autograd_errors, record_forward
-from vidcam.cam.rise import rise
-from vidcam.cam.scorecam import check_batch_size, default_batch, score_weights
+from vidcam.cam.reshape import Reshape
+from vidcam.cam.scorecam import check_batch_size
 from vidcam.cam.targets import Target, resolve_targets
 from vidcam.errors import VidcamError
-from vidcam.models.spec import Reshape
 
-Method = Literal[
-    "gradcam",
-    "gradcam++",
-    "xgradcam",
-    "layercam",
-    "hirescam",
-    "eigencam",
-    "scorecam",
-    "rise",
-    "extremal",
-]
-METHODS = rules.ENGINE_METHODS
-__all__ = ["INPUT_LAYER", "METHODS", "Explainer", "Explanation", "check_clip", "explain"]
+__all__ = ["ENGINE_METHODS", "INPUT_LAYER", "Explainer", "Explanation", "check_clip", "explain"]
 
 
 class Explainer:
@@ -67,10 +57,10 @@ class Explainer:
         model: any ``nn.Module`` taking one clip tensor.
         layer: dotted module name, a submodule, a sequence of those (maps fused onto one
             timeline, e.g. SlowFast's two pathways), or None to pick the last 3D-conv block.
-        method: one of :data:`METHODS` ("gradcam", "gradcam++", "xgradcam", "layercam",
-            "hirescam", "eigencam", "scorecam", "rise", "extremal"), or a sequence of them
-            (then call :meth:`explain_all`). "rise" and "extremal" perturb the input and need
-            no layer (with only them, ``layer`` is not resolved).
+        method: one of :data:`~vidcam.cam.methods.ENGINE_METHODS` (the engine rows of the
+            method table :data:`vidcam.cam.methods.METHODS`), or a sequence of them (then call
+            :meth:`explain_all`). Input-perturbation methods (RISE, extremal) need no layer
+            (with only them, ``layer`` is not resolved).
         softmax: Grad-CAM++ on Y = softmax(S) (paper eqs. 21–24) instead of Y = exp(S).
         gradients: "positive" (relu of the gradient inside the weights; Grad-CAM++ default)
             or "all" (Grad-CAM and XGrad-CAM default); applies to those three. None picks each
@@ -101,7 +91,7 @@ class Explainer:
         model: nn.Module,
         layer: LayerArg | Sequence[LayerArg] | None = None,
         *,
-        method: Method | Sequence[Method] = "gradcam++",
+        method: MethodId | Sequence[MethodId] = DEFAULT_METHOD,
         softmax: bool = False,
         gradients: Literal["positive", "all"] | None = None,
         pooling: formulas.Pooling = "volume",
@@ -110,8 +100,7 @@ class Explainer:
         scorecam_baseline: bool = False,
         perturbation: Perturbation | None = None,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise VidcamError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        check_model(model)
         methods = check_methods(method)
         check_options(methods, gradients, pooling, softmax)
         check_batch_size(batch_size)
@@ -126,10 +115,7 @@ class Explainer:
         self.method = methods[0]
         self.softmax = softmax
         self.gradients = gradients
-        self._positive = {
-            m: (gradients or d) == "positive" for m, d in rules.DEFAULT_GRADIENTS.items()
-        }
-        self.positive = self._positive.get(self.method, self.method == "layercam")
+        self.positive = self._positive(METHODS[self.method])
         self.pooling: formulas.Pooling = pooling
         self.reshape = reshape
         self.batch_size = batch_size
@@ -165,20 +151,13 @@ class Explainer:
         from one forward (+ one backward when a gradient method is among them; + the masked
         forwards of Score-CAM, RISE and extremal perturbation)."""
         clip = check_clip(clip)
-        is_callable = callable(target) and not isinstance(target, torch.Tensor)
-        if is_callable and self.softmax:
-            raise VidcamError("target: the softmax variant needs class indices, not a callable")
-        masked = [m for m in self.methods if m in ("scorecam", *rules.PERTURBATION_METHODS)]
-        if is_callable and masked:
-            raise VidcamError(
-                f"target: {masked[0]} scores masked clips by class; give class indices"
-            )
-        cams = [m for m in self.methods if m not in rules.PERTURBATION_METHODS]
-        layers = self._layers(clip) if cams else []
+        rows = [METHODS[m] for m in self.methods]
+        self._check_target(rows, target)
+        layers = self._layers(clip) if any(r.needs_layer for r in rows) else []
         names = [name for name, _ in layers]
         with eval_mode(self.model):
             grads = moments = None
-            if any(m in rules.GRADIENT_METHODS for m in cams):
+            if any(r.needs_gradient for r in rows):
                 output, scores, indices, acts, grads, moments = self._with_grads(
                     clip, target, layers
                 )
@@ -194,84 +173,77 @@ class Explainer:
                 "targets": indices,
                 "target_scores": scores.detach(),
             }
+            request = MapRequest(
+                self.model,
+                clip,
+                indices,
+                scores.shape[1],
+                batch_size=self.batch_size,
+                scorecam_baseline=self.scorecam_baseline,
+                perturbation=self.perturbation,
+            )
+            layered = (names, acts, grads, moments, probs)
             out = {}
-            for m in self.methods:
-                if m in rules.PERTURBATION_METHODS:
-                    out[m] = self._perturb(m, clip, indices, common)
-                    continue
-                cam = self._cam(m, clip, acts, (grads, moments), probs, indices, scores.shape[1])
-                raws, weights, forwards, n_masked = cam
-                out[m] = Explanation(
-                    maps=fuse([upsample(r, _size(clip)) for r in raws], names),
-                    raw_per_layer=tuple(raws),
-                    weights_per_layer=tuple(weights),
-                    layers=tuple(names),
-                    method=m + ("/softmax" if self.softmax and m == "gradcam++" else ""),
-                    forwards=forwards,
-                    masked_clips=n_masked,
-                    **common,
-                )
+            for r in rows:  # a loop, not a comprehension: warnings point at our caller
+                out[r.id] = self._explain_row(r, request, layered, common)
         return out
 
-    def _cam(self, m, clip, acts, grads_moments, probs, indices, k) -> tuple:
-        """One CAM's (raws, weights, forwards, masked clips) from the captured layers."""
-        grads, moments = grads_moments
-        raws, weights, forwards, masked = [], [], 1, 0
-        for i, a in enumerate(acts):
-            if m in rules.GRADIENT_METHODS:
-                softmax = self.softmax and m == "gradcam++"
-                raw, w = rules.gradient_cam(
-                    m,
-                    a,
-                    grads[i],
-                    positive=self._positive.get(m, False),
-                    pooling=self.pooling if m in rules.POOLED_METHODS else "volume",
-                    moments=moments[i] if softmax else None,
-                    probs_c=probs.gather(1, indices).transpose(0, 1) if softmax else None,
-                )
-            elif m == "eigencam":
-                raw, w = rules.eigen_cam(a, k)
-            else:
-                sw = score_weights(
-                    self.model,
-                    clip,
-                    a,
-                    indices,
-                    batch_size=self.batch_size,
-                    baseline=self.scorecam_baseline,
-                )
-                raw = formulas.weighted_map(a, sw.weights)
-                w = sw.weights[..., 0, 0].transpose(0, 1)
-                forwards += sw.forwards
-                masked += sw.clips
-            raws.append(raw)
-            weights.append(w)
-        return raws, weights, forwards, masked
-
-    def _perturb(
-        self, m: str, clip: torch.Tensor, indices: torch.Tensor, common: dict[str, Any]
-    ) -> Explanation:
-        """RISE or extremal perturbation of ``clip`` for ``indices`` (N, K): masked forwards
-        in batches of ``batch_size`` (default: the input budget; extremal at most 8)."""
-        image = clip.dim() == 4
-        x5 = clip.unsqueeze(2) if image else clip
-        batch = self.batch_size or default_batch(clip)
-        if m == "extremal":
-            batch = self.batch_size or min(8, batch)
-            res: PerturbationResult = extremal(
-                self.model, x5, image, indices, self.perturbation, batch
+    def _check_target(self, rows: list[Method], target: Target) -> None:
+        """A callable target suits neither the softmax variant nor the masked methods."""
+        if not callable(target) or isinstance(target, torch.Tensor):
+            return
+        if self.softmax:
+            raise VidcamError("target: the softmax variant needs class indices, not a callable")
+        masked = [r.id for r in rows if r.scores_masked_clips]
+        if masked:
+            raise VidcamError(
+                f"target: {masked[0]} scores masked clips by class; give class indices"
             )
+
+    def _positive(self, row: Method) -> bool:
+        """Whether ``row`` weights with relu(g): its own gradients, or ``gradients=``."""
+        chosen = self.gradients if row.gradients_option and self.gradients else row.gradients
+        return chosen == "positive"
+
+    def _explain_row(
+        self, row: Method, request: MapRequest, layered: tuple, common: dict[str, Any]
+    ) -> Explanation:
+        """One row's Explanation: its map function (:mod:`vidcam.cam.dispatch`) on every
+        captured layer, or once on the input; maps upsampled to the clip and fused."""
+        names, acts, grads, moments, probs = layered
+        softmax = self.softmax and row.softmax
+        request = replace(
+            request,
+            positive=self._positive(row),
+            pooling=self.pooling if row.pooled else "volume",
+            probs_c=probs.gather(1, request.indices).transpose(0, 1) if softmax else None,
+        )
+        fn = map_function(row.id)
+        if not row.needs_layer:
+            results, names = [fn(request)], [INPUT_LAYER]
         else:
-            res = rise(self.model, x5, image, indices, self.perturbation, batch)
+            results = [
+                fn(
+                    replace(
+                        request,
+                        acts=a,
+                        grads=grads[i] if row.needs_gradient else None,
+                        moments=moments[i] if softmax else None,
+                    )
+                )
+                for i, a in enumerate(acts)
+            ]
+        size = _size(request.clip)
+        full = [upsample(r.raw, size) if r.full is None else r.full for r in results]
         return Explanation(
-            maps=fuse([res.full], [INPUT_LAYER]),
-            raw_per_layer=(res.raw,),
-            weights_per_layer=(res.weights,),
-            layers=(INPUT_LAYER,),
-            method=m,
-            forwards=1 + res.forwards,
-            masked_clips=res.clips,
-            backwards=res.backwards,
+            maps=fuse(full, names, stacklevel=4),
+            raw_per_layer=tuple(r.raw for r in results),
+            weights_per_layer=tuple(r.weights for r in results),
+            layers=tuple(names),
+            method=row.id + ("/softmax" if softmax else ""),
+            forwards=1 + sum(r.forwards for r in results),
+            masked_clips=sum(r.masked_clips for r in results),
+            backwards=sum(r.backwards for r in results),
             **common,
         )
 
@@ -341,7 +313,7 @@ def explain(
     target: Target = None,
     *,
     layer: LayerArg | Sequence[LayerArg] | None = None,
-    method: Method = "gradcam++",
+    method: MethodId = DEFAULT_METHOD,
     softmax: bool = False,
     gradients: Literal["positive", "all"] | None = None,
     pooling: formulas.Pooling = "volume",

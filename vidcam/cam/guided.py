@@ -48,10 +48,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from vidcam.cam.backward import batched_grad
-from vidcam.cam.explainer import Explainer, Explanation, check_clip
+from vidcam.cam.backward import batched_grad, one_hot_cotangents
+from vidcam.cam.checks import check_batch, check_clip, check_model
+from vidcam.cam.explainer import Explainer, Explanation
 from vidcam.cam.hooks import eval_mode
 from vidcam.cam.layers import LayerArg
+from vidcam.cam.methods import DEFAULT_METHOD, METHODS, MethodId
 from vidcam.cam.targets import Target, resolve_targets
 from vidcam.errors import VidcamError
 
@@ -234,8 +236,7 @@ def _guided_gradients(
     ``logits`` the detached model output, ``indices`` the (N, K) resolved class indices (None for
     a callable target). One forward; the K targets share one batched backward.
     """
-    if not isinstance(model, nn.Module):
-        raise VidcamError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    check_model(model)
     check_clip(clip)
     x = clip.detach().clone().requires_grad_(True)  # the user's tensor is never touched
     mode = _GuidedMode()
@@ -249,15 +250,8 @@ def _guided_gradients(
             )
         _warn(model, mode)
         scores, indices = resolve_targets(output, target)
-        if scores.shape[0] != clip.shape[0]:
-            raise VidcamError(
-                f"target: got scores for {scores.shape[0]} samples, the clip batch has "
-                f"{clip.shape[0]}"
-            )
-        k = scores.shape[1]
-        eye = torch.eye(k, dtype=scores.dtype, device=scores.device)
-        one_hot = eye[:, None, :].expand(k, scores.shape[0], k).contiguous()  # (K, N, K)
-        (grad,) = batched_grad(scores, [x], one_hot)
+        check_batch(scores, clip)
+        (grad,) = batched_grad(scores, [x], one_hot_cotangents(scores))
     if grad is None:
         raise VidcamError("target: the scores do not depend on the clip; nothing to explain")
     guided = grad.movedim(0, 1)  # (N, K, C, [T,] H, W)
@@ -289,7 +283,7 @@ def guided_cam(
     target: Target = None,
     *,
     layer: LayerArg | Sequence[LayerArg] | None = None,
-    method: str = "gradcam++",
+    method: MethodId = DEFAULT_METHOD,
     explainer: Explainer | None = None,
     **explainer_kwargs: Any,
 ) -> GuidedExplanation:
@@ -309,8 +303,9 @@ def guided_cam(
     Returns:
         :class:`GuidedExplanation` with ``guided``, ``cam`` and ``product``.
     """
-    if isinstance(method, str) and method.startswith("guided-"):
-        method = method[len("guided-") :]
+    row = METHODS.get(method) if isinstance(method, str) else None
+    if row is not None:  # a guided row's id names its CAM (the table's ``cam``)
+        method = row.cam
     if explainer is None:
         explainer = Explainer(model, layer=layer, method=method, **explainer_kwargs)  # validates
     elif explainer.model is not model:

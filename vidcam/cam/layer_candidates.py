@@ -10,7 +10,7 @@ candidates). Nothing of the model changes; only shapes are kept, never the activ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,10 +18,8 @@ import torch
 from torch import nn
 
 from vidcam.cam.layers import LayerArg, dry_run, first_tensor, resolve_layers
+from vidcam.cam.reshape import Reshape
 from vidcam.errors import VidcamError
-
-#: ``reshape(activation, module_output) -> (N, C, T, H, W)`` for token layers
-Reshape = Callable[[torch.Tensor, Any], torch.Tensor]
 
 
 @dataclass(frozen=True)

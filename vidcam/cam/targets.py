@@ -1,7 +1,7 @@
 """The one target grammar: the user's ``target`` -> differentiable scores ``(N, K)``.
 
-:func:`resolve_targets` applies a :data:`Target` to a model output; :func:`resolve_target`
-checks a command-line spelling ("top1", "topk:K", an index, a class name matched loosely,
+:func:`resolve_targets` applies a :data:`Target` to a model output; :func:`parse_target`
+parses a command-line spelling ("top1", "topk:K", an index, a class name matched loosely,
 misspellings get suggestions) before any work; :func:`find_class` looks a class name up.
 """
 
@@ -132,8 +132,9 @@ def _callable_scores(output: Any, fn: Callable[[Any], torch.Tensor]) -> torch.Te
     return scores
 
 
-def resolve_target(target: str | int | None, labels: Sequence[str] | None) -> str | int:
-    """ "top1" | "topk:K" | class index | class name (matched against ``labels``)."""
+def parse_target(target: str | int | None, labels: Sequence[str] | None) -> str | int:
+    """A command-line target spelling -> "top1" | "topk:K" | a class index (a class name is
+    matched against ``labels``); no model output needed (see :func:`resolve_targets`)."""
     if target is None:
         return "top1"
     if isinstance(target, int):
@@ -158,6 +159,11 @@ def resolve_target(target: str | int | None, labels: Sequence[str] | None) -> st
     close = difflib.get_close_matches(text, list(labels), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise VidcamError(f"target {text!r} is not a class of this model{hint}")
+
+
+#: old name of :func:`parse_target` (``vidcam/video/__init__.py`` and
+#: ``vidcam/video/explain_pass.py`` still call it by this name)
+resolve_target = parse_target
 
 
 def _norm(name: str) -> str:

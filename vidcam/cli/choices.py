@@ -1,9 +1,10 @@
 """The constants the command line's ``--help`` and argument checks need, without torch.
 
 ``vidcam --help``, ``vidcam explain --help`` and argument errors must answer at once, so the
-argument parsers cannot import the pipeline (it imports torch, PyAV and OpenCV). These are
-copies of the pipeline's own constants (plus :func:`one_line_errors`, which adds a "did you
-mean" to a misspelled option or choice); ``tests/test_hostile_options.py`` and
+argument parsers cannot import the pipeline (it imports torch, PyAV and OpenCV). The method ids
+come from the method table (:mod:`vidcam.cam.methods`, torch-free); the other constants are
+copies of the pipeline's own (plus :func:`one_line_errors`, which adds a "did you mean" to a
+misspelled option or choice); ``tests/test_hostile_options.py`` and
 ``tests/test_cli_rough_edges.py`` assert they equal the real ones, so they cannot drift apart.
 """
 
@@ -15,20 +16,10 @@ import difflib
 import re
 from typing import NoReturn
 
-#: method ids (:data:`vidcam.cam.methods.METHODS`)
-METHODS: tuple[str, ...] = (
-    "gradcam",
-    "gradcam++",
-    "guided-gradcam",
-    "guided-gradcam++",
-    "xgradcam",
-    "layercam",
-    "hirescam",
-    "eigencam",
-    "scorecam",
-    "rise",
-    "extremal",
-)
+from vidcam.cam.methods import DEFAULT_METHOD, METHOD_IDS  # noqa: F401 (re-exported)
+
+#: old name of :data:`METHOD_IDS` (every method id of the table), read by ``cli/explain.py``
+METHODS = METHOD_IDS
 #: output video extensions (:data:`vidcam.video.encode.VALID_EXTENSIONS`)
 VALID_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".gif")
 #: heatmap display scales (:mod:`vidcam.video.scale`)

@@ -2,12 +2,13 @@
 
 ``vidcam evaluate --help`` and argument errors must answer at once, so the parser can not import
 the metric modules (they import torch). The fills and baselines are defined HERE and imported by
-:mod:`vidcam.evaluate.fills` and :mod:`vidcam.evaluate.masking`; the method ids are copies of the
-engine's (:data:`vidcam.cam.rules.ENGINE_METHODS`, ``SLOW_METHODS``), which
-``tests/test_evaluate_choices.py`` asserts equal, so they can not drift apart.
+:mod:`vidcam.evaluate.fills` and :mod:`vidcam.evaluate.masking`; the method ids are read from the
+method table (:mod:`vidcam.cam.methods`, torch-free).
 """
 
 from __future__ import annotations
+
+from vidcam.cam import methods as _table
 
 #: baselines of the paper's E = map ⊙ clip and of the classic curves
 BASELINES: tuple[str, ...] = ("black", "mean", "blur")
@@ -29,23 +30,14 @@ FILL_HELP: dict[str, str] = {
 }
 #: units of the classic deletion/insertion curves
 UNITS: tuple[str, ...] = ("voxel", "frame")
-#: the engine's methods (copy of vidcam.cam.rules.ENGINE_METHODS) and the slow ones among them
-ENGINE_METHODS: tuple[str, ...] = (
-    "gradcam",
-    "gradcam++",
-    "xgradcam",
-    "layercam",
-    "hirescam",
-    "eigencam",
-    "scorecam",
-    "rise",
-    "extremal",
-)
-SLOW_METHODS: tuple[str, ...] = ("scorecam", "rise", "extremal")
-#: input-space perturbation methods (copy of vidcam.cam.rules.PERTURBATION_METHODS)
-PERTURBATION_METHODS: tuple[str, ...] = ("rise", "extremal")
+#: the engine's methods (guided rows are the video pipeline's, not evaluated)
+ENGINE_METHODS: tuple[str, ...] = _table.ENGINE_METHODS
+#: the slow ones among them (many forwards): never a default
+SLOW_METHODS: tuple[str, ...] = _table.SLOW_METHODS
+#: input-space perturbation methods (masked clips, no layer)
+PERTURBATION_METHODS: tuple[str, ...] = _table.PERTURBATION_METHODS
 #: the default of --methods: every cheap method (one forward + one backward for all of them)
-DEFAULT_METHODS: tuple[str, ...] = tuple(m for m in ENGINE_METHODS if m not in SLOW_METHODS)
+DEFAULT_METHODS: tuple[str, ...] = _table.CHEAP_METHODS
 #: the reference maps evaluated with every run (see vidcam.evaluate.references)
 REFERENCES: tuple[str, ...] = ("random", "random_voxel", "centre", "ones")
 #: spatial modes (copy of vidcam.video.spatial.SPATIAL): what part of each frame is explained

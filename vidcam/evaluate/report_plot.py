@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from vidcam.cam.methods import METHODS
 from vidcam.errors import VidcamError
 from vidcam.evaluate.curves import auc_xy
 from vidcam.evaluate.run import METHOD_TITLES, EvalResult
@@ -20,18 +21,17 @@ def _title(m: str) -> str:
     return METHOD_TITLES.get(m, m)
 
 
-COLORS = {
-    "gradcam": "#1f77b4",
-    "gradcam++": "#d62728",
-    "xgradcam": "#9467bd",
-    "layercam": "#ff7f0e",
-    "hirescam": "#8c564b",
-    "eigencam": "#e377c2",
-    "scorecam": "#17becf",
+#: the reference maps' curve colours (the methods' come from the method table)
+REFERENCE_COLORS: dict[str, str] = {
     "random": "#7f7f7f",
     "random_voxel": "#bcbd22",
     "centre": "#000000",
     "ones": "#2ca02c",
+}
+#: every curve's colour: the method table's, then the references'
+COLORS: dict[str, str] = {
+    **{m.id: m.color for m in METHODS.values()},
+    **REFERENCE_COLORS,
 }
 
 

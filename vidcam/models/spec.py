@@ -12,15 +12,11 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from vidcam.cam.reshape import Reshape  # noqa: F401 (re-exported: the models' token adapters)
 from vidcam.errors import VidcamError
 from vidcam.models.checkpoint import extract_state_dict, load_into, load_weights_only
 from vidcam.models.heads import fit_head
 from vidcam.models.weights_source import WeightsSource, WeightsStatus
-
-#: ``reshape(activation, module_output) -> (N, C, T, H, W)``: turns a layer's captured tensor
-#: (e.g. transformer tokens ``(N, 1 + T*H*W, C)``) into a feature volume. ``module_output`` is
-#: whatever the layer returned (for MViT blocks the tuple ``(tokens, thw)``).
-Reshape = Callable[[torch.Tensor, Any], torch.Tensor]
 
 
 class WeightsInfo(Protocol):
