@@ -25,6 +25,9 @@ from vidcam.video.preprocess import Geometry
 from vidcam.video.spool import MapSpool
 from vidcam.video.to_source import TimeSupport
 
+#: the note on a frame that no window explains (its held map would cross a scene cut)
+UNEXPLAINED = "no heat: scene cut, no window explains this frame"
+
 
 def class_namer(labels: Sequence[str] | None) -> Callable[[int], str]:
     """Class index -> its label, or ``"class N"`` when there is none."""
@@ -47,6 +50,8 @@ class WindowResult:
         top: the model's top predictions ``(class index, probability, logit)``.
         targets: the explained class indices (empty when the model output has no classes).
         pad: how many of the last samples repeat the last frame (their maps are never shown).
+        note: a line shown under the predictions on a rendered frame (pass 2 sets it on the
+            frames no window explains: :data:`UNEXPLAINED`); not in the JSON.
     """
 
     index: int
@@ -56,6 +61,7 @@ class WindowResult:
     top: tuple[tuple[int, float, float], ...]
     targets: tuple[int, ...]
     pad: int = 0
+    note: str = ""
 
     def to_json(self, labels: Sequence[str] | None) -> dict[str, Any]:
         name = class_namer(labels)
@@ -73,9 +79,10 @@ class WindowResult:
         }
 
     def caption(self, labels: Sequence[str] | None) -> list[str]:
-        """Text lines for the rendered frame: the top class, then the other explained ones."""
+        """Text lines for the rendered frame: the top class, the other explained ones, the
+        ``note``."""
         if not self.top:
-            return []
+            return [self.note] if self.note else []
         name = class_namer(labels)
         c, p, _ = self.top[0]
         lines = [f"{name(c)} {p:.0%}"]
@@ -86,7 +93,7 @@ class WindowResult:
                 f"{name(t)}" + (f" {probs[t]:.0%}" if t in probs else "") for t in others[:3]
             )
             lines.append(f"explaining: {shown}")
-        return lines
+        return [*lines, self.note] if self.note else lines
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,11 @@ class ExplainedFrame:
             float32 on the pipeline's device (side by side: Grad-CAM, then Grad-CAM++).
         method: the requested method's id (its heatmap is :attr:`heatmap`).
         importance: the frame's importance in [0, 1] (1 = the video's most important frame).
-        window: the window weighing most on this frame (its predictions label the frame).
+        window: the window weighing most on this frame (its predictions label the frame); on a
+            frame no window explains, the nearest one, with its ``note`` set.
+        explained: False where no window explains the frame: every window reaching it would
+            show it a slice held across a scene cut (:mod:`vidcam.video.shots`); then its
+            heatmaps are 0 and its importance 0.
     """
 
     index: int
@@ -110,6 +121,7 @@ class ExplainedFrame:
     importance: float
     window: WindowResult
     method: str = ""
+    explained: bool = True
 
     @property
     def heatmap(self) -> torch.Tensor:
@@ -205,6 +217,9 @@ class VideoAnalysis:
         times: (F,) frame times in seconds; importance: (F,) in [0, 1].
         spool: every window's maps, keyed by method id (on disk). Close the analysis (or
             use ``with``) to delete it.
+        cuts: the frames where a new shot starts (:class:`~vidcam.video.shots.CutDetector`),
+            when pass 1 found them (its importance then honours them); None: pass 2 finds
+            them as it decodes.
         spatial: the spatial mode that ran ("full", "tiles" or "center"); ``geometry``
             is then the whole frame, the band the tiles cover, or the crop.
     """
@@ -223,6 +238,7 @@ class VideoAnalysis:
     warnings: list[str] = field(default_factory=list)
     spatial: str = "center"
     cost: dict[str, dict[str, int]] = field(default_factory=dict)
+    cuts: tuple[int, ...] | None = None
 
     @property
     def info(self) -> VideoInfo:

@@ -14,7 +14,9 @@ temporal zero padding (DeepMind's I3D puts a hot spot in the corner of every win
 frame outside a window's trusted span reads the nearest trusted slice (held). Overlapping
 windows are blended with triangular weights that peak at a window's centre and fall to zero half
 a sample period beyond its ends, so seams are smooth; the video's first and last frames thus
-show the first / last trusted slice instead of the padded edge.
+show the first / last trusted slice instead of the padded edge. A held slice never crosses a
+shot cut (``cuts``, :mod:`vidcam.video.shots`): a window whose held slice lies across a cut from
+the frame does not weigh on it; a frame no window then explains shows no heat (unexplained).
 
 Importance: the per-frame energy of the explanation (a scalar per slice, e.g. the mean of the
 un-normalised CAM), interpolated and blended exactly like the maps. Each slice is divided by the
@@ -41,6 +43,7 @@ import torch.nn.functional as F
 
 from vidcam.errors import VidcamError
 from vidcam.video.preprocess import Geometry
+from vidcam.video.shots import crosses
 
 Fill = Literal["edge"] | float
 _FLOOR = 1e-3  # smallest blend weight of a window covering the frame
@@ -99,6 +102,12 @@ class TimeSupport:
         np.add.at(w, (rows, hi), lam)
         w = w @ self._avg
         return w * self.scale if scaled else w
+
+    def hold(self, t: np.ndarray | float) -> np.ndarray:
+        """(F,) frame times -> (F,) the times of the trusted samples they read: ``t`` inside
+        the trusted span, its nearest end outside (held)."""
+        u = self._unique
+        return np.clip(np.atleast_1d(np.asarray(t, dtype=np.float64)), u[0], u[-1])
 
     def kept(self, x: torch.Tensor) -> torch.Tensor:
         """A window's (T, ...) slices -> its trusted ones times their ``scale`` (what frames
@@ -187,8 +196,11 @@ def frame_importance(
     supports: Sequence[TimeSupport],
     energies: Sequence[torch.Tensor | np.ndarray],
     frame_times: np.ndarray,
+    cuts: Sequence[float] | np.ndarray | None = None,
 ) -> np.ndarray:
-    """Blend per-slice energies (T,) of every window onto each frame time: (F,) float64."""
+    """Blend per-slice energies (T,) of every window onto each frame time: (F,) float64.
+    ``cuts``: sorted times of the first frames of shots; a window's slice held across one
+    does not count, and a frame no window then explains gets 0."""
     ft = np.asarray(frame_times, dtype=np.float64)
     num = np.zeros_like(ft)
     den = np.zeros_like(ft)
@@ -199,12 +211,13 @@ def frame_importance(
         if hi <= lo:
             continue
         t = ft[lo:hi]
-        w = sup.weight(t)
+        w = np.where(crosses(cuts, t, sup.hold(t)), 0.0, sup.weight(t))
         num[lo:hi] += w * (sup.slice_weights(t) @ e)
         den[lo:hi] += w
     for i in np.flatnonzero(den == 0):  # frames no window reaches: the nearest window's edge
         j = _nearest(supports, float(ft[i]))
-        num[i] = (supports[j].slice_weights(ft[i]) @ es[j])[0]
+        if not crosses(cuts, ft[i], supports[j].hold(ft[i]))[0]:
+            num[i] = (supports[j].slice_weights(ft[i]) @ es[j])[0]
         den[i] = 1.0
     return num / den
 
@@ -297,17 +310,23 @@ class MapBlender:
     (e.g. read from a spool; heat gets the supports' per-slice ``scale``, images not). Call
     :meth:`at` with increasing times; windows whose support ended before it are released.
     Per frame, each map name costs one ``tensordot`` over the active windows' stacked slices.
+    ``cuts`` (times of the first frames of shots, increasing; more with :meth:`add_cut`): a
+    window whose held slice lies across a cut from the frame does not weigh on it.
     """
 
     def __init__(
         self,
         supports: Sequence[TimeSupport],
         load: Callable[[int], dict[str, torch.Tensor]],
+        cuts: Sequence[float] = (),
     ) -> None:
         if not supports:
             raise VidcamError("no window to blend")
         self.supports = supports
         self._load = load
+        self.cuts: list[float] = []
+        for c in cuts:
+            self.add_cut(c)
         self._active: dict[int, dict[str, torch.Tensor]] = {}
         self._stack: dict[str, torch.Tensor] = {}  # active windows' slices, concatenated
         self._next = 0
@@ -316,6 +335,12 @@ class MapBlender:
     @property
     def active(self) -> list[int]:
         return sorted(self._active)
+
+    def add_cut(self, time: float) -> None:
+        """A shot starts at ``time`` (after every cut added before)."""
+        if self.cuts and time <= self.cuts[-1]:
+            raise VidcamError(f"cuts must increase: {time} after {self.cuts[-1]}")
+        self.cuts.append(float(time))
 
     def _set_active(self, keep: list[int], new: list[int]) -> None:
         self._active = {i: self._active[i] for i in keep}
@@ -326,7 +351,9 @@ class MapBlender:
         self._stack = {n: torch.cat([self._active[i][n] for i in order]) for n in names}
 
     def at(self, t: float) -> tuple[dict[str, torch.Tensor], dict[int, float]]:
-        """({name: blended map (...)}, {window index: normalised weight}) for time ``t``."""
+        """({name: blended map (...)}, {window index: normalised weight}) for time ``t``; no
+        window weighs on a frame it could only show across a cut: then the maps are 0 (images
+        0.5: no evidence) and the weights empty."""
         if t < self._last_t:
             raise VidcamError(f"MapBlender.at needs increasing times: {t} after {self._last_t}")
         self._last_t = t
@@ -347,7 +374,14 @@ class MapBlender:
         if sum(weights.values()) <= 0:
             j = min(order, key=lambda i: max(sups[i].start - t, t - sups[i].end, 0.0))
             weights = {i: float(i == j) for i in order}
+        if self.cuts:
+            across = {i for i in order if crosses(self.cuts, t, sups[i].hold(t))[0]}
+            weights = {i: 0.0 if i in across else w for i, w in weights.items()}
         total = sum(weights.values())
+        if total <= 0:  # unexplained: every window here would hold a slice across a cut
+            return {
+                n: s[0].clone().fill_(0.5 if s.dim() == 4 else 0.0) for n, s in self._stack.items()
+            }, {}
         ws = [sups[i].slice_weights(t, scaled=False)[0] * (weights[i] / total) for i in order]
         # heat maps get each slice's scale, images (..., 3) do not
         scaled = [w * sups[i].scale for w, i in zip(ws, order, strict=True)]
