@@ -1,38 +1,87 @@
-"""``vidcam evaluate``'s light constants equal the real ones, and ``--help`` needs no torch."""
+"""``vidcam evaluate``'s method choices come from the method table: every engine row is accepted
+by ``--methods`` (and reaches the run), guided rows are refused with the reason, the slow rows
+are never the default, and ``--help`` needs no torch."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
 
-from vidcam.cam import rules
+from vidcam.cam.methods import METHODS
 from vidcam.errors import VidcamError
-from vidcam.evaluate import choices, curves, fills, masking
+from vidcam.evaluate import choices
 from vidcam.evaluate.options import EvalOptions, parse_methods
 
-
-def test_choices_equal_the_real_constants():
-    assert choices.ENGINE_METHODS == rules.ENGINE_METHODS
-    assert choices.SLOW_METHODS == rules.SLOW_METHODS
-    assert choices.PERTURBATION_METHODS == rules.PERTURBATION_METHODS
-    assert choices.FILLS == fills.FILLS and choices.NATURAL_FILLS == fills.NATURAL_FILLS
-    assert choices.FILL_HELP == fills.FILL_HELP and choices.ROAD_NOISE == fills.ROAD_NOISE
-    assert choices.BASELINES == masking.BASELINES
-    assert choices.BASELINE_HELP == masking.BASELINE_HELP
-    assert choices.UNITS == curves.UNITS
-    assert "scorecam" not in choices.DEFAULT_METHODS
-    assert set(choices.DEFAULT_METHODS) | set(choices.SLOW_METHODS) == set(rules.ENGINE_METHODS)
-    from vidcam.evaluate import metrics_localization, references
-    from vidcam.video import spatial
-
-    assert choices.SPATIAL == spatial.SPATIAL
-    assert choices.POINTING_TOLERANCE == metrics_localization.POINTING_TOLERANCE
-    assert set(choices.REFERENCES) == set(references.REFERENCE_HELP)
+ENGINE = [m.id for m in METHODS.values() if m.engine]
+GUIDED = [m.id for m in METHODS.values() if m.guided]
+SLOW = [m.id for m in METHODS.values() if m.engine and m.slow]
 
 
-def test_evaluate_help_does_not_import_torch():
+class Reached(Exception):
+    """Raised by the stand-in for the evaluation: the options got through the command line."""
+
+
+@pytest.fixture
+def captured_run(monkeypatch):
+    """``vidcam evaluate`` up to the evaluation itself: the options it would run with."""
+    import vidcam.evaluate.run as run
+
+    seen = []
+
+    def fake_evaluate(videos, em, opts, **kw):
+        seen.append(opts)
+        raise Reached
+
+    monkeypatch.setattr(run, "evaluate", fake_evaluate)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    from conftest import pattern_frames, write_video
+
+    return str(write_video(tmp_path_factory.mktemp("ev") / "c.mkv", pattern_frames(8, 32, 32)))
+
+
+def test_every_engine_row_reaches_the_evaluation(clip, captured_run):
+    from vidcam.cli import main
+
+    for mid in ENGINE:
+        with pytest.raises(Reached):
+            main(["evaluate", clip, "--methods", mid, "--quiet", "--device", "cpu"])
+        assert captured_run[-1].methods == (mid,)
+    with pytest.raises(Reached):
+        main(["evaluate", clip, "--methods", "all", "--quiet", "--device", "cpu"])
+    assert captured_run[-1].methods == tuple(ENGINE)  # all: every engine row, in table order
+
+
+def test_guided_rows_are_refused_by_evaluate(clip, captured_run, capsys):
+    from vidcam.cli import main
+
+    assert GUIDED  # the table has guided rows
+    for mid in GUIDED:
+        assert main(["evaluate", clip, "--methods", mid, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert f"--methods: {mid!r} is not one of" in err and len(err.splitlines()) == 1
+    assert not captured_run  # refused before any work
+
+
+def test_the_default_is_every_cheap_row_never_a_slow_one(clip, captured_run):
+    from vidcam.cli import main
+
+    assert SLOW and not set(SLOW) & set(choices.DEFAULT_METHODS)
+    assert tuple(m for m in ENGINE if m not in SLOW) == choices.DEFAULT_METHODS
+    with pytest.raises(Reached):
+        main(["evaluate", clip, "--quiet", "--device", "cpu"])
+    assert captured_run[-1].methods == choices.DEFAULT_METHODS
+    refs = ("random", "random_voxel", "centre", "ones")
+    assert EvalOptions().evaluated == (*choices.DEFAULT_METHODS, *refs)
+
+
+def test_evaluate_help_lists_the_rows_and_imports_no_torch():
     code = (
         "import sys\n"
         "from vidcam.cli import main\n"
@@ -40,15 +89,16 @@ def test_evaluate_help_does_not_import_torch():
         "print('TORCH' if 'torch' in sys.modules else 'LIGHT')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "--methods" in out.stdout and out.stdout.strip().endswith("LIGHT")
+    assert out.stdout.strip().endswith("LIGHT")
+    text = re.sub(r"\s+", "", out.stdout)
+    assert "--methods" in text and all(m in text for m in ENGINE)
+    assert "(default:everycheapone," + ",".join(choices.DEFAULT_METHODS) + ":" in text
 
 
 def test_parse_methods():
     assert parse_methods("layercam, gradcam,layercam,random") == ("layercam", "gradcam")
-    assert parse_methods("all") == rules.ENGINE_METHODS
-    # the references: smoothness-matched random, voxel noise, the centre prior, all-ones
-    refs = ("random", "random_voxel", "centre", "ones")
-    assert EvalOptions().evaluated == (*choices.DEFAULT_METHODS, *refs)
+    assert parse_methods("LayerCAM") == ("layercam",)
+    assert parse_methods("all") == tuple(ENGINE)
     with pytest.raises(VidcamError, match="'saliency' is not one of"):
         parse_methods("saliency")
     with pytest.raises(VidcamError, match="at least one"):
