@@ -1,17 +1,20 @@
 """CAMs on video models: ``Explainer`` and ``explain``.
 
-Methods: Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, HiResCAM (gradient methods), Eigen-CAM
-and Score-CAM (no gradient), and the input-space perturbation methods Video RISE and
-spatiotemporal extremal perturbation (no layer; :mod:`vidcam.cam.perturbation`). One call = one forward with hooks on the explained layer(s) + one
-backward, batched over the K targets, down to those layers (plus, for the Grad-CAM++ softmax
-variant, a chunked batched backward over all classes). An Explainer of several methods
-(``method=("gradcam", "layercam", ...)``, :meth:`Explainer.explain_all`) computes all of them
-from that ONE forward and ONE backward: every gradient method reads the same A and g. The
-forward records autograd only from the explained layer(s) on (see :mod:`vidcam.cam.prefix`);
-without a gradient method it records nothing (``torch.no_grad``). Score-CAM adds its masked
-forwards (:mod:`vidcam.cam.scorecam`), without autograd; RISE and extremal perturbation add
-theirs (extremal: each with a backward to its mask) after the plain forward that picks the
-targets. Everything stays on the model's device.
+The methods are the engine rows of the method table (:data:`vidcam.cam.methods.METHODS`): the
+gradient methods (Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, HiResCAM), Eigen-CAM and Score-CAM
+(no gradient), and the input-space perturbation methods Video RISE and spatiotemporal extremal
+perturbation (no layer; :mod:`vidcam.cam.perturbation`). Each row's ``kind`` says what is
+captured; its map function (:mod:`vidcam.cam.dispatch`) turns that into the row's map. One call
+= one forward with hooks on the explained layer(s) + one backward, batched over the K targets,
+down to those layers (plus, for the Grad-CAM++ softmax variant, a chunked batched backward over
+all classes). An Explainer of several methods (``method=("gradcam", "layercam", ...)``,
+:meth:`Explainer.explain_all`) computes all of them from that ONE forward and ONE backward:
+every gradient method reads the same A and g. The forward records autograd only from the
+explained layer(s) on (see :mod:`vidcam.cam.prefix`); without a gradient method it records
+nothing (``torch.no_grad``). Score-CAM adds its masked forwards (:mod:`vidcam.cam.scorecam`),
+without autograd; RISE and extremal perturbation add theirs (extremal: each with a backward to
+its mask) after the plain forward that picks the targets. Everything stays on the model's
+device.
 """
 
 from __future__ import annotations
