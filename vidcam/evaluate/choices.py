@@ -38,6 +38,8 @@ SLOW_METHODS: tuple[str, ...] = _table.SLOW_METHODS
 PERTURBATION_METHODS: tuple[str, ...] = _table.PERTURBATION_METHODS
 #: the default of --methods: every cheap method (one forward + one backward for all of them)
 DEFAULT_METHODS: tuple[str, ...] = _table.CHEAP_METHODS
+#: what the slow methods cost, for --methods' help: "scorecam: a masked forward per channel; ..."
+SLOW_METHOD_COSTS: str = "; ".join(f"{m}: {_table.METHODS[m].cost}" for m in SLOW_METHODS)
 #: the reference maps evaluated with every run (see vidcam.evaluate.references)
 REFERENCES: tuple[str, ...] = ("random", "random_voxel", "centre", "ones")
 #: spatial modes (copy of vidcam.video.spatial.SPATIAL): what part of each frame is explained
