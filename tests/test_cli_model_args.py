@@ -135,9 +135,10 @@ def test_batch_passes_picklable_model_options_overwrite_and_timeout(tmp_path, mo
     argv += [f"{tmp_path / 'net.py'}:build", "--card", "m.toml", "--labels", "l.txt"]
     argv += ["--layer", "features", "--overwrite", "--video-timeout", "90", "--quiet"]
     assert main(argv) == 0
-    assert seen["model"] == f"{tmp_path / 'net.py'}:build"
-    assert (seen["card"], seen["labels"], seen["layer"]) == ("m.toml", "l.txt", "features")
-    assert seen["pretrained"] is True and "weights" not in seen
+    e = seen["explain"]  # one ExplainOptions, built from the arguments
+    assert e.model == f"{tmp_path / 'net.py'}:build"
+    assert (e.card, e.labels, e.layer) == ("m.toml", "l.txt", "features")
+    assert e.pretrained is True and e.weights is None
     assert seen["overwrite"] is True and seen["video_timeout"] == 90.0
     assert pickle.loads(pickle.dumps(seen)) == seen  # strings and paths: fine for Ray actors
 

@@ -1,14 +1,17 @@
 """Progress on stderr (done / total, rate, ETA) — a thin face over :mod:`tqdm`.
 
 ``Progress(total, unit="frames", desc="explaining", enabled=not quiet)``: ``update(n)``,
-``close()`` (idempotent), or use it as a context manager. On a terminal the bar redraws in
-place; when stderr is not a terminal (logs, CI) it writes a plain line at most every 10 s
-and a final one, never control characters beyond the line ends.
+``close()`` (idempotent), or use it as a context manager; :meth:`Progress.rate` and
+:meth:`Progress.eta` (shown by :func:`clock`) for lines of one's own, written above the bar
+with :meth:`Progress.write`. On a terminal the bar redraws in place; when stderr is not a
+terminal (logs, CI) it writes a plain line at most every 10 s and a final one, never control
+characters beyond the line ends.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import TextIO
 
 from tqdm import tqdm
@@ -28,9 +31,12 @@ class Progress:
         min_interval: float = 0.5,
     ) -> None:
         self.enabled = enabled
+        self.total = total
         self.done = 0
+        self.started = time.monotonic()
         self._closed = False
         stream = stream if stream is not None else sys.stderr
+        self._stream = stream
         tty = bool(getattr(stream, "isatty", lambda: False)())
         self._bar = None
         if enabled:
@@ -52,6 +58,24 @@ class Progress:
         if self._bar is not None:
             self._bar.update(n)
 
+    def rate(self, done: int | None = None) -> float:
+        """Units per second since the start (``done``: count these instead of :attr:`done`)."""
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return (self.done if done is None else done) / elapsed
+
+    def eta(self, done: int | None = None) -> float | None:
+        """Seconds until ``total`` at :meth:`rate`; None when the total is unknown or nothing
+        is done yet."""
+        done = self.done if done is None else done
+        if self.total is None or done <= 0:
+            return None
+        return (self.total - done) / self.rate(done)
+
+    def write(self, line: str) -> None:
+        """``line`` on the stream, above the bar; nothing when not ``enabled``."""
+        if self.enabled:
+            tqdm.write(line, file=self._stream)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -64,6 +88,14 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def clock(seconds: float | None) -> str:
+    """``seconds`` as H:MM:SS ("?" when unknown)."""
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 class _Lines:

@@ -117,7 +117,7 @@ class _Pool:
         self.ray = ray
         total = ray.cluster_resources()
         gpus, cpus = int(total.get("GPU", 0)), int(total.get("CPU", 0))
-        device = str(options.explain.get("device", "auto"))
+        device = str(options.explain.device)
         self.use_gpu = gpus > 0 and device != "cpu"
         capacity = gpus if self.use_gpu else cpus
         if capacity < 1:
@@ -132,10 +132,8 @@ class _Pool:
             )
         self.n = max(1, min(want, capacity, n_videos))
         self.threads = 1 if self.use_gpu else max(1, cpus // self.n)
-        if not self.use_gpu and options.explain.get("device") in (None, "auto"):
-            options = BatchOptions(
-                **{**options.as_dict(), "explain": {**options.explain, "device": "cpu"}}
-            )
+        if not self.use_gpu and options.explain.device in (None, "auto"):
+            options = options.on_device("cpu")
         self.options = options
         res = {"num_gpus": 1} if self.use_gpu else {"num_cpus": self.threads}
         self.cls = ray.remote(**res)(_Actor)

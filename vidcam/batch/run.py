@@ -14,21 +14,22 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vidcam.batch.attempt import output_kinds
 from vidcam.batch.guard import InputSet, output_conflict
 from vidcam.batch.index import IndexWriter
 from vidcam.batch.inputs import Item, expand_inputs
 from vidcam.batch.layout import RUN_FILES, Outputs, plan_layout
 from vidcam.batch.options import DEFAULT_VIDEO_TIMEOUT, BatchOptions
+from vidcam.batch.rows import base_row
 from vidcam.batch.state import failed_row, fingerprint, own_state, verified_row, written_before
-from vidcam.batch.worker import base_row
 from vidcam.errors import VidcamError
 from vidcam.paths import check_writable
-from vidcam.progress import Progress
+from vidcam.progress import Progress, clock
+from vidcam.video.options import ExplainOptions
 
 Task = tuple[Item, Outputs, str]  # (item, its outputs, its settings fingerprint)
 OnRow = Callable[[dict[str, Any]], None]
@@ -50,15 +51,16 @@ def run(
     progress: bool = True,
     overwrite: bool = False,
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
-    **explain: Any,
+    explain: ExplainOptions | Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Explain every video of ``inputs`` (files, folders, ``.csv`` / ``.jsonl`` manifests)
     into ``out_dir``; returns the index rows (one per input, in input order).
 
-    ``explain``: the pipeline's options (``model``, ``weights``, ``pretrained``, ``layer``,
-    ``method``, ``softmax``, ``target``, ``clip_len``, ``stride``, ``device``, ``batch_size``,
-    ``normalize``, ``spatial``, ``side_by_side``; see :func:`vidcam.video.explain_video`).
-    Reruns skip videos whose outputs are complete and verified; ``retry_failed`` redoes
+    The pipeline's options are the fields of :class:`~vidcam.video.options.ExplainOptions`
+    (documented there; not ``progress``), as keyword arguments (``model="sample",
+    side_by_side="gradcam,layercam"``), as ``explain=ExplainOptions(...)`` (or a dict), or
+    both (the keywords then replace those fields). Reruns skip videos whose outputs are complete and verified; ``retry_failed`` redoes
     failures; ``allow_partial`` accepts damaged inputs as ``vidcam explain --allow-partial``
     does. ``executor="ray"`` runs on Ray (``workers`` actors, ``ray_address``).
     ``overwrite`` lets outputs replace existing files that no earlier run of that video wrote
@@ -66,7 +68,7 @@ def run(
     takes longer into a failed row.
     """
     options = BatchOptions(
-        explain=dict(explain),
+        explain=_explain_of(explain, kwargs),
         alpha=alpha,
         colormap=colormap,
         evaluate=evaluate,
@@ -87,6 +89,16 @@ def run(
     execute = _executor(options)  # fails now (e.g. Ray missing), before any work
     rows, todo = _plan(items, layout, options, read)
     return _execute(items, rows, todo, options, IndexWriter(out), execute)
+
+
+def _explain_of(
+    explain: ExplainOptions | Mapping[str, Any] | None, kwargs: dict[str, Any]
+) -> ExplainOptions | Mapping[str, Any]:
+    """``explain`` with the keyword options applied (a dict stays a dict: see
+    :class:`BatchOptions`)."""
+    if isinstance(explain, ExplainOptions):
+        return explain.replace(**kwargs) if kwargs else explain
+    return {**(explain or {}), **kwargs}
 
 
 def _execute(items, rows, todo, options, writer: IndexWriter, execute) -> list[dict[str, Any]]:
@@ -116,9 +128,7 @@ def _plan(
 ) -> tuple[dict[str, dict[str, Any]], list[Task]]:
     """Rows known before any work (skipped, failed earlier, refused) and the videos to do."""
     base = options.fingerprint_settings()
-    kinds = ["video", "json", "maps", "preview", "report"] + (
-        ["metrics"] if options.evaluate else []
-    )
+    kinds = output_kinds(options.evaluate)
     rows: dict[str, dict[str, Any]] = {}
     todo: list[Task] = []
     for it in items:
@@ -187,12 +197,12 @@ def _executor(options: BatchOptions) -> Callable[[list[Task], BatchOptions, OnRo
 
 
 class _Status:
-    """Progress over videos: a bar (:mod:`vidcam.progress`) and one line per finished video."""
+    """Progress over videos: a bar and one line per finished video (done / failed /
+    remaining, videos/min and ETA from :class:`~vidcam.progress.Progress`)."""
 
     def __init__(self, total: int, carried: int, enabled: bool) -> None:
-        self.total, self.enabled = total, enabled
+        self.total = total
         self.done = self.failed = 0
-        self.started = time.monotonic()
         self.bar = Progress(total, unit="videos", desc="batch", enabled=enabled and total > 0)
         if enabled and carried:
             print(
@@ -205,25 +215,14 @@ class _Status:
         else:
             self.done += 1
         finished = self.done + self.failed
-        left = self.total - finished
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = finished / elapsed * 60
-        eta = left / (finished / elapsed)
+        rate = self.bar.rate(finished) * 60
         what = f"failed: {row['error']}" if row["status"] == "failed" else f"{row['frames']} frames"
-        line = (
-            f"[{finished}/{self.total}] done {self.done}, failed {self.failed}, remaining {left}, "
-            f"{rate:.2f} videos/min, ETA {_clock(eta)} - {row['key']}: {what}"
+        self.bar.write(
+            f"[{finished}/{self.total}] done {self.done}, failed {self.failed}, remaining "
+            f"{self.total - finished}, {rate:.2f} videos/min, ETA {clock(self.bar.eta(finished))}"
+            f" - {row['key']}: {what}"
         )
-        if self.enabled:
-            from tqdm import tqdm
-
-            tqdm.write(line, file=sys.stderr)
         self.bar.update(1)
 
     def close(self) -> None:
         self.bar.close()
-
-
-def _clock(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"

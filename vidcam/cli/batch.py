@@ -12,16 +12,11 @@ import sys
 
 from vidcam.cli import explain as explain_cli
 from vidcam.cli.choices import DEFAULT_VIDEO_TIMEOUT, DEMUXERS_ENV
-from vidcam.cli.model_args import model_options
 from vidcam.errors import VidcamError
 
 _NOT_FOR_BATCH = {
     "input", "-o", "--preview", "--json", "--report", "--report-embed", "--overwrite", "--quiet",
 }  # fmt: skip
-_EXPLAIN_KEYS = (
-    "method", "softmax", "target", "clip_len", "stride", "device", "batch_size", "normalize",
-    "spatial", "side_by_side",
-)  # fmt: skip
 
 
 class _ExplainOptionsOnly:
@@ -110,11 +105,8 @@ def run(args: argparse.Namespace) -> int:
     from vidcam.models.sources import check_ref
 
     check_ref(args.model)  # a missing file or an unknown name: refused before any work
-    explain = {k: getattr(args, k) for k in _EXPLAIN_KEYS if getattr(args, k, None) is not None}
     # the model's options as strings and paths: they pickle to Ray actors, which open the model
-    model = model_options(args)
-    explain.update({k: v for k, v in model.items() if v is not None})
-    _optional_explain(args, explain)
+    explain = explain_cli.explain_options(args)
     timeout = {} if args.video_timeout is None else {"video_timeout": _timeout(args.video_timeout)}
     rows = run_batch(
         args.inputs,
@@ -130,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         progress=not args.quiet,
         overwrite=args.overwrite,
+        explain=explain,
         **timeout,
-        **explain,
     )
     failed = [r for r in rows if r["status"] == "failed"]
     if not args.quiet:
@@ -142,14 +134,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if failed else 0
-
-
-def _optional_explain(args: argparse.Namespace, explain: dict) -> None:
-    """A list of panels for --side-by-side (method ids, checked before any work)."""
-    if isinstance(args.side_by_side, str):
-        from vidcam.cam import methods
-
-        explain["side_by_side"] = methods.panel_ids(args.side_by_side)
 
 
 def _timeout(seconds: float) -> float | None:

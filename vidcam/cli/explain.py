@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vidcam.cli.choices import (
     DEFAULT_NORMALIZE,
@@ -33,6 +34,9 @@ from vidcam.cli.choices import (
 )
 from vidcam.cli.model_args import add_model_arguments, model_options
 from vidcam.errors import VidcamError
+
+if TYPE_CHECKING:
+    from vidcam.video.options import ExplainOptions
 
 SIDE_BY_SIDE = "--side-by-side"
 #: the subcommands whose parser has --side-by-side
@@ -198,6 +202,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress or summary output")
 
 
+def explain_options(args: argparse.Namespace) -> ExplainOptions:
+    """The run's :class:`~vidcam.video.options.ExplainOptions` from ``vidcam explain``'s (or
+    ``vidcam batch``'s) parsed arguments, validated (``--side-by-side``'s method ids too); the
+    model options stay strings and paths (:func:`~vidcam.cli.model_args.model_options`), so
+    the object pickles to Ray actors."""
+    from vidcam.video.options import ExplainOptions
+
+    return ExplainOptions(
+        **model_options(args),
+        method=args.method,
+        softmax=args.softmax,
+        target=args.target,
+        clip_len=args.clip_len,
+        stride=args.stride,
+        device=args.device,
+        progress=not args.quiet,
+        side_by_side=args.side_by_side,
+        batch_size=args.batch_size,
+        normalize=args.normalize,
+        spatial=args.spatial,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.output and not args.preview:
         raise VidcamError("nothing to write: give -o OUTPUT and/or --preview PATH.png")
@@ -207,40 +234,32 @@ def run(args: argparse.Namespace) -> int:
     from vidcam.report import check_report_args
     from vidcam.video import resolve_device, write_explained_video, write_preview
 
-    side_by_side = panel_ids(args.side_by_side)  # method ids checked before any work
-
+    panel_ids(args.side_by_side)  # method ids checked before any work
     device = resolve_device(args.device)  # paths, colormap and alpha are checked first below
     check_report_args(args)
     started = time.perf_counter()
-    options = dict(
-        overwrite=args.overwrite,
-        alpha=args.alpha,
-        colormap=args.colormap,
-        progress=not args.quiet,
-        method=args.method,
-        softmax=args.softmax,
-        target=args.target,
-        clip_len=args.clip_len,
-        stride=args.stride,
-        device=args.device,
-        side_by_side=side_by_side,
-        batch_size=args.batch_size,
-        normalize=args.normalize,
-        spatial=args.spatial,
-        allow_partial=args.allow_partial,
-    )
+    look = dict(overwrite=args.overwrite, alpha=args.alpha, colormap=args.colormap)
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = _one_line_warning
-        info = _check_window(args, device)
-        options["model"] = _open(args, device, info)
+        info = _check_window(args, device)  # with the video's length: before the options'
+        options = explain_options(args)
+        o = options.with_model(_open(args, options, device, info))
         if args.output:
             result = write_explained_video(
-                args.input, args.output, json_path=args.json, preview=args.preview, **options
+                args.input,
+                args.output,
+                json_path=args.json,
+                preview=args.preview,
+                allow_partial=args.allow_partial,
+                options=o,
+                **look,
             )
         else:
-            result = write_preview(args.input, args.preview, **options)
-    _report_or_undo(args, result)
+            result = write_preview(
+                args.input, args.preview, allow_partial=args.allow_partial, options=o, **look
+            )
+    _report_or_undo(args, result, options)
     if not args.quiet:
         took = time.perf_counter() - started
         wrote = ", ".join(p for p in (args.output, args.preview, args.report) if p)
@@ -261,7 +280,7 @@ def _stamp(path: str) -> tuple[int, int, int, int] | None:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _report_or_undo(args: argparse.Namespace, result: object) -> None:
+def _report_or_undo(args: argparse.Namespace, result: object, options: ExplainOptions) -> None:
     """Write ``--report``; when that fails (or is interrupted), remove the video, JSON and
     preview this run committed, each only while it is still the file written (same inode,
     size and mtime), so nothing half-committed stays behind; then the error goes on."""
@@ -271,7 +290,7 @@ def _report_or_undo(args: argparse.Namespace, result: object) -> None:
 
     written = {p: _stamp(p) for p in (args.output, args.json, args.preview) if p}
     try:
-        report_from_args(args, result)
+        report_from_args(args, result, options)
     except BaseException as exc:
         removed, failed = [], []
         for p, stamp in written.items():
@@ -298,14 +317,14 @@ def _frames_written(result: object) -> int:
 def _check_window(args: argparse.Namespace, device: object) -> object:
     """Paths, colormap and alpha first, then the model reference (a missing file, an unknown
     name), then --clip-len / --stride / --batch-size against a registered model's clip, the
-    video's length and the free memory (:func:`vidcam.video.setup.check_window`), before any
+    video's length and the free memory (:func:`vidcam.video.memory.check_window`), before any
     model is built; returns the video's info."""
     from vidcam.models.sources import check_ref
     from vidcam.paths import check_distinct
     from vidcam.video.decode import check_input, probe
+    from vidcam.video.options import check_paths
     from vidcam.video.preview import check_preview
     from vidcam.video.render import check_alpha, colormap_lut
-    from vidcam.video.setup import check_paths
 
     if args.output:
         check_paths(args.input, args.output, overwrite=args.overwrite, json_path=args.json)
@@ -336,7 +355,7 @@ def _registered_input(model: str) -> object:
 
 
 def _check_clip(args: argparse.Namespace, spec: object, info: object, device: object) -> None:
-    from vidcam.video.setup import check_window
+    from vidcam.video.memory import check_window
 
     check_window(
         spec,
@@ -349,12 +368,12 @@ def _check_clip(args: argparse.Namespace, spec: object, info: object, device: ob
     )
 
 
-def _open(args: argparse.Namespace, device: object, info: object) -> object:
+def _open(args: argparse.Namespace, o: ExplainOptions, device: object, info: object) -> object:
     """Open the model once (every --model form, with --card / --labels / --layer), then check
     the window options against its input spec; the pipeline gets the handle."""
     from vidcam.models import open as open_mod
 
-    handle = open_mod.open_model(**model_options(args), device=device, progress=not args.quiet)
+    handle = open_mod.open_model(o.model, **o.model_keywords(), device=device, progress=o.progress)
     _check_clip(args, handle.input, info, device)
     return handle
 

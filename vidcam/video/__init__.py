@@ -7,8 +7,10 @@ Data flows one way, one module per step, in this package's file order::
         -> to_source + map_pass (maps on every source frame: pass 2)
         -> render (overlay, text, importance strip) -> encode (H.264 / GIF)
 
-``setup`` checks options and paths before any work, ``threads`` overlaps decoding and
-encoding with the model, ``results`` holds the returned records, ``pipeline`` wires it up.
+``options`` holds a run's options (:class:`ExplainOptions`, one typed value from the command
+line to the batch worker) and checks paths before any work, ``memory`` checks that windows fit
+the model, the video and the free memory, ``threads`` overlaps decoding and encoding with the
+model, ``results`` holds the returned records, ``pipeline`` wires it up.
 
 Two passes over the file, both streaming:
 
@@ -47,6 +49,7 @@ from vidcam.cam.methods import METHODS, Method, get_method
 from vidcam.cam.targets import resolve_target
 from vidcam.device import resolve_device
 from vidcam.video.decode import VideoSource
+from vidcam.video.options import ExplainOptions, check_paths
 from vidcam.video.pipeline import (
     analyze,
     explain_video,
@@ -57,7 +60,6 @@ from vidcam.video.pipeline import (
 )
 from vidcam.video.render import Renderer
 from vidcam.video.results import ExplainedFrame, VideoAnalysis, VideoExplanation, WindowResult
-from vidcam.video.setup import ExplainOptions, check_paths
 
 __all__ = [
     "METHODS",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,102 +26,80 @@ from vidcam.video.decode import VideoSource
 from vidcam.video.encode import VideoEncoder
 from vidcam.video.explain_pass import explain_pass
 from vidcam.video.map_pass import Placers, blended, display_scale, explained_frames
+from vidcam.video.options import ExplainOptions, check_paths
 from vidcam.video.preview import ContactSheet, check_preview
 from vidcam.video.render import Panel, Renderer, check_alpha, colormap_lut, to_u8
 from vidcam.video.results import ExplainedFrame, VideoAnalysis, VideoExplanation
-from vidcam.video.scale import DEFAULT_NORMALIZE, DisplayScale, check_normalize
-from vidcam.video.setup import ExplainOptions, check_paths
+from vidcam.video.scale import DEFAULT_NORMALIZE, DisplayScale
 from vidcam.video.threads import WriteBehind, torch_threads
 
 #: torch's CPU threads in pass 2 (one frame's small maps at a time; see ``torch_threads``)
 _PASS2_THREADS = 1
 
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
-    from vidcam.video.setup import ExplainKwargs
-
-
-def _options(options: dict) -> tuple[ExplainOptions, str]:
-    """(pass-1 options, the display scale ``normalize``), both validated."""
-    options = dict(options)
-    normalize = check_normalize(options.pop("normalize", DEFAULT_NORMALIZE))
-    return ExplainOptions(**options), normalize
+def _options(options: ExplainOptions | None, kwargs: dict[str, Any]) -> ExplainOptions:
+    """The run's one :class:`ExplainOptions`: ``options`` with the keyword arguments applied,
+    or built from them (validated either way)."""
+    if options is None:
+        return ExplainOptions(**kwargs)
+    return options.replace(**kwargs) if kwargs else options
 
 
 def analyze(
-    path: str | Path, *, allow_partial: bool = False, **options: Unpack[ExplainKwargs]
+    path: str | Path,
+    *,
+    allow_partial: bool = False,
+    options: ExplainOptions | None = None,
+    **kwargs: Any,
 ) -> VideoAnalysis:
     """Pass 1 only: the :class:`VideoAnalysis` record (close it, or use ``with``); pass 2:
-    :func:`~vidcam.video.map_pass.explained_frames` (with the ``normalize`` of your choice)."""
-    o, _ = _options(options)
-    return explain_pass(_source(path, allow_partial), o)
+    :func:`~vidcam.video.map_pass.explained_frames` (with the ``normalize`` of your choice).
+    Options as in :func:`explain_video`."""
+    return explain_pass(_source(path, allow_partial), _options(options, kwargs))
 
 
 def iter_explained_frames(
-    path: str | Path, *, allow_partial: bool = False, **options: Unpack[ExplainKwargs]
+    path: str | Path,
+    *,
+    allow_partial: bool = False,
+    options: ExplainOptions | None = None,
+    **kwargs: Any,
 ) -> Iterator[ExplainedFrame]:
     """Stream every frame of ``path`` with its explanation (options of :func:`explain_video`);
     memory stays bounded however long the video is."""
-    o, normalize = _options(options)
+    o = _options(options, kwargs)
     with explain_pass(_source(path, allow_partial), o) as analysis:
         check_unchanged(analysis)
-        yield from explained_frames(analysis, normalize, progress=o.progress)
+        yield from explained_frames(analysis, o.normalize, progress=o.progress)
 
 
 def explain_video(
-    path: str | Path, *, allow_partial: bool = False, **options: Unpack[ExplainKwargs]
+    path: str | Path,
+    *,
+    allow_partial: bool = False,
+    options: ExplainOptions | None = None,
+    **kwargs: Any,
 ) -> VideoExplanation:
     """Explain a video file: per-frame heatmaps at the source resolution, per-window predictions,
     per-frame importance.
 
-    Args:
-        path: the video file.
-        model: anything :func:`vidcam.models.open.open_model` takes: a registered name
-            (``vidcam models``; default "i3d"), a name a package registers (entry points
-            ``vidcam.models``), ``"path/file.py:FUNCTION"`` / ``"package.module:FUNCTION"``,
-            ``"hf:DIR"`` / ``"hf:ORG/NAME"``, a ``.pt2`` file, an ``nn.Module`` (then ``spec``
-            or ``card`` is required) or a :class:`~vidcam.models.handle.ModelHandle` (used as
-            is: build it once with ``open_model`` to explain many videos).
-        spec: how to feed the model (overrides the card's and the model's own).
-        labels: class names, or a file of them (one per line; default: the model's own).
-        card: a model card (TOML: clip length, fps/stride, sizes, mean/std, layout, labels,
-            layer; ``vidcam models card NAME`` prints a template); the other options
-            override it.
-        layer: layer(s) to explain (default: the model's registered layers, else automatic).
-        method: a method id (``vidcam.cam.methods.METHODS``; default "gradcam++").
-        softmax: Grad-CAM++'s softmax-score variant.
-        target: "top1" (default; each window's own top class), "topk:K" (maps of the K top
-            classes, combined by their per-pixel maximum), a class index or a class name.
-        clip_len: samples per window (default: the model's).
-        stride: window hop in samples (default: clip_len // 2, i.e. 50 % overlap).
-        device: "auto" (default), "cpu" or "cuda".
-        weights, pretrained: passed to the model registry.
-        progress: progress lines on stderr (default True).
-        side_by_side: also compute the companion panel (Grad-CAM | Grad-CAM++, or the CAM next
-            to the guided product).
-        batch_size: windows per engine call (default None: auto, see
-            :func:`vidcam.video.setup.auto_batch_size` for the bound and
-            :class:`vidcam.video.batching.BatchPlan` for the CPU's choice under it).
-        normalize: the heatmaps' display scale (:mod:`vidcam.video.scale`): "video" (default:
-            one robust scale for the whole video, its 99th percentile = 1, gamma 0.6), "clip"
-            (one scale per window volume) or "frame" (every frame min-max normalised).
-        allow_partial: accept a damaged or truncated input of which less than 90 % of the
-            announced frames (or duration) decodes (default: a VidcamError; lost frames are
-            always reported in a warning).
-
-    All but ``path`` are keyword-only (:class:`~vidcam.video.setup.ExplainOptions`). The
-    heatmaps of all frames are collected as uint8 (F, H, W): for long videos use
-    :func:`iter_explained_frames` or :func:`write_explained_video`, which stream.
+    The options are the fields of :class:`~vidcam.video.options.ExplainOptions` (documented
+    there), given as keyword arguments (``explain_video(path, model="sample",
+    method="layercam")``), as ``options=ExplainOptions(...)``, or both (the keywords then
+    replace those fields). ``allow_partial`` accepts a damaged or truncated input of which
+    less than 90 % of the announced frames (or duration) decodes (default: a VidcamError;
+    lost frames are always reported in a warning). The heatmaps of all frames are collected
+    as uint8 (F, H, W): for long videos use :func:`iter_explained_frames` or
+    :func:`write_explained_video`, which stream.
     """
-    o, normalize = _options(options)
+    o = _options(options, kwargs)
     with (
         explain_pass(_source(path, allow_partial), o) as analysis,
         torch_threads(_PASS2_THREADS),
     ):
         check_unchanged(analysis)
         collected: dict[str, list[torch.Tensor]] = {p.id: [] for p in analysis.panels}
-        for fr in explained_frames(analysis, normalize, progress=o.progress):
+        for fr in explained_frames(analysis, o.normalize, progress=o.progress):
             for pid, v in fr.panels.items():
                 collected[pid].append(v.mul(255).round_().to(torch.uint8).cpu())
         result = analysis.summary()
@@ -142,7 +120,8 @@ def write_explained_video(
     json_path: str | Path | None = None,
     preview: str | Path | None = None,
     allow_partial: bool = False,
-    **options: Unpack[ExplainKwargs],
+    options: ExplainOptions | None = None,
+    **kwargs: Any,
 ) -> VideoExplanation:
     """Explain ``path`` and write the annotated video to ``output`` (.mp4/.mov/.mkv/.gif),
     plus, with ``json_path``, the per-window predictions and per-frame importance as JSON, and
@@ -160,7 +139,7 @@ def write_explained_video(
         check_distinct([("the output video", out), ("--json", json_path), ("--preview", preview)])
     colormap_lut(colormap)
     check_alpha(alpha)
-    o, normalize = _options(options)
+    o = _options(options, kwargs)
     # every output is written to its own temporary name and renamed only when all are
     # complete: a late failure (a full disk at the JSON) leaves none of them
     staged = {k: AtomicFile(p, overwrite=overwrite) for k, p in _named(out, json_path, preview)}
@@ -169,7 +148,7 @@ def write_explained_video(
             result = render_analysis(
                 analysis,
                 staged["video"].tmp,
-                normalize=normalize,
+                normalize=o.normalize,
                 alpha=alpha,
                 colormap=colormap,
                 preview=staged["preview"].tmp if "preview" in staged else None,
@@ -278,7 +257,8 @@ def write_preview(
     rows: int = 3,
     cols: int = 4,
     allow_partial: bool = False,
-    **options: Unpack[ExplainKwargs],
+    options: ExplainOptions | None = None,
+    **kwargs: Any,
 ) -> VideoExplanation:
     """Explain ``path`` and write only its contact sheet to ``preview`` (.png/.jpg): ``rows ×
     cols`` frames spread over the video, each with its heat, time, top label and importance
@@ -290,9 +270,9 @@ def write_preview(
     check_preview(preview, inputs=[src], overwrite=overwrite)
     colormap_lut(colormap)
     check_alpha(alpha)
-    o, normalize = _options(options)
+    o = _options(options, kwargs)
     with explain_pass(_source(src, allow_partial), o) as analysis:
-        scale = display_scale(analysis, normalize)
+        scale = display_scale(analysis, o.normalize)
         renderer = _renderer(analysis, scale, alpha, colormap)
         sheet = _sheet(analysis, scale, renderer, rows=rows, cols=cols)
         with torch_threads(_PASS2_THREADS):
