@@ -8,11 +8,14 @@ stale waiter. Here the notifications are dropped outright: both classes must sti
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
+from tests.conftest import run_bounded
 from vidcam.video.threads import Prefetch, WriteBehind
+
+#: seconds after which a wait counts as a hang (generous: only a hang ever reaches it)
+HANG_S = 900.0
 
 
 def _drop_notifications(q) -> None:
@@ -24,36 +27,50 @@ def test_write_behind_finishes_without_any_notification():
     done: list[int] = []
     wb = WriteBehind(done.append, depth=2)
     _drop_notifications(wb._q)
-    started = time.monotonic()
-    with wb as write:
-        for i in range(6):
-            write(i)
+
+    def write_all() -> None:
+        with wb as write:
+            for i in range(6):
+                write(i)
+
+    finished, error = run_bounded(write_all, HANG_S)  # without polling: blocked forever
+    assert finished, f"WriteBehind waited {HANG_S} s for a notification that never came"
+    assert error is None
     assert done == list(range(6))  # in order, every call made
-    assert time.monotonic() - started < 5
 
 
 def test_prefetch_finishes_without_any_notification():
     p = Prefetch(iter(range(20)), depth=2)
     _drop_notifications(p._q)
-    assert list(p) == list(range(20))
+    finished, items = run_bounded(lambda: list(p), HANG_S)
+    assert finished, f"Prefetch waited {HANG_S} s for a notification that never came"
+    assert items == list(range(20))
     p.close()
 
 
 def test_write_behind_error_path_waits_only_for_the_running_call():
-    gate = threading.Event()
+    """Call 0 runs until the error path has begun; calls 1-4 are queued behind it then and
+    must be dropped, not run (no clock: the running call is released by the abort itself)."""
+    started, gate = threading.Event(), threading.Event()
     calls: list[int] = []
 
     def slow(i: int) -> None:
         calls.append(i)
-        gate.wait(0.5)
+        started.set()
+        assert gate.wait(HANG_S), "the error path never began"
 
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt), WriteBehind(slow, depth=4) as write:
+    wb = WriteBehind(slow, depth=4)
+    releaser = threading.Thread(target=lambda: wb._abort.wait(HANG_S) and gate.set(), daemon=True)
+    releaser.start()
+    with pytest.raises(KeyboardInterrupt), wb as write:
         for i in range(5):
             write(i)
+        assert started.wait(HANG_S), "call 0 never started"
         raise KeyboardInterrupt
-    assert time.monotonic() - started < 3  # not 5 x 0.5 s: the queued calls are dropped
-    assert len(calls) <= 3
+    releaser.join(HANG_S)
+    wb._thread.join(HANG_S)
+    assert not wb._thread.is_alive()
+    assert calls == [0]  # the running call finished; the four queued ones were dropped
 
 
 def test_write_behind_reraises_the_threads_error():
@@ -103,7 +120,7 @@ def test_torch_threads_in_two_threads_each_get_their_own_setting_back():
         torch.set_num_threads(2)
         with torch_threads(1):
             inside.set()
-            leave.wait(5)
+            leave.wait(HANG_S)
             seen.append(torch.get_num_threads())
         seen.append(torch.get_num_threads())
 
@@ -111,11 +128,11 @@ def test_torch_threads_in_two_threads_each_get_their_own_setting_back():
         t = threading.Thread(target=other)
         with torch_threads(1):
             t.start()
-            assert inside.wait(5)
+            assert inside.wait(HANG_S)
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2  # left first, while the other is still inside
         leave.set()
-        t.join(5)
+        t.join(HANG_S)
         assert seen == [1, 2] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
