@@ -176,7 +176,7 @@ def test_percentile_streams_and_matches_quantile():
 def test_to_spool_keeps_the_cams_units_and_tiny_values():
     maps = torch.rand(2, 3, 4, 16, 16)
     peaks = torch.tensor([[1e-7, 2e-7, 3e-7], [5.0, 1.0, 0.5]])  # softmax-sized CAMs too
-    out = to_spool(maps, peaks, (8, 8), "video")
+    out = to_spool(maps, peaks, (8, 8))
     assert out.shape == (2, 4, 8, 8) and out.dtype == torch.bfloat16
     want = torch.nn.functional.adaptive_avg_pool2d((maps * peaks[..., None, None, None]).amax(1), 8)
     torch.testing.assert_close(out.float(), want, rtol=1e-2, atol=0)

@@ -73,12 +73,10 @@ def check_normalize(normalize: str) -> str:
     return normalize
 
 
-def to_spool(
-    maps: torch.Tensor, peaks: torch.Tensor, store: tuple[int, int], normalize: str = "video"
-) -> torch.Tensor:
+def to_spool(maps: torch.Tensor, peaks: torch.Tensor, store: tuple[int, int]) -> torch.Tensor:
     """(B, K, T, h, w) maps in [0, 1] + (B, K) raw peaks -> (B, T, h', w') bfloat16, in the
-    CAM's units (``normalize`` is applied in pass 2, see :class:`DisplayScale`)."""
-    del normalize  # every display scale is derived from the same raw-unit spool
+    CAM's units: the same for every display scale (``normalize`` is applied in pass 2, by
+    :class:`DisplayScale`)."""
     peaks = peaks.to(maps.device, torch.float32).clamp_min(0)
     m = (maps.float() * peaks[:, :, None, None, None]).amax(1)
     if tuple(m.shape[-2:]) != tuple(store):
