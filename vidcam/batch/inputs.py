@@ -16,12 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from vidcam.batch.manifest import Entry, is_manifest, normalized, read_manifest
 from vidcam.errors import VidcamError
-
-#: extensions picked up when scanning a folder (a file named explicitly may have any)
-VIDEO_SUFFIXES = (
-    ".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".gif", ".mpg", ".mpeg", ".wmv", ".flv",
-    ".ts", ".3gp", ".ogv",
-)  # fmt: skip
+from vidcam.video_files import VIDEO_SUFFIXES, scan_folder  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -60,7 +55,7 @@ def expand_inputs(
     for raw in inputs:
         p = normalized(raw)
         if p.is_dir():
-            videos = _scan(p, recursive, skip)
+            videos = scan_folder(p, recursive=recursive, skip=skip)
             if not videos:
                 how = "" if recursive else " (sub-folders need --recursive)"
                 raise VidcamError(f"input folder {str(raw)!r} holds no video file{how}")
@@ -74,20 +69,6 @@ def expand_inputs(
     roots = {r for r, _ in found}
     common = Path(os.path.commonpath([str(r) for r in roots])) if roots else Path("/")
     return _unique([_item(common, e) for _, e in found])
-
-
-def _scan(folder: Path, recursive: bool, skip: Path | None) -> list[Path]:
-    pattern = folder.rglob("*") if recursive else folder.glob("*")
-    out = []
-    for f in pattern:
-        if skip is not None and _under(f.resolve(), skip):
-            continue
-        rel = f.relative_to(folder).parts
-        if any(part.startswith(".") for part in rel):  # hidden files and folders
-            continue
-        if f.suffix.lower() in VIDEO_SUFFIXES and f.is_file():
-            out.append(f)
-    return sorted(out, key=lambda x: x.relative_to(folder).as_posix())
 
 
 def _under(p: Path, folder: Path) -> bool:

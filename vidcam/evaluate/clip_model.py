@@ -26,7 +26,7 @@ from vidcam.cam.maps import normalize_maps, upsample
 from vidcam.cam.rules import PERTURBATION_METHODS
 from vidcam.errors import VidcamError
 from vidcam.models.handle import ModelHandle
-from vidcam.video.preprocess import Geometry
+from vidcam.video.preprocess import Geometry, Normalization
 from vidcam.video.spatial import SpatialPlan, plan_spatial, split_tiles, stitch
 
 #: the score kinds of :meth:`ClipModel.scores`, in order along its last axis
@@ -56,10 +56,7 @@ class ClipModel:
         self.plan: SpatialPlan = plan_spatial(em, spatial, height, width)
         self.tiles = self.plan.mode == "tiles"
         self.module = self.plan.module
-        spec = em.input
-        device = em.device
-        self._mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1, 1)
-        self._std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1, 1)
+        self._normalization = Normalization(em.input.mean, em.input.std, em.device)
         engine = dict(engine or {})
         cams = tuple(m for m in methods if m not in PERTURBATION_METHODS)
         # the CAMs from one engine call; each perturbation method alone (its cost is its own)
@@ -92,7 +89,7 @@ class ClipModel:
 
     def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
         """[0, 1] pixels -> the model's input ((x − mean) / std)."""
-        return (pixels - self._mean) / self._std
+        return self._normalization.apply(pixels)
 
     def scores(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) pixels in [0, 1] -> (B, classes, 3): probability, log-probability

@@ -26,17 +26,18 @@ from vidcam.models.spec import InputSpec
 from vidcam.video.decode import iter_frames, probe
 from vidcam.video.preprocess import Geometry, Preprocessor
 from vidcam.video.sample import ClipSampler, plan_windows
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+from vidcam.video_files import VIDEO_SUFFIXES, scan_folder
 
 
 def list_videos(inputs: Sequence[str | Path]) -> list[Path]:
-    """Video files named in ``inputs`` (files, or folders searched non-recursively), in order."""
+    """Video files named in ``inputs`` (files, or folders expanded by
+    :func:`vidcam.video_files.scan_folder`, non-recursively: the files ``vidcam batch DIR``
+    picks), in order."""
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
+            found = scan_folder(p)
             if not found:
                 raise VidcamError(f"folder {str(p)!r} holds no video ({', '.join(VIDEO_SUFFIXES)})")
             out.extend(found)
@@ -82,9 +83,7 @@ def read_clip(
     windows = plan_windows(times, ClipSampler.from_spec(spec, hop=spec.clip_len))
     w = windows[(len(windows) - 1) // 2]
     x = pre.clip([crops[i] for i in w.frames])  # (1, 3, T, h, w), normalised
-    mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1, 1)
-    std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1, 1)
-    pixels = (x * std + mean).clamp_(0.0, 1.0)  # back to [0, 1] pixels (masking happens there)
+    pixels = pre.normalization.undo(x).clamp_(0.0, 1.0)  # [0, 1] pixels: masking happens there
     return Clip(info.path, pixels, tuple(w.frames), pre.geometry)
 
 

@@ -92,6 +92,34 @@ def band_geometry(height: int, width: int, spec: InputSpec) -> Geometry:
     return Geometry(g.source, g.resized, (crop[0], crop[1]), (offset[0], offset[1]))
 
 
+class Normalization:
+    """A model's per-channel normalisation, the one place vidcam applies and undoes it: model
+    input = (pixels − mean) / std, pixels in [0, 1]; ``mean`` and ``std`` (C,) float32 on
+    ``device``. ``dim``: the channel axis of the tensors given (1 for (N, C, T, H, W), -1 for
+    channels-last frames). The values are checked by :class:`~vidcam.models.spec.InputSpec`."""
+
+    def __init__(
+        self, mean: Sequence[float], std: Sequence[float], device: torch.device | str = "cpu"
+    ) -> None:
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device)
+
+    def _stats(self, x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = [1] * x.dim()
+        shape[dim] = -1
+        return self.mean.view(shape), self.std.view(shape)
+
+    def apply(self, x: torch.Tensor, dim: int = 1, *, inplace: bool = False) -> torch.Tensor:
+        """Pixels in [0, 1] -> model input, ``(x − mean) / std`` (``inplace``: in ``x``)."""
+        mean, std = self._stats(x, dim)
+        return x.sub_(mean).div_(std) if inplace else (x - mean) / std
+
+    def undo(self, x: torch.Tensor, dim: int = 1) -> torch.Tensor:
+        """Model input -> pixels, ``x · std + mean`` (a new tensor; not clamped)."""
+        mean, std = self._stats(x, dim)
+        return x * std + mean
+
+
 class Preprocessor:
     """Frames (H, W, 3) uint8 RGB -> crops (h, w, 3) uint8 on ``device`` -> clips.
 
@@ -116,8 +144,7 @@ class Preprocessor:
                 f"geometry for {self.geometry.source[1]}x{self.geometry.source[0]} does not "
                 f"match the video size {width}x{height}"
             )
-        self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device)
-        self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device)
+        self.normalization = Normalization(spec.mean, spec.std, self.device)
 
     def frame(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 RGB -> (h, w, 3) uint8 crop on the device.
@@ -145,7 +172,7 @@ class Preprocessor:
     def clip(self, crops: Sequence[torch.Tensor]) -> torch.Tensor:
         """T crops (h, w, 3) uint8 -> (1, 3, T, h, w) float32, (x / 255 - mean) / std."""
         x = torch.stack(list(crops)).float()  # (T, h, w, 3), channels last: contiguous math
-        x = x.mul_(1 / 255.0).sub_(self._mean).div_(self._std)
+        x = self.normalization.apply(x.mul_(1 / 255.0), dim=-1, inplace=True)
         return x.permute(3, 0, 1, 2).unsqueeze(0).contiguous()
 
 
