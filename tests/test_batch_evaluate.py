@@ -144,11 +144,22 @@ def test_a_late_failure_leaves_no_output_of_that_video(bench, tmp_path, monkeypa
         assert paths[1].stem + suffix in names, suffix
 
 
-def test_side_by_side_list_is_what_evaluate_scores(bench, tmp_path):
+def test_side_by_side_list_is_what_evaluate_scores(bench, tmp_path, monkeypatch):
     """`--side-by-side gradcam,layercam,eigencam --evaluate`: the listed panels are rendered AND
-    scored (issue 25's bug: the default pair Grad-CAM | Grad-CAM++ was scored instead)."""
+    scored, in that order (issue 25's bug: the default pair Grad-CAM | Grad-CAM++ was scored
+    instead)."""
+    import vidcam.batch.evaluate as batch_eval
+
     paths, _ = bench
     listed = ("gradcam", "layercam", "eigencam")
+    scored_lists = []
+    real = batch_eval.clip_metrics
+
+    def recording(record, video, methods, **kw):
+        scored_lists.append(list(methods))
+        return real(record, video, methods, **kw)
+
+    monkeypatch.setattr(batch_eval, "clip_metrics", recording)
     rows = run(
         [paths[0]],
         tmp_path / "out",
@@ -158,6 +169,7 @@ def test_side_by_side_list_is_what_evaluate_scores(bench, tmp_path):
         side_by_side=",".join(listed),
     )
     assert rows[0]["status"] == "done", rows[0]["error"]
+    assert scored_lists == [list(listed)]  # exactly the rendered panels, in panel order
     metrics = rows[0]["metrics"]
     scored = {"gradcam"} | {k.split(".", 1)[0] for k in metrics if "." in k}
     assert scored - {"random", "ones", "centre", "random_voxel"} == set(listed)
