@@ -22,8 +22,8 @@ from vidcam.evaluate.synth import CLASSES, SynthConfig, make_clip, write_mp4
 from vidcam.models.open import open_model
 from vidcam.models.spec import InputSpec
 from vidcam.video import explain_video
-from vidcam.video.preprocess import Preprocessor, band_geometry, full_geometry
 from vidcam.video.options import ExplainOptions
+from vidcam.video.preprocess import Preprocessor, band_geometry, full_geometry
 from vidcam.video.spatial import (
     SpatialMean,
     SpatialPlan,
