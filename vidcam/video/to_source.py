@@ -379,8 +379,10 @@ class MapBlender:
             weights = {i: 0.0 if i in across else w for i, w in weights.items()}
         total = sum(weights.values())
         if total <= 0:  # unexplained: every window here would hold a slice across a cut
+            grey = {torch.uint8: 128}  # an image's "no evidence" (0.5, or 128 in uint8); heat 0
             return {
-                n: s[0].clone().fill_(0.5 if s.dim() == 4 else 0.0) for n, s in self._stack.items()
+                n: s[0].clone().fill_(grey.get(s.dtype, 0.5) if s.dim() == 4 else 0)
+                for n, s in self._stack.items()
             }, {}
         ws = [sups[i].slice_weights(t, scaled=False)[0] * (weights[i] / total) for i in order]
         # heat maps get each slice's scale, images (..., 3) do not
