@@ -17,7 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import pattern_frames, write_video
+from conftest import HANG_S, pattern_frames, write_video
 
 import vidcam.models.open
 import vidcam.video.explain_pass
@@ -153,11 +153,89 @@ def test_python_api_refuses_the_same_options():
         ClipSampler.from_spec(spec, clip_len=limit + 1)
 
 
-def test_available_memory_is_a_positive_byte_count():
+MEMINFO = """MemTotal:       16314044 kB
+MemFree:          812344 kB
+MemAvailable:    9876543 kB
+Buffers:          123456 kB
+"""
+
+
+@pytest.fixture
+def fake_proc(tmp_path, monkeypatch):
+    """``/proc`` and ``/sys`` files as vidcam.device reads them, served from ``tmp_path``
+    (a file not written there does not exist); process limits unlimited unless a test sets
+    them."""
+    import resource
+
+    import vidcam.device as device
+
+    real = Path
+
+    def fake_path(p, *rest):
+        p = real(p, *rest)
+        return tmp_path / p.relative_to("/") if p.parts[1:2] in (("proc",), ("sys",)) else p
+
+    monkeypatch.setattr(device, "Path", fake_path)
+    limits: dict[int, int] = {}
+    monkeypatch.setattr(
+        resource, "getrlimit", lambda r: (limits.get(r, resource.RLIM_INFINITY),) * 2
+    )
+
+    def write(path: str, text: str) -> None:
+        f = tmp_path / path.lstrip("/")
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+
+    return write, limits
+
+
+def test_available_memory_reads_meminfo_cgroup_and_limits_exactly(fake_proc, monkeypatch):
+    """The exact byte counts of a fake meminfo, cgroup and ``ulimit``, each one the smallest
+    in turn (hand-computed: 9876543 kB = 10,113,580,032 bytes)."""
+    import resource
+
+    write, limits = fake_proc
+    write("/proc/meminfo", MEMINFO)
+    assert setup.available_memory("cpu") == 9_876_543 * 1024 == 10_113_580_032
+    write("/sys/fs/cgroup/memory.max", "max\n")  # cgroup v2, unlimited
+    write("/sys/fs/cgroup/memory.current", "123\n")
+    assert setup.available_memory("cpu") == 10_113_580_032
+    write("/sys/fs/cgroup/memory.max", f"{8 << 30}\n")  # 8 GiB limit, 3 GiB used
+    write("/sys/fs/cgroup/memory.current", f"{3 << 30}\n")
+    assert setup.available_memory("cpu") == 5 << 30
+    write("/proc/self/status", "Name:\tpython\nVmSize:\t 1048576 kB\nVmData:\t  524288 kB\n")
+    limits[resource.RLIMIT_AS] = 3 << 30  # ulimit -v 3 GiB, 1 GiB mapped: 2 GiB left
+    assert setup.available_memory("cpu") == 2 << 30
+    limits[resource.RLIMIT_DATA] = (1 << 30) - 1  # 512 MiB of data: 512 MiB - 1 byte left
+    assert setup.available_memory("cpu") == (512 << 20) - 1
+
+
+def test_available_memory_falls_back_to_free_pages(fake_proc, monkeypatch):
+    import vidcam.device as device
+
+    write, _ = fake_proc
+    write("/proc/meminfo", MEMINFO.replace("MemAvailable", "MemSomething"))  # an old kernel
+    pages = {"SC_AVPHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(device.os, "sysconf", lambda name: pages[name])
+    assert setup.available_memory("cpu") == 4_096_000
+
+    def unsupported(name: str) -> int:
+        raise ValueError(f"unrecognized configuration name {name}")
+
+    monkeypatch.setattr(device.os, "sysconf", unsupported)
+    assert setup.available_memory("cpu") is None  # nothing known: None, never a guess
+
+
+def test_available_memory_here_is_at_most_the_physical_memory():
+    """On this machine: a number between 1 MiB and the RAM the OS reports by another route
+    (``sysconf``); on Linux never unknown."""
+    import os
+
     free = setup.available_memory("cpu")
-    assert free is None or free > 2**20
     if Path("/proc/meminfo").exists():
         assert free is not None
+    if free is not None:
+        assert 2**20 < free <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 # -- item 13: --help and argument errors stay light ----------------------------------------
@@ -182,7 +260,7 @@ def _heavy_after(code: str) -> list[str]:
         [sys.executable, "-c", f"import sys; {probe}"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_S,
         check=True,
     ).stdout
     return eval(out.strip().splitlines()[-1])  # a list literal printed by the child
