@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vidcam.cam.maps import ConstantMapWarning
-from vidcam.cam.methods import Method, panels_for
+from vidcam.cam.methods import Method
 from vidcam.cam.targets import resolve_target
 from vidcam.errors import VidcamError
 from vidcam.models.handle import ModelHandle
@@ -96,9 +96,9 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
 
 
 def _panels(o: ExplainOptions) -> tuple[Method, ...]:
-    """The panels shown (``o.side_by_side``: bool, or a list of method ids); only the main
-    method may be a guided one."""
-    panels = panels_for(o.the_method, o.side_by_side)
+    """The panels shown (:attr:`ExplainOptions.panels`); only the main method may be a guided
+    one."""
+    panels = o.panels
     stray = [p.id for p in panels if p.guided and p != o.the_method]
     if stray:
         raise VidcamError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from vidcam.cam.explainer import Explanation
+from vidcam.cam.explanation import Explanation
 from vidcam.cam.hooks import eval_mode
 from vidcam.cam.maps import normalize_maps, upsample
 from vidcam.cam.targets import Target, resolve_targets
@@ -50,11 +50,11 @@ def window_maps(
     """(maps (B, K, T, H, W) in [0, 1], peaks (B, K), heat (B, K, t, h, w) in CAM units)
     over the whole window. Tiles: each tile's map in CAM units (the upsampled raw CAM, or
     for fused layers the normalised map times its raw peak), stitched, re-normalised."""
-    peaks = res.raw.flatten(2).amax(2)
+    peaks = res.first_layer_raw.flatten(2).amax(2)
     if plan.mode != "tiles":
-        return res.maps, peaks, res.raw
+        return res.maps, peaks, res.first_layer_raw
     if len(res.raw_per_layer) == 1:
-        tile = upsample(res.raw, tuple(res.maps.shape[2:]))
+        tile = upsample(res.first_layer_raw, tuple(res.maps.shape[2:]))
     else:
         tile = res.maps * peaks[:, :, None, None, None]
     heat = stitch(tile, plan)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
-from vidcam.cam.explainer import Explainer, Explanation
+from vidcam.cam.explainer import Explainer
+from vidcam.cam.explanation import Explanation
 from vidcam.cam.methods import Method
 from vidcam.cam.targets import Target
 from vidcam.errors import VidcamError

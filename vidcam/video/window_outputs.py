@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from vidcam.cam.explainer import Explanation
+from vidcam.cam.explanation import Explanation
 from vidcam.cam.methods import Method
 from vidcam.video.results import WindowResult
 from vidcam.video.sample import Window
