@@ -18,6 +18,10 @@ from urllib.parse import urlparse
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
+#: seconds a wait may last before it counts as "never": generous, so that a slow or loaded
+#: machine only waits longer (every wait polls and returns as soon as its condition holds)
+PATIENCE_S = 600.0
+
 
 def find_chromium() -> str | None:
     """The first Chromium-like binary on PATH ($VIDCAM_CHROMIUM overrides), or None."""
@@ -35,7 +39,7 @@ class WebSocket:
     """A client WebSocket over a plain socket: the opening handshake, masked text frames out,
     unmasked frames in (continuation frames joined, pings answered)."""
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = PATIENCE_S) -> None:
         u = urlparse(url)
         self.sock = socket.create_connection((u.hostname, u.port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -142,7 +146,7 @@ class Browser:
             self.proc.wait()
             raise
 
-    def _port(self, timeout: float = 60.0) -> int:
+    def _port(self, timeout: float = PATIENCE_S) -> int:
         f = self.user_dir / "DevToolsActivePort"
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -155,10 +159,11 @@ class Browser:
             time.sleep(0.1)
         raise TimeoutError("chromium wrote no DevToolsActivePort")
 
-    def _page_ws(self, port: int, url: str, timeout: float = 30.0) -> str:
+    def _page_ws(self, port: int, url: str, timeout: float = PATIENCE_S) -> str:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as r:
+            url_list = f"http://127.0.0.1:{port}/json/list"
+            with urllib.request.urlopen(url_list, timeout=PATIENCE_S) as r:
                 pages = [t for t in json.load(r) if t.get("type") == "page"]
             if pages:
                 return pages[0]["webSocketDebuggerUrl"]
@@ -190,7 +195,7 @@ class Browser:
             raise RuntimeError(f"{expression!r} threw: {r['exceptionDetails']}")
         return r["result"].get("value")
 
-    def wait_for(self, expression: str, timeout: float = 30.0, interval: float = 0.1):
+    def wait_for(self, expression: str, timeout: float = PATIENCE_S, interval: float = 0.1):
         """Poll ``expression`` until it is truthy; its last value (TimeoutError if never)."""
         end = time.monotonic() + timeout
         while True:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import moving_square, write_video
+from tests.conftest import HANG_S, moving_square, write_video
 from vidcam.batch import load_maps, run
 from vidcam.batch.index import read_index
 
@@ -33,16 +33,18 @@ def _start(folder: Path, out: Path) -> subprocess.Popen:
 
 
 def _kill_after(proc: subprocess.Popen, out: Path, n_done: int, sig: int) -> str:
-    deadline = time.monotonic() + 240
+    """Send ``sig`` once ``n_done`` done markers exist (however long that takes: only a run
+    that finishes no video in HANG_S seconds is a failure)."""
+    deadline = time.monotonic() + HANG_S
     while len(_markers(out)) < n_done:
         if proc.poll() is not None:
             pytest.fail(f"the run ended before it could be killed: {proc.stderr.read().decode()}")
         if time.monotonic() > deadline:
             proc.kill()
-            pytest.fail("no video finished in 240 s")
+            pytest.fail(f"no video finished in {HANG_S} s: a hang")
         time.sleep(0.05)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=HANG_S)
     return err.decode()
 
 
