@@ -17,18 +17,25 @@ written atomically.
 - :func:`write_batch_index` — ``OUT_DIR/index.html``: a sortable table of the batch rows,
   per-class mean importance profiles, the failures.
 - :func:`report_from_args` / :func:`check_report_args` — ``vidcam explain --report``
-  (and ``--report-embed``: ``args.report_embed``).
+  (and ``--report-embed``: ``args.report_embed``); :func:`run_settings` — the settings a page
+  shows, from the run's :class:`~vidcam.video.options.ExplainOptions`.
 """
 
 from __future__ import annotations
 
 from vidcam.report.batch_page import write_batch_index
-from vidcam.report.glue import check_report_args, report_from_args, settings_from_args
+from vidcam.report.glue import (
+    check_report_args,
+    report_from_args,
+    run_settings,
+    settings_from_args,
+)
 from vidcam.report.video_page import write_video_report
 
 __all__ = [
     "check_report_args",
     "report_from_args",
+    "run_settings",
     "settings_from_args",
     "write_batch_index",
     "write_video_report",
