@@ -104,6 +104,9 @@ def test_no_heat_on_frames_held_across_a_cut(tmp_path, where, cut, lost):
         cut_imp = frame_importance(an.supports, energies, an.times, [float(an.times[cut])])
         assert (cut_imp[lost] == 0).all() and (base[lost] > 0).all()
         np.testing.assert_array_equal(cut_imp[kept], base[kept])
+        # pass 1 finds the cut itself: the analysis (strip, JSON) carries that importance
+        assert an.cuts == (cut,)
+        assert (an.importance[lost] == 0).all() and (an.importance[kept] > 0).all()
 
 
 def test_cuts_known_from_pass_one_give_the_same_frames(tmp_path):

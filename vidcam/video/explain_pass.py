@@ -33,6 +33,7 @@ from vidcam.video.preprocess import Preprocessor
 from vidcam.video.results import VideoAnalysis
 from vidcam.video.sample import ClipSampler, Window, WindowScheduler
 from vidcam.video.setup import ExplainOptions, auto_batch_size, check_memory
+from vidcam.video.shots import CutDetector
 from vidcam.video.spatial import SpatialPlan, plan_spatial
 from vidcam.video.threads import Prefetch
 from vidcam.video.to_source import TimeSupport, frame_importance, window_supports
@@ -67,16 +68,17 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
     pre = Preprocessor(m.input, info.height, info.width, m.device, plan.geometry)
     run = WindowExplainer(m, o, target, _store_size(plan), plan, panels)
     batch = _batch_plan(o, m, sampler.clip_len, frame_hw, plan)
+    cuts = CutDetector()  # shot cuts: a held map never crosses one (see to_source)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            times = _decode_and_explain(source, pre, sampler, run, batch, o.progress)
+            times = _decode_and_explain(source, pre, sampler, run, batch, o.progress, cuts)
         except BaseException:
             run.outputs.spool.close()
             raise
     messages = _reissue(caught, plan.mode == "tiles")
     out = run.outputs
-    supports, frame_times, importance = _importance(out, sampler, info.fps, times)
+    supports, frame_times, importance = _importance(out, sampler, info.fps, times, cuts.cuts)
     return VideoAnalysis(
         source=source,
         geometry=pre.geometry,
@@ -92,6 +94,7 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
         warnings=messages,
         spatial=plan.mode,
         cost=out.cost,
+        cuts=tuple(cuts.cuts),
     )
 
 
@@ -147,10 +150,11 @@ def _reissue(caught: list[warnings.WarningMessage], tiles: bool) -> list[str]:
 
 
 def _importance(
-    out: WindowOutputs, sampler: ClipSampler, fps: Fraction, times: list[float]
+    out: WindowOutputs, sampler: ClipSampler, fps: Fraction, times: list[float], cuts: list[int]
 ) -> tuple[list[TimeSupport], np.ndarray, np.ndarray]:
     """(each window's time support, (F,) float64 frame times, (F,) float32 per-frame
-    importance in [0, 1]) from the windows' temporal energy."""
+    importance in [0, 1]) from the windows' temporal energy; ``cuts``: frame indices where a
+    shot starts (a held slice does not cross one)."""
     if sampler.fps is not None:
         margin = float(sampler.period) / 2
     else:
@@ -158,7 +162,9 @@ def _importance(
     T = sampler.clip_len
     supports = window_supports(out.windows, out.energies, T, out.slices or T, margin)
     frame_times = np.asarray(times, dtype=np.float64)
-    raw = frame_importance(supports, out.energies, frame_times)
+    raw = frame_importance(
+        supports, out.energies, frame_times, frame_times[np.asarray(cuts, dtype=int)]
+    )
     peak = float(raw.max()) if raw.size else 0.0
     return supports, frame_times, (raw / peak if peak > 0 else raw).astype(np.float32)
 
@@ -181,9 +187,10 @@ def _decode_and_explain(
     run: WindowExplainer,
     batch: BatchPlan,
     progress: bool,
+    cuts: CutDetector,
 ) -> list[float]:
     """Stream the frames, explain windows as they complete (``batch`` says how many per engine
-    call); returns every frame's time."""
+    call) and find the shot cuts (``cuts``); returns every frame's time."""
     sched = WindowScheduler(sampler)
     crops: dict[int, torch.Tensor] = {}
     times: list[float] = []
@@ -194,6 +201,7 @@ def _decode_and_explain(
         for frame in decoded:
             crops[frame.index] = pre.frame(frame.image)
             times.append(float(frame.time))
+            cuts.push(frame.image)
             pending.extend(sched.push(frame.time))
             while len(pending) >= batch.size():
                 pending = _run_batch(run, batch, pending, crops, pre)
@@ -202,6 +210,7 @@ def _decode_and_explain(
                 del crops[i]
             sched.drop_before(keep)
             bar.update(1)
+        cuts.finish()
         pending.extend(sched.finish())
         while pending:
             pending = _run_batch(run, batch, pending, crops, pre)
