@@ -9,8 +9,10 @@ import torch
 
 from vidcam.evaluate.curves import MaskedScorer, Ranking, keep_remove_curves, unit_ranks
 from vidcam.evaluate.fills import ConstantFill
+from vidcam.evaluate.keys import ScoreKey
 from vidcam.evaluate.paired import compare, paired_columns, paired_wins, wilson
 from vidcam.evaluate.ranking import fill_agreement, headline_columns, rank_methods
+from vidcam.evaluate.records import ClipRecord
 from vidcam.evaluate.summary import summarize
 
 
@@ -33,11 +35,11 @@ def test_compare_counts_wins_ties_and_direction():
     a = [0.1, 0.5, 0.3, 0.2]
     b = [0.2, 0.4, 0.3 + 1e-9, 0.9]
     low = compare(a, b, "low")  # wins on clips 0 and 3, loses 1, ties 2
-    assert (low["wins"], low["ties"], low["losses"], low["n"]) == (2, 1, 1, 4)
-    assert low["rate"] == pytest.approx(2.5 / 4)
-    assert (low["lo"], low["hi"]) == pytest.approx(wilson(2.5, 4))
+    assert (low.wins, low.ties, low.losses, low.n) == (2, 1, 1, 4)
+    assert low.rate == pytest.approx(2.5 / 4)
+    assert (low.lo, low.hi) == pytest.approx(wilson(2.5, 4))
     high = compare(a, b, "high")
-    assert (high["wins"], high["ties"], high["losses"]) == (1, 1, 2)
+    assert (high.wins, high.ties, high.losses) == (1, 1, 2)
 
 
 def _clip(values: dict[str, tuple[float, float, float, float]]) -> dict:
@@ -67,9 +69,10 @@ def test_fills_that_disagree_are_flagged_only_when_the_clips_back_it():
         )
         for _ in range(5)
     ]
-    cols, mean_over = headline_columns(["road", "blur"], "20", units=())
-    ranking = rank_methods(clips, ["a", "b", "random"], cols, mean_over)
-    agree = fill_agreement(ranking, ["road", "blur"], "20", clips)
+    records = [ClipRecord.from_json(c) for c in clips]
+    cols = headline_columns(["road", "blur"], 0.2, units=())
+    ranking = rank_methods(records, ["a", "b", "random"], cols)
+    agree = fill_agreement(ranking, ["road", "blur"], 0.2, records).to_json()
     assert agree["ranks"]["road"] == {"a": 1, "b": 2, "random": 3}
     assert agree["ranks"]["blur"] == {"a": 2, "b": 1, "random": 3}
     assert agree["disagree"] == [
@@ -77,7 +80,7 @@ def test_fills_that_disagree_are_flagged_only_when_the_clips_back_it():
     ]
     assert agree["agree"] is False
     # the same flip on 2 clips is within the noise (2/2 -> lower bound 0.34): not supported
-    weak = fill_agreement(ranking, ["road", "blur"], "20", clips[:2])
+    weak = fill_agreement(ranking, ["road", "blur"], 0.2, records[:2]).to_json()
     assert weak["disagree"][0]["supported"] is False and weak["agree"] is True
 
 
@@ -89,7 +92,7 @@ def test_summary_paired_against_each_reference():
     s = summarize(clips, fills=["road", "blur"], fraction=0.2, units=())
     paired = s["paired"]
     assert [c["key"] for c in paired["columns"]] == [
-        k for k, _ in paired_columns(["road", "blur"], "20")
+        k.key for k, _ in paired_columns(["road", "blur"], 0.2)
     ]
     assert set(paired["methods"]) == {"a"} and set(paired["methods"]["a"]) == {"random", "centre"}
     vs_random = paired["methods"]["a"]["random"]["remove_20_road"]
@@ -98,8 +101,9 @@ def test_summary_paired_against_each_reference():
     assert (vs_centre["wins"], vs_centre["losses"]) == (2, 1)  # the centre won clip 0
     # logit columns follow their own values: keep_dlogit = keep here
     assert paired["methods"]["a"]["centre"]["keep_20_blur_dlogit"]["wins"] == 2
-    direct = paired_wins(clips, ["a"], ["centre"], [("remove_20_road", "low")])
-    assert direct["methods"]["a"]["centre"]["remove_20_road"] == vs_centre
+    records = [ClipRecord.from_json(c) for c in clips]
+    direct = paired_wins(records, ["a"], ["centre"], [(ScoreKey("remove", 0.2, "road"), "low")])
+    assert direct.to_json()["methods"]["a"]["centre"]["remove_20_road"] == vs_centre
 
 
 def test_masked_scorer_keeps_every_score_kind():

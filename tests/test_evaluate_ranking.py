@@ -6,7 +6,9 @@ import math
 
 import pytest
 
+from vidcam.evaluate.keys import ScoreKey
 from vidcam.evaluate.ranking import headline_columns, rank_methods
+from vidcam.evaluate.records import ClipRecord
 from vidcam.evaluate.summary import summarize
 
 
@@ -36,10 +38,14 @@ CLIPS = [
 
 
 def test_rank_methods_by_hand():
-    columns, mean_over = headline_columns(["road"], "20", units=())
-    assert mean_over == ["remove_20_road", "keep_20_road"]
-    r = rank_methods(CLIPS, ["a", "b", "c"], columns, mean_over)
+    columns = headline_columns(["road"], 0.2, units=())
+    assert [c.key for c in columns if c.in_mean_rank] == ["remove_20_road", "keep_20_road"]
+    assert columns[0].metric == ScoreKey("remove", 0.2, "road") and columns[0].better == "low"
+    records = [ClipRecord.from_json(c) for c in CLIPS]
+    ranking = rank_methods(records, ["a", "b", "c"], columns)
+    r = ranking.to_json()  # the JSON's form of the typed ranking
     m = r["methods"]
+    assert ranking.stats["a"][ScoreKey("keep", 0.2, "road")].rank == 1.5
     # remove: a (0.1, 0.3) and b (0.3, 0.1) both mean 0.2 -> tie, rank (1 + 2)/2; c 0.85 -> 3
     assert m["a"]["remove_20_road"]["mean"] == pytest.approx(0.2)
     assert m["a"]["remove_20_road"]["std"] == pytest.approx(math.sqrt(0.02))

@@ -23,18 +23,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from vidcam.batch.maps_io import RawMaps
 from vidcam.cam.targets import find_class
+from vidcam.evaluate.keys import ScoreKey
 from vidcam.models.handle import ModelHandle
+
+if TYPE_CHECKING:  # the evaluation loads torch-heavy modules on first use
+    from vidcam.evaluate.options import EvalOptions
+    from vidcam.evaluate.records import MapRecord
 
 #: the keep/remove shares of the per-video scores (the headline share of ``vidcam evaluate``)
 FRACTIONS: tuple[float, ...] = (0.2,)
 #: the localization scores copied from ``vidcam evaluate`` when a ground truth is given
 LOCALIZATION = ("energy_pg", "pointing", "coverage", "temporal", "iou")
+#: the keep / remove order of the row's keys
+MODES = ("remove", "keep")
 
 
 def map_metrics(raw: RawMaps, top: Sequence[dict], label: str | None) -> dict[str, float]:
@@ -80,7 +87,7 @@ def clip_metrics(
 ) -> dict[str, float]:
     """``vidcam evaluate``'s per-clip scores of ``video`` for ``methods`` and the random map,
     flattened (see the module docstring)."""
-    from vidcam.evaluate.options import EvalOptions, pct
+    from vidcam.evaluate.options import EvalOptions
     from vidcam.evaluate.run import evaluate
 
     opts = EvalOptions(
@@ -99,20 +106,28 @@ def clip_metrics(
         classes=[explained_class(target, record)],
         engine=engine,
     )
-    rec = res.clips[0]
-    y = float(rec["Y"])
+    clip = res.records[0]
+    y = float(clip.y_prob)
     out: dict[str, float] = {"Y": round(y, 6)}
-    keys = [
-        f"{m}_{pct(k)}_{f}" for f in opts.fills for k in opts.fractions for m in ("remove", "keep")
-    ]
-    for i, m in enumerate(opts.evaluated):
-        r = rec["methods"][m]
+    for i, m in enumerate(res.opts.evaluated):
         prefix = "" if i == 0 else f"{m}."
-        o = float(r["O"])
-        vals = {k: r[k] for k in keys}
-        vals["avg_drop"] = 100.0 * max(0.0, y - o) / y if y > 0 else 0.0
-        vals["increase"] = 100.0 if o > y else 0.0
-        vals["clip_map_mean"] = r["map_mean"]
-        vals |= {k: r[k] for k in LOCALIZATION if k in r}
-        out |= {prefix + k: round(float(v), 6) for k, v in vals.items()}
+        out |= {prefix + k: round(float(v), 6) for k, v in _map_metrics(clip.maps[m], y, res.opts)}
     return out
+
+
+def _map_metrics(rec: MapRecord, y: float, opts: EvalOptions) -> list[tuple[str, float]]:
+    """One map's row metrics, in row order: keep / remove per fill and fraction, the paper's
+    Average Drop and Increase in Confidence of this clip, the map's mean, its localization."""
+    vals = [
+        (key.key, rec.value(key))
+        for key in (
+            ScoreKey(mode, k, f) for f in opts.fills for k in opts.fractions for mode in MODES
+        )
+    ]
+    o = float(rec.o)
+    vals.append(("avg_drop", 100.0 * max(0.0, y - o) / y if y > 0 else 0.0))
+    vals.append(("increase", 100.0 if o > y else 0.0))
+    vals.append(("clip_map_mean", rec.size.mean))
+    if rec.localization is not None:
+        vals += [(k, v) for k, v in rec.localization.items() if k in LOCALIZATION]
+    return vals

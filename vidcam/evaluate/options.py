@@ -19,6 +19,7 @@ from vidcam.evaluate.choices import (
 )
 from vidcam.evaluate.curves import grid
 from vidcam.evaluate.fills import parse_fills
+from vidcam.evaluate.keys import pct  # noqa: F401 (re-exported)
 
 FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.5)
 #: the headline keeps/removes this share of voxels when it is among the fractions (else the
@@ -43,11 +44,6 @@ def parse_fractions(text: str | Sequence[float]) -> tuple[float, ...]:
     if not vals or any(not 0.0 < v < 1.0 for v in vals):
         raise VidcamError(f"fractions must lie strictly between 0 and 100 %, got {text!r}")
     return tuple(sorted(set(vals)))
-
-
-def pct(f: float) -> str:
-    """A fraction as the percentage used in keys and titles: 0.2 -> ``"20"``, 0.125 -> ``"12.5"``."""
-    return f"{f * 100:.6g}"
 
 
 @dataclass
@@ -144,14 +140,17 @@ def parse_references(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def parse_units(text: str | Sequence[str]) -> tuple[str, ...]:
-    """``"voxel,frame"``, ``"none"`` or a sequence -> the classic curves' units, in UNITS order."""
+    """``"voxel,frame"``, ``"both"``, ``"none"`` or a sequence -> the classic curves' units, in
+    UNITS order."""
     items = text.split(",") if isinstance(text, str) else list(text)
     names = {v.strip().lower() for v in items if v.strip()}
     if names == {"none"}:
         return ()
+    if "both" in names:
+        names = (names - {"both"}) | set(UNITS)
     bad = names - set(UNITS)
     if bad:
-        raise VidcamError(f"unit {sorted(bad)[0]!r} is not one of {', '.join(UNITS)} or none")
+        raise VidcamError(f"unit {sorted(bad)[0]!r} is not one of {', '.join(UNITS)}, both or none")
     return tuple(u for u in UNITS if u in names)
 
 

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+
+from vidcam.evaluate.keys import ScoreKey
+from vidcam.evaluate.records import ClipRecord
+from vidcam.evaluate.summary_records import PairedWins, WinRecord
 
 #: z of a two-sided 95 % interval
 Z95 = 1.959963984540054
@@ -40,7 +43,7 @@ def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     return lo, hi
 
 
-def compare(a: Sequence[float], b: Sequence[float], better: str) -> dict[str, Any]:
+def compare(a: Sequence[float], b: Sequence[float], better: str) -> WinRecord:
     """Paired record of ``a`` against ``b`` (one value per clip; ``better``: "low" | "high")."""
     if len(a) != len(b) or not a:
         raise ValueError("compare: give one value per clip for both maps")
@@ -51,52 +54,39 @@ def compare(a: Sequence[float], b: Sequence[float], better: str) -> dict[str, An
         elif (x < y) == (better == "low"):
             wins += 1
     n = len(a)
-    rate = (wins + ties / 2) / n
     lo, hi = wilson(wins + ties / 2, n)
-    return {
-        "n": n,
-        "wins": wins,
-        "ties": ties,
-        "losses": n - wins - ties,
-        "rate": rate,
-        "lo": lo,
-        "hi": hi,
-    }
+    return WinRecord(n, wins, ties, n - wins - ties, (wins + ties / 2) / n, lo, hi)
 
 
-def paired_columns(fills: Sequence[str], p: str) -> list[tuple[str, str]]:
-    """(clip-record key, better) of the paired comparisons at fraction ``p`` (e.g. "20")."""
-    cols: list[tuple[str, str]] = []
-    for suffix in ("", "_dlogit"):
+def paired_columns(fills: Sequence[str], fraction: float) -> list[tuple[ScoreKey, str]]:
+    """(score, better) of the paired comparisons at ``fraction``: keep / remove under every
+    fill as probability ratios, then as logit differences."""
+    cols: list[tuple[ScoreKey, str]] = []
+    for kind in ("prob", "logit"):
         for f in fills:
-            cols += [(f"remove_{p}_{f}{suffix}", "low"), (f"keep_{p}_{f}{suffix}", "high")]
+            for mode in ("remove", "keep"):
+                key = ScoreKey(mode, fraction, f, kind)
+                cols.append((key, key.better))
     return cols
 
 
 def paired_wins(
-    clips: Sequence[dict[str, Any]],
+    clips: Sequence[ClipRecord],
     methods: Sequence[str],
     references: Sequence[str],
-    columns: Sequence[tuple[str, str]],
-) -> dict[str, Any]:
-    """``{"interval", "columns", "methods": {method: {reference: {key: compare(...)}}}}`` over
-    the clips that have the key for both maps."""
-    table: dict[str, dict[str, dict[str, Any]]] = {}
+    columns: Sequence[tuple[ScoreKey, str]],
+) -> PairedWins:
+    """Every method against every reference per column, over the clips that have the score for
+    both maps (a column no clip has is left out)."""
+    table: dict[str, dict[str, dict[ScoreKey, WinRecord]]] = {}
     for m in methods:
         table[m] = {}
         for r in references:
-            row: dict[str, Any] = {}
+            row: dict[ScoreKey, WinRecord] = {}
             for key, better in columns:
-                pairs = [
-                    (c["methods"][m][key], c["methods"][r][key])
-                    for c in clips
-                    if c["methods"][m].get(key) is not None and c["methods"][r].get(key) is not None
-                ]
+                pairs = [(c.maps[m].value(key), c.maps[r].value(key)) for c in clips]
+                pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
                 if pairs:
                     row[key] = compare([a for a, _ in pairs], [b for _, b in pairs], better)
             table[m][r] = row
-    return {
-        "interval": INTERVAL,
-        "columns": [{"key": k, "better": b} for k, b in columns],
-        "methods": table,
-    }
+    return PairedWins(INTERVAL, tuple(columns), table)

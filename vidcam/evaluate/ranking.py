@@ -1,6 +1,6 @@
 """Which method is faithful for this model? Methods ranked per metric, with the spread over clips.
 
-Every column is a per-clip metric (a clip record's value; Average Drop and Increase in
+Every column is a per-clip metric (a :class:`~vidcam.evaluate.records.ClipRecord`'s value; Average Drop and Increase in
 Confidence from the clip's Y and O: ``max(0, Y − O)/Y · 100`` and ``1[O > Y + tol] · 100``, so
 their means are exactly the paper's numbers). Per method and column: the mean over clips, the
 sample standard deviation over clips (0 for one clip) and the rank of the mean among the methods
@@ -21,28 +21,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from vidcam.errors import VidcamError
+from vidcam.evaluate.keys import PAPER_METRICS, Metric, ScoreKey
 from vidcam.evaluate.metrics_faithfulness import TOL
+from vidcam.evaluate.records import ClipRecord
+from vidcam.evaluate.summary_records import Column, FillAgreement, Flip, MethodRanking, Stat
 
-#: a column: (key in the clip records, "low" | "high" = better, or None = not ranked)
-Column = tuple[str, str | None]
+#: columns printed (and ranked) with 2 decimals; the others with 3
+PERCENT_KEYS = frozenset(PAPER_METRICS)
 
 
-def clip_values(clips: Sequence[dict[str, Any]], method: str, key: str) -> list[float]:
-    """The per-clip values of ``key`` for ``method`` (clips without it are left out)."""
-    out = []
-    for c in clips:
-        rec = c["methods"][method]
-        if key == "average_drop":
-            y, o = c["Y"], rec["O"]
-            out.append(100.0 * max(0.0, y - o) / y if y > 0 else 0.0)
-        elif key == "increase_in_confidence":
-            out.append(100.0 if rec["O"] > c["Y"] + TOL else 0.0)
-        elif rec.get(key) is not None:
-            out.append(float(rec[key]))
-    return out
+def clip_value(clip: ClipRecord, method: str, metric: Metric) -> float | None:
+    """One clip's value of ``metric`` for ``method`` (None: not measured on this clip); the
+    paper's metrics from the clip's Y and the map's O."""
+    rec = clip.maps[method]
+    if metric == "average_drop":
+        y, o = clip.y_prob, rec.o
+        return 100.0 * max(0.0, y - o) / y if y > 0 else 0.0
+    if metric == "increase_in_confidence":
+        return 100.0 if rec.o > clip.y_prob + TOL else 0.0
+    v = rec.value(metric)
+    return None if v is None else float(v)
+
+
+def clip_values(clips: Sequence[ClipRecord], method: str, metric: Metric) -> list[float]:
+    """The per-clip values of ``metric`` for ``method`` (clips without it are left out)."""
+    vals = (clip_value(c, method, metric) for c in clips)
+    return [v for v in vals if v is not None]
 
 
 def _mean_std(vals: list[float]) -> tuple[float | None, float | None]:
@@ -52,10 +58,6 @@ def _mean_std(vals: list[float]) -> tuple[float | None, float | None]:
     if len(vals) < 2:
         return mean, 0.0
     return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
-
-
-#: columns printed (and ranked) with 2 decimals; the others with 3
-PERCENT_KEYS = frozenset({"average_drop", "increase_in_confidence"})
 
 
 def _ranks(means: dict[str, float | None], better: str, digits: int = 3) -> dict[str, float | None]:
@@ -75,96 +77,86 @@ def _ranks(means: dict[str, float | None], better: str, digits: int = 3) -> dict
 
 
 def rank_methods(
-    clips: Sequence[dict[str, Any]],
-    methods: Sequence[str],
-    columns: Sequence[Column],
-    mean_over: Sequence[str],
-) -> dict[str, Any]:
-    """Mean, std and rank of every method in every column, and the mean rank over ``mean_over``.
-
-    Returns ``{"columns": [{"key", "better", "in_mean_rank"}], "methods": {method: {key:
-    {"mean", "std", "rank"}, "mean_rank": float | None}}, "order": [methods by mean rank]}``.
-    """
+    clips: Sequence[ClipRecord], methods: Sequence[str], columns: Sequence[Column]
+) -> MethodRanking:
+    """Mean, std and rank of every method in every column, and the mean rank over the columns
+    ``in_mean_rank``; the order: by mean rank (missing last), then as given."""
     if not clips:
         raise VidcamError("no clips were evaluated")
-    table: dict[str, dict[str, Any]] = {m: {} for m in methods}
-    for key, better in columns:
-        stats = {m: _mean_std(clip_values(clips, m, key)) for m in methods}
-        digits = 2 if key in PERCENT_KEYS else 3
-        means = {m: s[0] for m, s in stats.items()}
-        ranks = _ranks(means, better, digits) if better else {}
+    stats: dict[str, dict[Metric, Stat]] = {m: {} for m in methods}
+    for col in columns:
+        ms = {m: _mean_std(clip_values(clips, m, col.metric)) for m in methods}
+        digits = 2 if col.metric in PERCENT_KEYS else 3
+        ranks = _ranks({m: s[0] for m, s in ms.items()}, col.better, digits) if col.better else {}
         for m in methods:
-            mean, std = stats[m]
-            table[m][key] = {"mean": mean, "std": std, "rank": ranks.get(m)}
+            stats[m][col.metric] = Stat(*ms[m], ranks.get(m))
+    mean_rank: dict[str, float | None] = {}
     for m in methods:
-        rs = [table[m][k]["rank"] for k in mean_over if table[m].get(k, {}).get("rank")]
-        table[m]["mean_rank"] = sum(rs) / len(rs) if rs else None
+        rs = [stats[m][c.metric].rank for c in columns if c.in_mean_rank]
+        rs = [r for r in rs if r]
+        mean_rank[m] = sum(rs) / len(rs) if rs else None
     index = {m: i for i, m in enumerate(methods)}
-    order = sorted(
-        methods,
-        key=lambda m: (table[m]["mean_rank"] is None, table[m]["mean_rank"] or 0.0, index[m]),
-    )
-    return {
-        "columns": [{"key": k, "better": b, "in_mean_rank": k in mean_over} for k, b in columns],
-        "methods": table,
-        "order": order,
-    }
+    order = sorted(methods, key=lambda m: (mean_rank[m] is None, mean_rank[m] or 0.0, index[m]))
+    return MethodRanking(tuple(columns), stats, mean_rank, tuple(order))
 
 
-def headline_columns(
-    fills: Sequence[str], fraction_key: str, units: Sequence[str]
-) -> tuple[list[Column], list[str]]:
-    """The ranking's columns in print order — keep/remove top-k % under each fill, map size,
-    the paper's metrics, the classic voxel curves — and the keys of the mean rank."""
-    honest: list[Column] = []
+def headline_columns(fills: Sequence[str], fraction: float, units: Sequence[str]) -> list[Column]:
+    """The ranking's columns in print order — keep/remove top-k % under each fill (these make
+    the mean rank), map size, the paper's metrics, the classic voxel curves."""
+    columns: list[Column] = []
     for f in fills:
-        honest += [(f"remove_{fraction_key}_{f}", "low"), (f"keep_{fraction_key}_{f}", "high")]
-    columns = honest + [("map_mean", None), ("map_area50", None)]
-    columns += [("average_drop", "low"), ("increase_in_confidence", "high")]
+        for mode in ("remove", "keep"):
+            key = ScoreKey(mode, fraction, f)
+            columns.append(Column(key, key.better, in_mean_rank=True))
+    columns += [Column("map_mean", None), Column("map_area50", None)]
+    columns += [Column("average_drop", "low"), Column("increase_in_confidence", "high")]
     if "voxel" in units:
-        columns += [("deletion_voxel", "low"), ("insertion_voxel", "high")]
-    return columns, [k for k, _ in honest]
+        columns += [Column("deletion_voxel", "low"), Column("insertion_voxel", "high")]
+    return columns
 
 
-def _fill_score(clip: dict[str, Any], m: str, f: str, p: str) -> float | None:
-    """A map's score under one fill on one clip: keep − remove at the headline fraction."""
-    rec = clip["methods"][m]
-    keep, remove = rec.get(f"keep_{p}_{f}"), rec.get(f"remove_{p}_{f}")
+def fill_score(clip: ClipRecord, m: str, fill: str, fraction: float) -> float | None:
+    """A map's score under one fill on one clip: keep − remove at ``fraction``."""
+    rec = clip.maps[m]
+    keep = rec.value(ScoreKey("keep", fraction, fill))
+    remove = rec.value(ScoreKey("remove", fraction, fill))
     return None if keep is None or remove is None else float(keep) - float(remove)
 
 
-def _beats(clips: Sequence[dict[str, Any]], a: str, b: str, f: str, p: str) -> bool:
+def _beats(clips: Sequence[ClipRecord], a: str, b: str, f: str, fraction: float) -> bool:
     """Do the clips support "a beats b under fill f" (paired win rate's 95 % interval > 0.5)?"""
     from vidcam.evaluate.paired import compare
 
-    pairs = [(_fill_score(c, a, f, p), _fill_score(c, b, f, p)) for c in clips]
+    pairs = [(fill_score(c, a, f, fraction), fill_score(c, b, f, fraction)) for c in clips]
     pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
-    return bool(pairs) and compare([x for x, _ in pairs], [y for _, y in pairs], "high")["lo"] > 0.5
+    return bool(pairs) and compare([x for x, _ in pairs], [y for _, y in pairs], "high").lo > 0.5
+
+
+def _fill_ranks(ranking: MethodRanking, fill: str, fraction: float) -> dict[str, float | None]:
+    """Each method's rank under one fill: the rank of its mean rank over that fill's keep and
+    remove columns (ties share their average rank)."""
+    keys = [ScoreKey("remove", fraction, fill), ScoreKey("keep", fraction, fill)]
+    means: dict[str, float | None] = {}
+    for m, stats in ranking.stats.items():
+        rs = [stats[k].rank for k in keys if k in stats]
+        rs = [r for r in rs if r is not None]
+        means[m] = sum(rs) / len(rs) if rs else None
+    return _ranks(means, "low", digits=6)
 
 
 def fill_agreement(
-    ranking: dict[str, Any],
+    ranking: MethodRanking,
     fills: Sequence[str],
-    fraction_key: str,
-    clips: Sequence[dict[str, Any]] = (),
-) -> dict[str, Any]:
-    """Each method's rank under each fill (the rank of its mean rank over that fill's keep and
-    remove columns; ties share their average rank) and the pairs of maps two fills order
-    differently. Returns ``{"ranks": {fill: {method: rank}}, "disagree": [{"fills": [f, g],
-    "first": a, "second": b, "supported": bool}], "agree": bool}``: under ``f`` a ranks above
-    b, under ``g`` b above a; ``supported``: the clips back both orders (per clip, keep − remove
-    under each fill; the paired win rate's 95 % Wilson interval lies above 0.5 both ways),
-    else the flip is within the clips' noise. ``agree``: no supported disagreement."""
-    methods = list(ranking["methods"])
-    ranks: dict[str, dict[str, float | None]] = {}
-    for f in fills:
-        keys = [f"remove_{fraction_key}_{f}", f"keep_{fraction_key}_{f}"]
-        means: dict[str, float | None] = {}
-        for m in methods:
-            rs = [ranking["methods"][m][k]["rank"] for k in keys if k in ranking["methods"][m]]
-            rs = [r for r in rs if r is not None]
-            means[m] = sum(rs) / len(rs) if rs else None
-        ranks[f] = _ranks(means, "low", digits=6)
+    fraction: float,
+    clips: Sequence[ClipRecord] = (),
+) -> FillAgreement:
+    """Each method's rank under each fill and the pairs of maps two fills order differently:
+    under ``f`` a ranks above b, under ``g`` b above a; ``supported``: the clips back both
+    orders (per clip, keep − remove under each fill; the paired win rate's 95 % Wilson interval
+    lies above 0.5 both ways), else the flip is within the clips' noise. ``agree``: no
+    supported disagreement."""
+    methods = list(ranking.stats)
+    ranks = {f: _fill_ranks(ranking, f, fraction) for f in fills}
     disagree = []
     for i, f in enumerate(fills):
         for g in fills[i + 1 :]:
@@ -174,14 +166,8 @@ def fill_agreement(
                     if None in (fa, fb, ga, gb) or fa == fb or ga == gb or (fa < fb) == (ga < gb):
                         continue
                     first, second = (a, b) if fa < fb else (b, a)
-                    supported = _beats(clips, first, second, f, fraction_key) and _beats(
-                        clips, second, first, g, fraction_key
+                    supported = _beats(clips, first, second, f, fraction) and _beats(
+                        clips, second, first, g, fraction
                     )
-                    disagree.append(
-                        {"fills": [f, g], "first": first, "second": second, "supported": supported}
-                    )
-    return {
-        "ranks": ranks,
-        "disagree": disagree,
-        "agree": not any(d["supported"] for d in disagree),
-    }
+                    disagree.append(Flip((f, g), first, second, supported))
+    return FillAgreement(ranks, tuple(disagree), not any(d.supported for d in disagree))

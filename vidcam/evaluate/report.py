@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from vidcam.evaluate.fills import FILL_HELP
+from vidcam.evaluate.keys import pct
 from vidcam.evaluate.masking import BASELINE_HELP
 from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS
 from vidcam.evaluate.metrics_size import SIZE_METRICS
@@ -39,7 +40,7 @@ from vidcam.evaluate.report_tables import (
     score_table,
     title,
 )
-from vidcam.evaluate.run import EvalResult, pct
+from vidcam.evaluate.result import EvalResult
 from vidcam.paths import write_text
 
 LOC_COLUMNS = (
@@ -77,13 +78,13 @@ PAIRED_NOTE = (
 
 
 def _intro(result: EvalResult) -> list[str]:
-    s, opts = result.summary, result.options
-    spatial = sorted({c.get("spatial", "center") for c in result.clips}) or [opts.get("spatial")]
+    s, opts, model = result.overview, result.opts, result.model_info
+    spatial = sorted({c.spatial for c in result.records}) or [opts.spatial]
     return [
-        f"Model `{result.model['name']}` ({result.model['weights'] or 'weights: see registry'}), "
-        f"layer(s) {', '.join(result.model['layers'])}; {s['clips']} clips"
-        + (f", top-1 accuracy {s['accuracy'] * 100:.1f}%" if s["accuracy"] is not None else "")
-        + f"; explained class: {'prediction' if opts['target'] == 'pred' else 'ground truth'}; "
+        f"Model `{model.name}` ({model.weights or 'weights: see registry'}), "
+        f"layer(s) {', '.join(model.layers)}; {s.clips} clips"
+        + (f", top-1 accuracy {s.accuracy * 100:.1f}%" if s.accuracy is not None else "")
+        + f"; explained class: {'prediction' if opts.target == 'pred' else 'ground truth'}; "
         f"spatial: {', '.join(str(x) for x in spatial)} (the window every map and score covers).",
     ]
 
@@ -91,26 +92,25 @@ def _intro(result: EvalResult) -> list[str]:
 def _faithfulness(result: EvalResult) -> list[str]:
     """The headline, its fills note, the non-saturating scores, the paired win rates and the
     per-fill tables."""
-    s, opts = result.summary, result.options
-    fills = opts.get("fills") or []
-    if not fills:
+    s, opts = result.overview, result.opts
+    if not opts.fills:
         return []
     grid_note = (
-        f"{opts['fill_steps']} equal steps and the fractions"
-        if opts.get("fill_steps")
+        f"{opts.fill_steps} equal steps and the fractions"
+        if opts.fill_steps
         else "0, the fractions and 1"
     )
-    p = pct(headline_fraction(opts["fractions"]))
+    p = pct(headline_fraction(opts.fractions))
     lines = [
         "Fills: "
-        + "; ".join(f"**{f}** ({FILL_HELP[f]})" for f in fills)
+        + "; ".join(f"**{f}** ({FILL_HELP[f]})" for f in opts.fills)
         + f". Keep/remove scores and their AUCs are relative (score / Y); fill curves at "
         f"{grid_note}.",
         "",
-        HOW_TO_READ.format(baseline=opts["baseline"]),
+        HOW_TO_READ.format(baseline=opts.baseline),
         "",
-        f"Headline — the methods ranked (k = {p} % of the voxels; {s['clips']} clips; paper "
-        f"metrics with the {opts['baseline']} baseline; Rank · fill: the map's rank under that "
+        f"Headline — the methods ranked (k = {p} % of the voxels; {s.clips} clips; paper "
+        f"metrics with the {opts.baseline} baseline; Rank · fill: the map's rank under that "
         "fill alone; Fills: = no fill orders this map and another oppositely, ≠ one does within "
         "the clips' noise, ⚠ one does and the clips' paired wins back both orders):",
         "",
@@ -122,37 +122,35 @@ def _faithfulness(result: EvalResult) -> list[str]:
         lines += ["", SCORES_NOTE.format(p=p), "", *scores]
     paired = paired_table(result)
     if paired:
-        lines += ["", PAIRED_NOTE.format(p=p, n=s["clips"]), "", *paired]
-    for f in fills:
+        lines += ["", PAIRED_NOTE.format(p=p, n=s.clips), "", *paired]
+    for f in opts.fills:
         lines += ["", f"All fractions, fill **{f}**:", ""] + fill_table(result, f)
     return lines + [""]
 
 
 def _classic(result: EvalResult) -> list[str]:
-    s, opts = result.summary, result.options
-    methods = s["methods"]
-    units = opts.get("units", ["voxel", "frame"])
+    s, opts = result.overview, result.opts
     lines = [
         f"The paper's metrics (E = map ⊙ clip) and the classic curves (absolute probabilities; "
-        f"units: {', '.join(units) or 'none'}), masking baseline: **{opts['baseline']}** "
-        f"({BASELINE_HELP[opts['baseline']]}); scores Y, O and curves are softmax probabilities; "
-        f"{opts['steps']} voxel steps.",
+        f"units: {', '.join(opts.units) or 'none'}), masking baseline: **{opts.baseline}** "
+        f"({BASELINE_HELP[opts.baseline]}); scores Y, O and curves are softmax probabilities; "
+        f"{opts.steps} voxel steps.",
         "",
     ]
     titles = [c[1] for c in FAITH_COLUMNS] + [t for _, t in SIZE_COLUMNS]
-    lines += head("baseline: " + opts["baseline"], titles)
+    lines += head("baseline: " + opts.baseline, titles)
     run = methods_of(result)
     for m in run:
-        r = methods[m]
-        cells = [fmt(r.get(k), digits=2 if k in PERCENT_KEYS else 3) for k, _, _ in FAITH_COLUMNS]
-        cells += [fmt(r.get(key)) for key, _ in SIZE_COLUMNS]
+        r = s.methods[m]
+        cells = [fmt(r.value(k), digits=2 if k in PERCENT_KEYS else 3) for k, _, _ in FAITH_COLUMNS]
+        cells += [fmt(r.value(key)) for key, _ in SIZE_COLUMNS]
         lines.append(row(title(m), cells))
-    win = s["win_percent"]
+    win = s.win_percent
     lines += [
         "",
         "Win % (row beats column: smaller drop in confidence on E = map ⊙ clip; ties count half):",
         "",
-        *head("baseline: " + opts["baseline"], [title(m) for m in run]),
+        *head("baseline: " + opts.baseline, [title(m) for m in run]),
     ]
     for a in run:
         lines.append(row(title(a), ["–" if a == b else f"{win[a][b]:.2f}" for b in run]))
@@ -160,10 +158,10 @@ def _classic(result: EvalResult) -> list[str]:
 
 
 def _localization(result: EvalResult) -> list[str]:
-    methods, run = result.summary["methods"], methods_of(result)
-    if not any(methods[m]["energy_pg"] is not None for m in run):
+    methods, run = result.overview.methods, methods_of(result)
+    if not any(methods[m].localization.energy_pg is not None for m in run):
         return []
-    n_gt = methods[run[0]]["energy_pg_clips"]
+    n_gt = methods[run[0]].localization_clips["energy_pg"]
     lines = [
         "",
         f"Localization against ground truth ({n_gt} clips; percentages; over the whole window "
@@ -172,26 +170,27 @@ def _localization(result: EvalResult) -> list[str]:
         "",
         *localization_table(result, LOC_COLUMNS),
     ]
-    tol = result.options.get("pointing_tolerance", 15.0)
     notes = dict(LOCALIZATION_METRICS)
-    notes["pointing_tol"] = notes["pointing_tol"].replace("15 source", f"{tol:g} source")
+    notes["pointing_tol"] = notes["pointing_tol"].replace(
+        "15 source", f"{result.opts.tolerance:g} source"
+    )
     return lines + [""] + [f"- {k}: {v}" for k, v in notes.items()]
 
 
 def _cost(result: EvalResult) -> list[str]:
     """One line: what each method's map cost per clip (mean over clips)."""
-    methods = result.summary["methods"]
-    costs = {m: methods[m]["cost"] for m in methods_of(result) if methods[m].get("cost")}
+    methods = result.overview.methods
+    costs = {m: methods[m].cost for m in methods_of(result) if methods[m].cost is not None}
     if not costs:
         return []
     parts = []
     for m, c in costs.items():
-        text = f"{title(m)} {c['forwards']:.0f} forwards"
-        if c["masked_clips"]:
-            text += f" ({c['masked_clips']:.0f} masked clips)"
-        if c["backwards"]:
-            text += f", {c['backwards']:.0f} backwards to the input"
-        parts.append(text + f", {c['seconds']:.2f} s")
+        text = f"{title(m)} {c.forwards:.0f} forwards"
+        if c.masked_clips:
+            text += f" ({c.masked_clips:.0f} masked clips)"
+        if c.backwards:
+            text += f", {c.backwards:.0f} backwards to the input"
+        parts.append(text + f", {c.seconds:.2f} s")
     return [
         "",
         "Cost of each map per clip (mean; the CAMs share one hooked forward + backward, whose "
@@ -211,21 +210,18 @@ def format_table(result: EvalResult) -> str:
 
 def format_timing(result: EvalResult) -> str:
     """One line: clips, wall time, clips/minute and the masked forwards / ROAD solves run."""
-    t = result.timing
-    if not t:
+    t = result.run_timing
+    if t is None:
         return ""
+    c = t.counters
     return (
-        f"Run: {result.summary['clips']} clips in {t['seconds']:.1f} s "
-        f"({t['clips_per_minute']:.2f} clips/min) on {t['device']} with {t['torch_threads']} "
-        f"threads; {t['masked_forwards']} masked forwards, {t['road_solves']} ROAD solves, "
-        f"engine (every method; {t.get('engine_forwards', 0)} engine calls"
-        + (f", {t['scorecam_clips']} Score-CAM clips" if t.get("scorecam_clips") else "")
-        + (
-            f", {t['perturbation_clips']} RISE/extremal clips"
-            if t.get("perturbation_clips")
-            else ""
-        )
-        + f") {t['engine_seconds']:.1f} s.\n"
+        f"Run: {result.overview.clips} clips in {t.seconds:.1f} s "
+        f"({t.clips_per_minute:.2f} clips/min) on {t.device} with {t.torch_threads} "
+        f"threads; {c.masked_forwards} masked forwards, {c.road_solves} ROAD solves, "
+        f"engine (every method; {c.engine_forwards} engine calls"
+        + (f", {c.scorecam_clips} Score-CAM clips" if c.scorecam_clips else "")
+        + (f", {c.perturbation_clips} RISE/extremal clips" if c.perturbation_clips else "")
+        + f") {c.engine_seconds:.1f} s.\n"
     )
 
 

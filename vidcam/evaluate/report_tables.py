@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from vidcam.evaluate.keys import PAPER_METRICS, Metric, ScoreKey, pct
 from vidcam.evaluate.options import headline_fraction
-from vidcam.evaluate.run import METHOD_TITLES, EvalResult, pct
+from vidcam.evaluate.result import EvalResult
+from vidcam.evaluate.summary import METHOD_TITLES
+from vidcam.evaluate.summary_records import Flip, Stat
 
 #: (key, column title, better) for the classic faithfulness table.
 FAITH_COLUMNS = (
@@ -17,7 +18,7 @@ FAITH_COLUMNS = (
     ("insertion_frame", "Ins. AUC frame ↑", "high"),
 )
 SIZE_COLUMNS = (("map_mean", "Mean map"), ("map_area50", "Area ≥ 0.5"))
-PERCENT_KEYS = ("average_drop", "increase_in_confidence")
+PERCENT_KEYS = PAPER_METRICS
 #: why fills disagree, printed under the headline when they do
 FILL_BIAS = (
     "ROAD's imputation favours smooth, blurry maps (their holes interpolate well); black fills "
@@ -42,7 +43,7 @@ def head(first: str, titles: list[str]) -> list[str]:
 
 def methods_of(result: EvalResult) -> list[str]:
     """The maps of the run, in table order."""
-    return list(result.options.get("methods") or result.summary["methods"])
+    return list(result.opts.evaluated or result.overview.methods)
 
 
 def title(m: str) -> str:
@@ -53,18 +54,17 @@ def rank_text(r: float | None) -> str:
     return "–" if r is None else f"{r:g}"
 
 
-def cell(stat: dict[str, Any], digits: int = 3) -> str:
-    if stat.get("mean") is None:
+def cell(stat: Stat, digits: int = 3) -> str:
+    if stat.mean is None:
         return "–"
-    text = f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
-    return text + (f" ({rank_text(stat['rank'])})" if stat.get("rank") is not None else "")
+    text = f"{stat.mean:.{digits}f} ± {stat.std:.{digits}f}"
+    return text + (f" ({rank_text(stat.rank)})" if stat.rank is not None else "")
 
 
-def _column_title(k: str, p: str, base: str) -> str:
-    if k.startswith(("remove_", "keep_")):
-        verb, fill = k.split("_")[0], k.rsplit("_", 1)[1]
-        arrow = "↓" if verb == "remove" else "↑"
-        return f"{verb.capitalize()} {p} % · {fill} {arrow}"
+def _column_title(k: Metric, base: str) -> str:
+    if isinstance(k, ScoreKey):
+        arrow = "↓" if k.mode == "remove" else "↑"
+        return f"{k.mode.capitalize()} {k.percent} % · {k.fill} {arrow}"
     if k in dict(SIZE_COLUMNS):
         return dict(SIZE_COLUMNS)[k]
     if k == "average_drop":
@@ -78,46 +78,42 @@ def headline_table(result: EvalResult) -> list[str]:
     """The ranking: keep/remove at the headline fraction under each fill, map size, paper
     metrics; mean ± std over clips (rank) per cell, rows by mean rank; then each fill's own
     rank of the map and ``≠`` where the fills rank it differently."""
-    s, opts = result.summary, result.options
-    fills = opts.get("fills") or []
-    ranking = s.get("ranking")
-    if not fills or not ranking:
+    opts, ranking = result.opts, result.overview.ranking
+    if not opts.fills or ranking is None:
         return []
-    p = pct(ranking["fraction"])
-    titles = ["Mean rank ↓"] + [
-        _column_title(c["key"], p, opts["baseline"]) for c in ranking["columns"]
-    ]
-    per_fill = (ranking.get("fills") or {}).get("ranks", {})
+    titles = ["Mean rank ↓"] + [_column_title(c.metric, opts.baseline) for c in ranking.columns]
+    per_fill = ranking.fills.ranks if ranking.fills is not None else {}
     several = len(per_fill) > 1
     if several:
         titles += [f"Rank · {f}" for f in per_fill] + ["Fills"]
     lines = head("method", titles)
-    for m in ranking["order"]:
-        r = ranking["methods"][m]
-        cells = [rank_text(r["mean_rank"])]
-        for col in ranking["columns"]:
-            k = col["key"]
-            cells.append(cell(r[k], digits=2 if k in PERCENT_KEYS else 3))
+    for m in ranking.order:
+        cells = [rank_text(ranking.mean_rank[m])]
+        for col in ranking.columns:
+            digits = 2 if col.metric in PERCENT_KEYS else 3
+            cells.append(cell(ranking.stats[m][col.metric], digits=digits))
         if several:
-            ranks = [per_fill[f].get(m) for f in per_fill]
-            cells += [rank_text(x) for x in ranks]
+            cells += [rank_text(per_fill[f].get(m)) for f in per_fill]
             cells.append(_flag(result, m))
         lines.append(row(title(m), cells))
     return lines
 
 
-def _flip(d: dict[str, Any]) -> str:
-    f, g = d["fills"]
-    return f"{f} ranks {title(d['first'])} above {title(d['second'])}, {g} the reverse"
+def _flip(d: Flip) -> str:
+    f, g = d.fills
+    return f"{f} ranks {title(d.first)} above {title(d.second)}, {g} the reverse"
+
+
+def _disagreements(result: EvalResult) -> tuple[Flip, ...]:
+    ranking = result.overview.ranking
+    return () if ranking is None or ranking.fills is None else ranking.fills.disagree
 
 
 def _flag(result: EvalResult, m: str) -> str:
     """ "⚠": the fills order this map and another oppositely and the clips back both orders;
     "≠": they order it and another oppositely within the clips' noise; "=": no pair flips."""
-    pairs = [
-        d for d in result.summary["ranking"]["fills"]["disagree"] if m in (d["first"], d["second"])
-    ]
-    if any(d["supported"] for d in pairs):
+    pairs = [d for d in _disagreements(result) if m in (d.first, d.second)]
+    if any(d.supported for d in pairs):
         return "⚠"
     return "≠" if pairs else "="
 
@@ -125,11 +121,12 @@ def _flag(result: EvalResult, m: str) -> str:
 def fills_note(result: EvalResult) -> list[str]:
     """The fills agree, or which pairs of maps they order differently (backed by the clips, or
     within their noise) and why fills disagree."""
-    agreement = (result.summary.get("ranking") or {}).get("fills")
-    if not agreement or len(agreement["ranks"]) < 2:
+    ranking = result.overview.ranking
+    if ranking is None or ranking.fills is None or len(ranking.fills.ranks) < 2:
         return []
-    strong = [_flip(d) for d in agreement["disagree"] if d["supported"]]
-    weak = [_flip(d) for d in agreement["disagree"] if not d["supported"]]
+    disagree = ranking.fills.disagree
+    strong = [_flip(d) for d in disagree if d.supported]
+    weak = [_flip(d) for d in disagree if not d.supported]
     lines = [""]
     if strong:
         lines.append(
@@ -149,23 +146,25 @@ def fills_note(result: EvalResult) -> list[str]:
 
 def fill_table(result: EvalResult, fill: str) -> list[str]:
     """Every keep/remove fraction and the relative deletion/insertion AUC under one fill."""
-    s, opts = result.summary, result.options
-    ps = [pct(k) for k in opts["fractions"]]
+    fractions = result.opts.fractions
+    ps = [pct(k) for k in fractions]
     titles = [f"Remove {p} % ↓" for p in ps] + [f"Keep {p} % ↑" for p in ps]
     titles += ["Del. AUC ↓", "Ins. AUC ↑"] + [t for _, t in SIZE_COLUMNS]
     lines = head(f"fill: {fill}", titles)
     for m in methods_of(result):
-        r = s["methods"][m]
-        cells = [fmt(r.get(f"remove_{p}_{fill}")) for p in ps]
-        cells += [fmt(r.get(f"keep_{p}_{fill}")) for p in ps]
-        cells += [fmt(r.get(f"deletion_rel_{fill}")), fmt(r.get(f"insertion_rel_{fill}"))]
-        cells += [fmt(r.get(key)) for key, _ in SIZE_COLUMNS]
+        r = result.overview.methods[m]
+        fs = r.fills.get(fill)
+        cells = [fmt(r.value(ScoreKey("remove", k, fill))) for k in fractions]
+        cells += [fmt(r.value(ScoreKey("keep", k, fill))) for k in fractions]
+        cells += [fmt(None if fs is None else fs.deletion_rel)]
+        cells += [fmt(None if fs is None else fs.insertion_rel)]
+        cells += [fmt(r.value(key)) for key, _ in SIZE_COLUMNS]
         lines.append(row(title(m), cells))
     return lines
 
 
-def _mean_std(result: EvalResult, m: str, key: str) -> str:
-    vals = [c["methods"][m].get(key) for c in result.clips]
+def _mean_std(result: EvalResult, m: str, key: ScoreKey) -> str:
+    vals = [c.maps[m].value(key) for c in result.records]
     vals = [v for v in vals if v is not None]
     if not vals:
         return "–"
@@ -177,59 +176,51 @@ def _mean_std(result: EvalResult, m: str, key: str) -> str:
 def score_table(result: EvalResult) -> list[str]:
     """Keep / remove at the headline fraction as log-probability and logit differences (mean ±
     std over clips): scores that do not saturate."""
-    opts = result.options
-    fills = opts.get("fills") or []
-    if not fills or not result.clips:
+    opts = result.opts
+    if not opts.fills or not result.records:
         return []
-    p = pct(headline_fraction(opts["fractions"]))
-    keys, titles = [], []
-    for suffix, name in (("_dlogp", "Δlog p"), ("_dlogit", "Δlogit")):
-        for f in fills:
-            keys += [f"remove_{p}_{f}{suffix}", f"keep_{p}_{f}{suffix}"]
-            titles += [f"Remove {p} % · {f} {name} ↓", f"Keep {p} % · {f} {name} ↑"]
+    k = headline_fraction(opts.fractions)
+    keys: list[ScoreKey] = []
+    titles: list[str] = []
+    for kind, name in (("logp", "Δlog p"), ("logit", "Δlogit")):
+        for f in opts.fills:
+            keys += [ScoreKey("remove", k, f, kind), ScoreKey("keep", k, f, kind)]
+            titles += [f"Remove {pct(k)} % · {f} {name} ↓", f"Keep {pct(k)} % · {f} {name} ↑"]
     lines = head("method", titles)
     for m in methods_of(result):
-        lines.append(row(title(m), [_mean_std(result, m, k) for k in keys]))
+        lines.append(row(title(m), [_mean_std(result, m, key) for key in keys]))
     return lines
 
 
 def paired_table(result: EvalResult) -> list[str]:
     """Each method against each reference: win rate [95 % interval] per keep/remove column."""
-    paired = result.summary.get("paired")
-    if not paired:
+    paired = result.overview.paired
+    if paired is None:
         return []
-    p = pct(paired["fraction"])
-    keys = [c["key"] for c in paired["columns"]]
+    keys = [k for k, _ in paired.columns]
     titles = []
     for k in keys:
-        verb, rest = k.split("_", 1)
-        fill = rest.split("_")[1]
-        kind = "Δlogit" if k.endswith("_dlogit") else "p"
-        titles.append(f"{verb.capitalize()} {p} % · {fill} ({kind})")
+        kind = "Δlogit" if k.kind == "logit" else "p"
+        titles.append(f"{k.mode.capitalize()} {k.percent} % · {k.fill} ({kind})")
     lines = head("method vs reference", titles)
-    for m, refs in paired["methods"].items():
+    for m, refs in paired.table.items():
         for r, cols in refs.items():
             cells = []
             for k in keys:
                 c = cols.get(k)
-                cells.append(
-                    "–" if c is None else f"{c['rate']:.2f} [{c['lo']:.2f}, {c['hi']:.2f}]"
-                )
+                cells.append("–" if c is None else f"{c.rate:.2f} [{c.lo:.2f}, {c.hi:.2f}]")
             lines.append(row(f"{title(m)} vs {title(r)}", cells))
     return lines
 
 
-def _mean_gt(result: EvalResult, m: str, key: str) -> float | None:
-    return result.summary["methods"][m].get(key)
-
-
 def localization_table(result: EvalResult, columns: tuple[tuple[str, str], ...]) -> list[str]:
     """Localization of every map (the references' rows included): percentages."""
-    tol = result.options.get("pointing_tolerance", 15.0)
+    tol = result.opts.tolerance
     lines = head("method", [t.format(tol=tol) for _, t in columns])
     for m in methods_of(result):
-        lines.append(row(title(m), [fmt(_mean_gt(result, m, k), pct=True) for k, _ in columns]))
-    prior = result.summary.get("centre_prior")
-    if prior:  # not among the scored maps: its localization alone
-        lines.append(row(title("centre"), [fmt(prior.get(k), pct=True) for k, _ in columns]))
+        loc = result.overview.methods[m].localization
+        lines.append(row(title(m), [fmt(getattr(loc, k), pct=True) for k, _ in columns]))
+    prior = result.overview.centre_prior
+    if prior is not None:  # not among the scored maps: its localization alone
+        lines.append(row(title("centre"), [fmt(getattr(prior, k), pct=True) for k, _ in columns]))
     return lines

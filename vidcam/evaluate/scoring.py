@@ -15,7 +15,7 @@ the keep / remove scores come three ways at no extra forward:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,15 +30,14 @@ from vidcam.evaluate.curves import (
     keep_remove_curves,
     unit_ranks,
 )
-from vidcam.evaluate.fills import ConstantFill, make_fill, stable_seed
+from vidcam.evaluate.fills import ConstantFill, Fill, make_fill, stable_seed
+from vidcam.evaluate.keys import KIND_SUFFIX, SCORE_KINDS, ScoreKey
 from vidcam.evaluate.masking import blend, make_baseline
 from vidcam.evaluate.metrics_size import map_size
-from vidcam.evaluate.options import EvalOptions, fill_grid, pct
+from vidcam.evaluate.options import EvalOptions, fill_grid
+from vidcam.evaluate.records import FillScores, MapRecord, MapSize, UnitCurves
 
-#: the score kinds of the scorer's last axis (vidcam.evaluate.clip_model.SCORE_KINDS)
-SCORE_KINDS: tuple[str, ...] = ("prob", "logp", "logit")
-#: suffixes of the keep / remove keys per score kind (the probability's is the plain key)
-KIND_SUFFIX: dict[str, str] = {"prob": "", "logp": "_dlogp", "logit": "_dlogit"}
+__all__ = ["KIND_SUFFIX", "SCORE_KINDS", "ClipInput", "ClipScores", "CurveSums", "score_clip"]
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -50,92 +49,154 @@ def _gen(device: torch.device, *seeds: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(s)
 
 
+@dataclass(frozen=True)
+class ClipInput:
+    """One clip as the scorer sees it: ``index`` (seeds the tie-breaks and ROAD's noise),
+    ``pixels`` (1, 3, T, H, W) in [0, 1], the explained class ``target``, ``y`` (3,) = the
+    target's (probability, log-probability, logit) on the clip, ``score_fn`` (pixels (B, 3, T,
+    H, W) -> (B, classes, 3)) and the model's normalisation ``mean`` (the mean baseline)."""
+
+    index: int
+    pixels: torch.Tensor
+    target: int
+    y: torch.Tensor
+    score_fn: ScoreFn
+    mean: Sequence[float]
+
+
+@dataclass
+class CurveSums:
+    """Per map and curve key, the sum over clips of its curve (float64 on the CPU)."""
+
+    sums: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    def add(self, m: str, curves: Mapping[str, torch.Tensor]) -> None:
+        mine = self.sums.setdefault(m, {})
+        for key, c in curves.items():
+            c = c.detach().double().cpu()
+            mine[key] = mine[key] + c if key in mine else c.clone()
+
+    def means(self, maps: Sequence[str], n: int) -> dict[str, dict[str, list[float]]]:
+        """The JSON's ``mean_curves``: per map (in ``maps`` order, maps with curves only) the
+        mean curve over ``n`` clips."""
+        return {
+            m: {k: (v / n).tolist() for k, v in self.sums[m].items()}
+            for m in maps
+            if self.sums.get(m)
+        }
+
+
+@dataclass(frozen=True)
+class ClipScores:
+    """Every masked forward's result for one clip: the baseline clip's score, each fill's fully
+    filled clip's score, every map's record (no cost, no localization yet) and the counters."""
+
+    baseline_score: float
+    empty_scores: dict[str, float]
+    maps: dict[str, MapRecord]
+    masked_forwards: int
+    road_solves: int
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every map of a clip shares: the scorer (one cache), the fills, their grids, the
+    rankings of every map."""
+
+    clip: ClipInput
+    opts: EvalOptions
+    scorer: MaskedScorer
+    baseline: torch.Tensor
+    base_fill: Fill
+    fills: dict[str, Fill]
+    grids: dict[str, tuple[float, ...]]
+    rankings: dict[tuple[str, str], Ranking]
+
+
 def score_clip(
-    ci: int,
-    pixels: torch.Tensor,
-    heats: Mapping[str, torch.Tensor],
-    y: torch.Tensor,
-    target: int,
-    score_fn: ScoreFn,
-    mean: Sequence[float],
-    opts: EvalOptions,
-    sums: dict[str, dict[str, torch.Tensor]],
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, int]]:
-    """All masked forwards of clip ``ci`` (pixels (1, 3, T, H, W) in [0, 1]; ``heats``: map
-    id -> (T, H, W); ``y``: the target's (prob, log-prob, logit) on the clip). Returns the
-    clip-level record, per map its record, and the counters (masked forwards, ROAD solves).
-    Per-map mean curves are added to ``sums``. Runs in inference mode."""
+    clip: ClipInput, heats: Mapping[str, torch.Tensor], opts: EvalOptions, sums: CurveSums
+) -> ClipScores:
+    """All masked forwards of one clip (``heats``: map id -> (T, H, W)): E = map ⊙ clip,
+    the classic curves, the keep / remove scores. Per-map curves are added to ``sums``. Runs
+    in inference mode."""
     with torch.inference_mode():
-        return _score(ci, pixels, heats, y, target, score_fn, mean, opts, sums)
+        return _score(clip, heats, opts, sums)
 
 
-def _score(ci, pixels, heats, y, target, score_fn, mean, opts, sums):
-    device = pixels.device
-    baseline = make_baseline(pixels, opts.baseline, mean)
-    methods = list(heats)
-    stack = torch.stack([heats[m] for m in methods]).unsqueeze(1)  # (M, 1, T, H, W)
-    scorer = MaskedScorer(score_fn, pixels, target, batch=opts.batch, full=y)
-    base_fill = ConstantFill(opts.baseline, baseline)
-    fills = {
+def _fills(clip: ClipInput, opts: EvalOptions, baseline: torch.Tensor) -> dict[str, Fill]:
+    return {
         f: make_fill(
-            f, pixels, mean, stable_seed(opts.seed, ci, f), baseline=(opts.baseline, baseline)
+            f,
+            clip.pixels,
+            clip.mean,
+            stable_seed(opts.seed, clip.index, f),
+            baseline=(opts.baseline, baseline),
         )
         for f in opts.fills
     }
-    if opts.baseline in fills:  # one fill object per kind: its masked clips are shared
+
+
+def _score(clip: ClipInput, heats, opts: EvalOptions, sums: CurveSums) -> ClipScores:
+    pixels, target = clip.pixels, clip.target
+    baseline = make_baseline(pixels, opts.baseline, clip.mean)
+    methods = list(heats)
+    stack = torch.stack([heats[m] for m in methods]).unsqueeze(1)  # (M, 1, T, H, W)
+    scorer = MaskedScorer(clip.score_fn, pixels, target, batch=opts.batch, full=clip.y)
+    fills = _fills(clip, opts, baseline)
+    # one fill object per kind: its masked clips are shared
+    if opts.baseline in fills:
         base_fill = fills[opts.baseline]
+    else:
+        base_fill = ConstantFill(opts.baseline, baseline)
     # E = map ⊙ clip for every map and the baseline itself, in one batch
-    o_all = score_fn(torch.cat([blend(pixels, baseline, stack), baseline]))[:, target]
-    o, base_score = o_all[:-1, 0], o_all[-1, 0]
-    forwards = int(o_all.shape[0])
+    o_all = clip.score_fn(torch.cat([blend(pixels, baseline, stack), baseline]))[:, target]
     scorer.set_empty(base_fill, o_all[-1])  # every score kind of the fully filled clip
-
-    rankings = _rankings(heats, ci, opts, device)
-    grids = {f: fill_grid(f, opts) for f in fills}
-    scorer.run(_queue(scorer, rankings, methods, base_fill, fills, grids, opts))
-
-    clip_rec = {
-        "Y": float(y[0]),
-        "Y_logp": float(y[1]),
-        "Y_logit": float(y[2]),
-        "baseline_score": float(base_score),
-        "empty_scores": {f: float(scorer.empty_score(fill)) for f, fill in fills.items()},
+    rankings = _rankings(heats, clip.index, opts, pixels.device)
+    ctx = _Context(clip, opts, scorer, baseline, base_fill, fills, {}, rankings)
+    ctx.grids.update({f: fill_grid(f, opts) for f in fills})
+    scorer.run(_queue(ctx, methods))
+    maps = {
+        m: _map_record(ctx, m, heats[m], float(o_all[mi, 0]), sums) for mi, m in enumerate(methods)
     }
-    ctx = (scorer, base_fill, baseline, fills, grids, rankings, y, target, score_fn, pixels, opts)
-    records = {
-        m: _map_record(m, heats[m], float(o[mi]), ctx, sums[m]) for mi, m in enumerate(methods)
-    }
-    solves = sum(getattr(f, "solves", 0) for f in fills.values())
-    return clip_rec, records, {"masked_forwards": forwards + scorer.forwards, "road_solves": solves}
+    return ClipScores(
+        baseline_score=float(o_all[-1, 0]),
+        empty_scores={f: float(scorer.empty_score(fill)) for f, fill in fills.items()},
+        maps=maps,
+        masked_forwards=int(o_all.shape[0]) + scorer.forwards,
+        road_solves=sum(getattr(f, "solves", 0) for f in fills.values()),
+    )
 
 
-def _map_record(m, heat, o, ctx, sums) -> dict[str, Any]:
+def _map_record(ctx: _Context, m: str, heat: torch.Tensor, o: float, sums: CurveSums):
     """One map's record: O, its size, the classic curves' AUC, keep / remove under each fill."""
-    scorer, base_fill, baseline, fills, grids, rankings, y, target, score_fn, pixels, opts = ctx
-    rec: dict[str, Any] = {"O": o}
-    rec.update(map_size(heat))
+    opts, clip = ctx.opts, ctx.clip
+    curves = {}
     for unit in opts.units:
         d, ins = deletion_insertion(
-            score_fn,
-            pixels,
-            baseline,
+            clip.score_fn,
+            clip.pixels,
+            ctx.baseline,
             heat,
-            target,
+            clip.target,
             unit=unit,
             steps=opts.steps,
-            scorer=scorer,
-            fill=base_fill,
-            ranking=rankings[m, unit],
+            scorer=ctx.scorer,
+            fill=ctx.base_fill,
+            ranking=ctx.rankings[m, unit],
         )
-        rec[f"deletion_{unit}"] = float(auc(d))
-        rec[f"insertion_{unit}"] = float(auc(ins))
-        _accumulate(sums, {f"deletion_{unit}": d, f"insertion_{unit}": ins})
-    for f, fill in fills.items():
-        _fill_scores(rec, sums, scorer, fill, rankings[m, "voxel"], grids[f], y, opts)
-    return rec
+        curves[unit] = UnitCurves(unit, float(auc(d)), float(auc(ins)))
+        sums.add(m, {f"deletion_{unit}": d, f"insertion_{unit}": ins})
+    fills = {f: _fill_scores(ctx, m, f, sums) for f in ctx.fills}
+    size = map_size(heat)
+    return MapRecord(
+        o=o,
+        size=MapSize(size["map_mean"], size["map_area50"], size["map_peak1"]),
+        curves=curves,
+        fills=fills,
+    )
 
 
-def _rankings(heats, ci, opts, device) -> dict[tuple[str, str], Ranking]:
+def _rankings(heats, ci: int, opts: EvalOptions, device) -> dict[tuple[str, str], Ranking]:
     """Every map's voxel and frame ranking (ties broken by a seeded order)."""
     rankings = {}
     for mi, m in enumerate(heats):
@@ -146,38 +207,34 @@ def _rankings(heats, ci, opts, device) -> dict[tuple[str, str], Ranking]:
     return rankings
 
 
-def _queue(scorer, rankings, methods, base_fill, fills, grids, opts) -> list:
+def _queue(ctx: _Context, methods: Sequence[str]) -> list:
     """Every masked clip of the clip, queued first so batches are full across maps and fills."""
-    jobs = []
+    jobs, opts, scorer = [], ctx.opts, ctx.scorer
     for m in methods:
         for unit in opts.units:
-            rk = rankings[m, unit]
+            rk = ctx.rankings[m, unit]
             s = min(opts.steps, rk.n) if unit == "frame" else opts.steps
-            jobs += scorer.jobs(base_fill, rk, [round(k * rk.n / s) for k in range(s + 1)])
-        rk = rankings[m, "voxel"]
-        for f, fill in fills.items():
-            jobs += scorer.jobs(fill, rk, counts_for(grids[f], rk.n))
+            jobs += scorer.jobs(ctx.base_fill, rk, [round(k * rk.n / s) for k in range(s + 1)])
+        rk = ctx.rankings[m, "voxel"]
+        for f, fill in ctx.fills.items():
+            jobs += scorer.jobs(fill, rk, counts_for(ctx.grids[f], rk.n))
     return jobs
 
 
-def _fill_scores(rec, sums, scorer, fill, rk, xs, y, opts) -> None:
+def _fill_scores(ctx: _Context, m: str, f: str, sums: CurveSums) -> FillScores:
     """Keep / remove scores under one fill, in every score kind, and the relative curves."""
-    f = fill.name
+    fill, rk, xs = ctx.fills[f], ctx.rankings[m, "voxel"], ctx.grids[f]
+    scores: dict[ScoreKey, float] = {}
+    rel: tuple[float, float] = (0.0, 0.0)
     for ki, kind in enumerate(SCORE_KINDS):
         ratio = kind == "prob"
-        d, ins = keep_remove_curves(scorer, fill, rk, xs, float(y[ki]), kind=ki, ratio=ratio)
-        suffix = KIND_SUFFIX[kind]
-        for k in opts.fractions:
+        y = float(ctx.clip.y[ki])
+        d, ins = keep_remove_curves(ctx.scorer, fill, rk, xs, y, kind=ki, ratio=ratio)
+        for k in ctx.opts.fractions:
             i = xs.index(k)
-            rec[f"remove_{pct(k)}_{f}{suffix}"] = float(d[i])
-            rec[f"keep_{pct(k)}_{f}{suffix}"] = float(ins[i])
+            scores[ScoreKey("remove", k, f, kind)] = float(d[i])
+            scores[ScoreKey("keep", k, f, kind)] = float(ins[i])
         if ratio:
-            rec[f"deletion_rel_{f}"] = float(auc_xy(xs, d))
-            rec[f"insertion_rel_{f}"] = float(auc_xy(xs, ins))
-            _accumulate(sums, {f"deletion_rel_{f}": d, f"insertion_rel_{f}": ins})
-
-
-def _accumulate(sums: dict[str, torch.Tensor], curves: dict[str, torch.Tensor]) -> None:
-    for key, c in curves.items():
-        c = c.detach().double().cpu()
-        sums[key] = sums[key] + c if key in sums else c.clone()
+            rel = (float(auc_xy(xs, d)), float(auc_xy(xs, ins)))
+            sums.add(m, {f"deletion_rel_{f}": d, f"insertion_rel_{f}": ins})
+    return FillScores(f, scores, *rel)
