@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vidcam.cli.model_args import add_model_arguments, model_options
 from vidcam.errors import VidcamError
@@ -45,6 +45,7 @@ from vidcam.evaluate.choices import (
 
 if TYPE_CHECKING:
     from vidcam.evaluate.options import EvalOptions
+    from vidcam.evaluate.result import EvalResult
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -197,13 +198,14 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
+    """Check every option and output, read the ground truth, load the model, evaluate, then
+    print the tables (from the result's typed records) and write ``--json`` / ``--markdown`` /
+    ``--plot``."""
     from vidcam.evaluate.clips import list_videos
     from vidcam.evaluate.gt import ground_truths
-    from vidcam.evaluate.report import format_table, format_timing, plot_curves, write_json
     from vidcam.evaluate.run import evaluate
     from vidcam.models.open import open_model
-    from vidcam.paths import check_distinct, check_output, write_text
+    from vidcam.paths import check_distinct, check_output
 
     opts = _options(args)
     videos = list_videos(args.inputs)[: args.limit]
@@ -213,14 +215,27 @@ def run(args: argparse.Namespace) -> int:
             check_output(flag, value, inputs=videos, overwrite=args.overwrite)
     check_distinct(outputs)
     truths = ground_truths(args.gt, videos)  # every ground truth read before the model loads
-    engine = {}
-    if set(opts.methods) & set(PERTURBATION_METHODS):
-        from vidcam.cam.perturbation import Perturbation
-
-        steps = {"masks": args.rise_masks, "steps": args.extremal_steps}
-        engine["perturbation"] = Perturbation(**steps)  # checks them: one line each
+    engine = _engine_options(opts, args)
     em = open_model(**model_options(args), device=args.device, progress=not args.quiet)
-    result = evaluate(videos, em, opts, truths=truths, engine=engine)
+    _write(evaluate(videos, em, opts, truths=truths, engine=engine), args)
+    return 0
+
+
+def _engine_options(opts: EvalOptions, args: argparse.Namespace) -> dict[str, Any]:
+    """The engine's extra keywords: the perturbation methods' cost knobs when one is run."""
+    if not set(opts.methods) & set(PERTURBATION_METHODS):
+        return {}
+    from vidcam.cam.perturbation import Perturbation
+
+    # Perturbation checks them: one line each
+    return {"perturbation": Perturbation(masks=args.rise_masks, steps=args.extremal_steps)}
+
+
+def _write(result: EvalResult, args: argparse.Namespace) -> None:
+    """Print the tables (and, unless ``--quiet``, the timing line); write the files asked for."""
+    from vidcam.evaluate.report import format_table, format_timing, plot_curves, write_json
+    from vidcam.paths import write_text
+
     table = format_table(result)
     sys.stdout.write(table)
     if not args.quiet:
@@ -231,21 +246,14 @@ def run(args: argparse.Namespace) -> int:
         write_json(result, args.json)
     if args.plot:
         plot_curves(result, args.plot)
-    return 0
 
 
 def _options(args: argparse.Namespace) -> EvalOptions:
-    """The run's :class:`~vidcam.evaluate.options.EvalOptions`, every option checked."""
+    """The run's :class:`~vidcam.evaluate.options.EvalOptions`, every option checked (before
+    any decoding or model loading)."""
     from pathlib import Path
 
-    from vidcam.evaluate.fills import parse_fills
-    from vidcam.evaluate.options import (
-        EvalOptions,
-        parse_fractions,
-        parse_methods,
-        parse_references,
-        parse_units,
-    )
+    from vidcam.evaluate.options import EvalOptions
 
     if args.limit is not None and args.limit < 1:
         raise VidcamError(f"--limit must be >= 1, got {args.limit}")
@@ -255,7 +263,9 @@ def _options(args: argparse.Namespace) -> EvalOptions:
         raise VidcamError(f"--gt {args.gt!r} does not exist; give a folder or an annotation file")
     if not _DEVICE.match(str(args.device).lower()):
         raise VidcamError(f"--device {args.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
-    opts = EvalOptions(  # option errors before any decoding or model loading
+    if args.fill_steps < 0:
+        raise VidcamError(f"--fill-steps must be >= 0, got {args.fill_steps}")
+    opts = EvalOptions(
         baseline=args.baseline,
         steps=args.steps,
         batch=args.batch,
@@ -263,16 +273,14 @@ def _options(args: argparse.Namespace) -> EvalOptions:
         target=args.target,
         gt_dir=args.gt,
         quiet=args.quiet,
-        fills=parse_fills(args.fill),
-        fractions=parse_fractions(args.fractions),
+        fills=args.fill,
+        fractions=args.fractions,
         fill_steps=args.fill_steps,
-        units=parse_units(args.units),
-        methods=parse_methods(args.methods),
-        references=parse_references(args.references),
+        units=args.units,
+        methods=args.methods,
+        references=args.references,
         spatial=args.spatial,
         tolerance=args.pointing_tolerance,
     )
-    if args.fill_steps < 0:
-        raise VidcamError(f"--fill-steps must be >= 0, got {args.fill_steps}")
-    opts.check()
+    opts.check()  # parses the lists (fills, fractions, units, methods, references)
     return opts

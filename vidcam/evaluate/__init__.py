@@ -6,7 +6,9 @@ against reference maps (random, voxel noise, the centre prior, all-ones) with Wi
 intervals, and localization against ground truth — vidcam JSON, per-frame masks or
 action-detection annotation pickles (energy in box, pointing games with and without a
 tolerance, coverage, temporal energy, IoU) — over the window the spatial mode explains. The
-metric modules are pure tensor functions; :mod:`vidcam.evaluate.run` is the loop.
+metric modules are pure tensor functions; :mod:`vidcam.evaluate.run` is the loop; its numbers
+are typed records (:mod:`vidcam.evaluate.records`, :mod:`vidcam.evaluate.summary_records`),
+written as JSON by :class:`vidcam.evaluate.result.EvalResult` (docs/evaluate_json.md).
 
 The names below load on first use (they import torch), so :mod:`vidcam.evaluate.choices` — the
 constants of ``vidcam evaluate --help`` — imports without torch.
@@ -51,6 +53,12 @@ _LAZY: dict[str, str] = {
     "write_mask_gt": "gt_masks",
     "EvalOptions": "options",
     "evaluate": "run",
+    "EvalResult": "result",
+    "ScoreKey": "keys",
+    "ClipRecord": "records",
+    "MapRecord": "records",
+    "Summary": "summary_records",
+    "summary_of": "summary",
 }
 
 __all__ = sorted(_LAZY)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from vidcam.evaluate.references import centre_prior, random_map, voxel_noise_map
 from vidcam.evaluate.result import Counters
 from vidcam.evaluate.scoring import ClipInput, CurveSums, _gen, score_clip
 from vidcam.models.handle import ModelHandle
+from vidcam.video.preprocess import Geometry
 from vidcam.video.setup import check_memory
 
 
@@ -94,7 +95,7 @@ def _open_clip(task: ClipTask, ctx: RunContext) -> tuple[Clip, ClipModel]:
     em, opts = ctx.em, ctx.opts
     models: list[ClipModel] = []
 
-    def geometry(height: int, width: int):
+    def geometry(height: int, width: int) -> Geometry:
         cm = ClipModel(
             em, opts.spatial, height, width, opts.methods, batch=opts.batch, engine=ctx.engine
         )
@@ -106,7 +107,9 @@ def _open_clip(task: ClipTask, ctx: RunContext) -> tuple[Clip, ClipModel]:
     return clip, models[0]
 
 
-def _engine_maps(cm: ClipModel, pixels: torch.Tensor, target: int, counters: Counters):
+def _engine_maps(
+    cm: ClipModel, pixels: torch.Tensor, target: int, counters: Counters
+) -> tuple[dict[str, torch.Tensor], list[tuple[int, int, int]], dict[str, Cost]]:
     """Every method's map (one engine run for the CAMs), the layers' feature shapes and the
     methods' costs; counts the engine's forwards, masked clips and seconds."""
     t_engine = time.perf_counter()
@@ -160,7 +163,13 @@ def evaluate_clip(task: ClipTask, ctx: RunContext) -> ClipRecord:
     )
 
 
-def reference_maps(opts: EvalOptions, size, shapes, device, ci: int) -> dict[str, torch.Tensor]:
+def reference_maps(
+    opts: EvalOptions,
+    size: tuple[int, int, int],
+    shapes: Sequence[tuple[int, int, int]],
+    device: torch.device,
+    ci: int,
+) -> dict[str, torch.Tensor]:
     """The reference maps of ``opts.references`` for clip ``ci`` (T, H, W) each: random at the
     layers' feature ``shapes``, voxel noise, the centre prior, all-ones."""
     out = {}
@@ -177,7 +186,11 @@ def reference_maps(opts: EvalOptions, size, shapes, device, ci: int) -> dict[str
 
 
 def _localize_all(
-    maps: dict[str, MapRecord], heats, gt: GroundTruth, clip: Clip, opts: EvalOptions
+    maps: dict[str, MapRecord],
+    heats: Mapping[str, torch.Tensor],
+    gt: GroundTruth,
+    clip: Clip,
+    opts: EvalOptions,
 ) -> tuple[dict[str, MapRecord], Localization | None]:
     """Every map's record with its localization against the clip's ground truth; and when the
     centre prior is not among the maps, its localization alone (no masked forward: every

@@ -136,7 +136,9 @@ def _fills(clip: ClipInput, opts: EvalOptions, baseline: torch.Tensor) -> dict[s
     }
 
 
-def _score(clip: ClipInput, heats, opts: EvalOptions, sums: CurveSums) -> ClipScores:
+def _score(
+    clip: ClipInput, heats: Mapping[str, torch.Tensor], opts: EvalOptions, sums: CurveSums
+) -> ClipScores:
     pixels, target = clip.pixels, clip.target
     baseline = make_baseline(pixels, opts.baseline, clip.mean)
     methods = list(heats)
@@ -167,7 +169,7 @@ def _score(clip: ClipInput, heats, opts: EvalOptions, sums: CurveSums) -> ClipSc
     )
 
 
-def _map_record(ctx: _Context, m: str, heat: torch.Tensor, o: float, sums: CurveSums):
+def _map_record(ctx: _Context, m: str, heat: torch.Tensor, o: float, sums: CurveSums) -> MapRecord:
     """One map's record: O, its size, the classic curves' AUC, keep / remove under each fill."""
     opts, clip = ctx.opts, ctx.clip
     curves = {}
@@ -196,7 +198,9 @@ def _map_record(ctx: _Context, m: str, heat: torch.Tensor, o: float, sums: Curve
     )
 
 
-def _rankings(heats, ci: int, opts: EvalOptions, device) -> dict[tuple[str, str], Ranking]:
+def _rankings(
+    heats: Mapping[str, torch.Tensor], ci: int, opts: EvalOptions, device: torch.device
+) -> dict[tuple[str, str], Ranking]:
     """Every map's voxel and frame ranking (ties broken by a seeded order)."""
     rankings = {}
     for mi, m in enumerate(heats):

@@ -33,7 +33,7 @@ from vidcam.evaluate.records import (
     UnitCurves,
 )
 from vidcam.evaluate.references import REFERENCE_HELP
-from vidcam.evaluate.summary_records import MethodSummary, Summary
+from vidcam.evaluate.summary_records import MethodRanking, MethodSummary, PairedWins, Summary
 
 #: display titles of every map an evaluation can compare
 METHOD_TITLES: dict[str, str] = {
@@ -104,7 +104,13 @@ def _mean(vals: Sequence[float | None]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
-def _rankings(clips, methods, fills, fraction, units):
+def _rankings(
+    clips: Sequence[ClipRecord],
+    methods: list[str],
+    fills: Sequence[str],
+    fraction: float,
+    units: Sequence[str],
+) -> tuple[MethodRanking, PairedWins | None]:
     """The ranking per metric and per fill, and the paired win rates against the references."""
     ranking = rank_methods(clips, methods, headline_columns(fills, fraction, units))
     agreement = fill_agreement(ranking, list(fills), fraction, clips)
