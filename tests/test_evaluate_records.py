@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vidcam.errors import VidcamError
 from vidcam.evaluate.keys import ScoreKey, parse_score_key, pct
 from vidcam.evaluate.records import (
     ClipRecord,
@@ -206,3 +207,12 @@ def test_compare_tool_ignores_only_wall_time():
     forwards = json.loads(json.dumps(base))
     forwards["summary"]["methods"]["g"]["cost"]["forwards"] = 1.0  # int vs float
     assert tool.compare(base, forwards)
+
+
+def test_units_both_is_what_the_help_says():
+    from vidcam.evaluate.options import parse_units
+
+    assert parse_units("both") == ("voxel", "frame") == parse_units("frame,voxel")
+    assert parse_units("none") == ()
+    with pytest.raises(VidcamError, match="both or none"):
+        parse_units("pixel")
