@@ -128,3 +128,23 @@ def test_a_clip_without_cuts_is_unchanged(tmp_path):
         assert all(f.explained and f.window.note == "" for f in got)
         assert [f.importance for f in got] == [float(v) for v in an.importance]
         assert heat.shape == (N, SIZE, SIZE) and float(heat[-1].max()) > 0
+
+
+def test_saved_maps_and_the_export_keep_the_cut(tmp_path):
+    """A batch's ``.maps.npz`` carries the cuts: its blender (what ``vidcam export`` and the
+    FiftyOne heatmaps read) shows no heat on the frames after the cut, as the MP4 does."""
+    from vidcam.batch.maps_io import load_maps, save_maps
+    from vidcam.export.heatmaps import frame_heatmaps
+
+    frames = clip(45, "end")
+    with analysed(tmp_path, frames) as an:
+        raw = load_maps(save_maps(tmp_path / "clip.maps.npz", an))
+    assert raw.cuts.tolist() == [45]
+    name = an.panels[0].id
+    blender = raw.blender()
+    peaks = [float(blender.at(float(t))[0][name].max()) for t in raw.times]
+    assert all(p == 0.0 for p in peaks[45:]) and all(p > 0 for p in peaks[:45])
+    heats = list(frame_heatmaps(raw, max_side=64))
+    assert [h.window for h in heats[45:]] == [-1] * (N - 45)
+    assert all(int(h.maps[name].max()) == 0 for h in heats[45:])
+    assert all(h.window >= 0 for h in heats[:45])

@@ -12,7 +12,9 @@ Arrays in ``NAME.maps.npz`` (W windows of T slices, maps h × w in the model win
   ``window_keep`` (W, 2) int64 each window's trusted samples a..b (inclusive; the outer slices
   see the network's temporal padding) and ``window_scale`` (W, T) float64 its per-slice factor
   (the inverse position gain); both optional (files of earlier versions: all slices, factor 1).
-- ``times`` (F,) float64 every source frame's time; ``importance`` (F,) float32 in [0, 1].
+- ``times`` (F,) float64 every source frame's time; ``importance`` (F,) float32 in [0, 1];
+  ``cuts`` (C,) int64 the frames where a new shot starts (a held map never crosses one;
+  optional: files of earlier versions have none).
 - ``source``, ``resized``, ``crop``, ``offset`` (2,) int64: the
   :class:`~vidcam.video.preprocess.Geometry` (source (H, W) -> resized -> the window the maps
   cover, at ``offset`` (top, left) in the resized frame); ``model_crop`` (2,): the model's
@@ -77,6 +79,7 @@ def save_maps(
         "margin": np.array([s.margin for s in analysis.supports], np.float64),
         "times": np.asarray(analysis.times, np.float64),
         "importance": np.asarray(analysis.importance, np.float32),
+        "cuts": np.asarray(analysis.cuts or (), np.int64),
         "source": np.array(g.source, np.int64),
         "resized": np.array(g.resized, np.int64),
         "crop": np.array(g.crop, np.int64),
@@ -107,6 +110,12 @@ class RawMaps:
     meta: dict[str, Any]
     window_keep: np.ndarray | None = None
     window_scale: np.ndarray | None = None
+    cuts: np.ndarray | None = None
+
+    @property
+    def cut_times(self) -> list[float]:
+        """The times of the first frames of shots (what :class:`MapBlender` takes)."""
+        return [] if self.cuts is None else [float(self.times[int(i)]) for i in self.cuts]
 
     @property
     def heat(self) -> np.ndarray | None:
@@ -136,7 +145,7 @@ class RawMaps:
                 for k, v in self.panels.items()
             }
 
-        return MapBlender(self.supports(), load)
+        return MapBlender(self.supports(), load, cuts=self.cut_times)
 
 
 def load_maps(path: str | Path) -> RawMaps:
@@ -172,10 +181,22 @@ def load_maps(path: str | Path) -> RawMaps:
         margin=a["margin"],
         times=a["times"],
         importance=a["importance"],
+        cuts=_cuts(a.get("cuts"), len(a["times"]), p),
         geometry=geometry,
         model_crop=_pair(a["model_crop"]),
         meta=meta,
     )
+
+
+def _cuts(a: np.ndarray | None, frames: int, p: Path) -> np.ndarray | None:
+    """``cuts`` checked: increasing frame indices inside the video (a damaged file is refused,
+    not indexed out of range)."""
+    if a is None:
+        return None
+    ok = a.ndim == 1 and a.dtype.kind in "iu" and ((a >= 0) & (a < frames)).all()
+    if not ok or (np.diff(a) <= 0).any():
+        raise VidcamError(f"maps file {str(p)!r} has a damaged 'cuts' array")
+    return a.astype(np.int64)
 
 
 def _pair(a: np.ndarray) -> tuple[int, int]:

@@ -31,7 +31,8 @@ from vidcam.video.to_source import MapBlender, SourcePlacer
 @dataclass(frozen=True)
 class FrameHeat:
     """One source frame: ``maps`` {method id: (H', W') uint8 display heat on the reduced
-    source grid}, the ``window`` weighing most on it and its ``importance`` in [0, 1]."""
+    source grid}, the ``window`` weighing most on it (-1: none — a frame held across a shot cut
+    shows no heat) and its ``importance`` in [0, 1]."""
 
     index: int
     maps: dict[str, np.ndarray]
@@ -78,7 +79,9 @@ def frame_heatmaps(
     sups = raw.supports()
     scale = DisplayScale.from_spool(view, ids, normalize, supports=sups)
     blender = MapBlender(
-        sups, lambda i: {k: scale.window(k, v, sups[i]) for k, v in view.get(i).items()}
+        sups,
+        lambda i: {k: scale.window(k, v, sups[i]) for k, v in view.get(i).items()},
+        cuts=raw.cut_times,
     )
     g = raw.geometry
     small = Geometry(reduced_size(g.source, max_side), g.resized, g.crop, g.offset)
@@ -90,4 +93,5 @@ def frame_heatmaps(
             level = placer.place_u8(to_u8(scale.frame(maps[k]).numpy()))
             level[opacity(1.0, int(level.max()))[level] == 0] = 0  # untouched in the MP4
             out[k] = level
-        yield FrameHeat(i, out, max(weights, key=weights.get), float(raw.importance[i]))
+        window = max(weights, key=weights.get) if weights else -1
+        yield FrameHeat(i, out, window, float(raw.importance[i]))

@@ -95,7 +95,7 @@ def prepare_clip(
         heats = list(frame_heatmaps(raw, normalize=normalize, max_side=max_side))
     for fh in heats:
         number = offset + fh.index + 1
-        top = clip.windows[fh.window] if fh.window < len(clip.windows) else None
+        top = clip.windows[fh.window] if 0 <= fh.window < len(clip.windows) else None
         frame: dict[str, Any] = {"importance": fh.importance, "prediction": top}
         for f, method in prepared.heat.items():
             frame[f] = _heat_value(fh.maps[method], maps_dir, f, number)
