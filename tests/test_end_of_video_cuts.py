@@ -106,6 +106,7 @@ def test_no_heat_on_frames_held_across_a_cut(tmp_path, where, cut, lost):
         np.testing.assert_array_equal(cut_imp[kept], base[kept])
         # pass 1 finds the cut itself: the analysis (strip, JSON) carries that importance
         assert an.cuts == (cut,)
+        assert an.summary().to_json()["cuts"] == [cut]  # the JSON says where shots change
         assert (an.importance[lost] == 0).all() and (an.importance[kept] > 0).all()
 
 

@@ -143,7 +143,9 @@ class VideoExplanation:
         heatmaps: (F, H, W) uint8 (value × 255) of the requested method's heatmap, or None when not
             collected (``write_explained_video``).
         panels: method id -> (F, H, W) uint8 heatmaps / (F, H, W, 3) uint8 images (all panels).
-        times: (F,) frame times in seconds; importance: (F,) in [0, 1].
+        times: (F,) frame times in seconds; importance: (F,) in [0, 1] (0 on a frame no window
+            explains: a held map does not cross a shot cut).
+        cuts: the frames where a new shot starts (:class:`~vidcam.video.shots.CutDetector`).
         windows: per-window predictions and sampled frames.
         spatial: the spatial mode that ran ("full", "tiles" or "center";
             :mod:`vidcam.video.spatial`); with "tiles" a window's predictions are the average
@@ -173,6 +175,7 @@ class VideoExplanation:
     spatial: str = "center"
     frames_written: int = 0
     cost: dict[str, dict[str, int]] = field(default_factory=dict)
+    cuts: tuple[int, ...] = ()
 
     @property
     def frames(self) -> int:
@@ -195,6 +198,7 @@ class VideoExplanation:
             "windows": [w.to_json(self.labels) for w in self.windows],
             "times": [round(float(t), 6) for t in self.times],
             "importance": [round(float(v), 6) for v in self.importance],
+            "cuts": list(self.cuts),
             "warnings": list(self.warnings),
             "cost": {m: dict(c) for m, c in self.cost.items()},
         }
@@ -262,6 +266,7 @@ class VideoAnalysis:
             warnings=list(self.warnings),
             spatial=self.spatial,
             cost=self.cost,
+            cuts=tuple(self.cuts or ()),
         )
 
     def close(self) -> None:
