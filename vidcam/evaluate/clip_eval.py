@@ -27,7 +27,7 @@ from vidcam.evaluate.options import EvalOptions
 from vidcam.evaluate.records import ClipRecord, Cost, Localization, MapRecord
 from vidcam.evaluate.references import centre_prior, random_map, voxel_noise_map
 from vidcam.evaluate.result import Counters
-from vidcam.evaluate.scoring import ClipInput, CurveSums, _gen, score_clip
+from vidcam.evaluate.scoring import ClipInput, CurveSums, score_clip, seeded_generator
 from vidcam.models.handle import ModelHandle
 from vidcam.video.preprocess import Geometry
 from vidcam.video.setup import check_memory
@@ -175,9 +175,9 @@ def reference_maps(
     out = {}
     for r in opts.references:
         if r == "random":
-            out[r] = random_map(shapes, size, _gen(device, opts.seed, ci, 1))
+            out[r] = random_map(shapes, size, seeded_generator(device, opts.seed, ci, 1))
         elif r == "random_voxel":
-            out[r] = voxel_noise_map(size, _gen(device, opts.seed, ci, 0))
+            out[r] = voxel_noise_map(size, seeded_generator(device, opts.seed, ci, 0))
         elif r == "centre":
             out[r] = centre_prior(size, device=device)
         else:

@@ -37,12 +37,21 @@ from vidcam.evaluate.metrics_size import map_size
 from vidcam.evaluate.options import EvalOptions, fill_grid
 from vidcam.evaluate.records import FillScores, MapRecord, MapSize, UnitCurves
 
-__all__ = ["KIND_SUFFIX", "SCORE_KINDS", "ClipInput", "ClipScores", "CurveSums", "score_clip"]
+__all__ = [
+    "KIND_SUFFIX",
+    "SCORE_KINDS",
+    "ClipInput",
+    "ClipScores",
+    "CurveSums",
+    "score_clip",
+    "seeded_generator",
+]
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _gen(device: torch.device, *seeds: int) -> torch.Generator:
+def seeded_generator(device: torch.device, *seeds: int) -> torch.Generator:
+    """A generator on ``device`` seeded by the sequence ``seeds`` (run seed, clip, purpose)."""
     s = 0
     for v in seeds:
         s = (s * 1_000_003 + int(v)) % (2**62)
@@ -205,7 +214,7 @@ def _rankings(
     rankings = {}
     for mi, m in enumerate(heats):
         for ui, unit in enumerate(UNITS):
-            g = _gen(device, opts.seed, ci, 2 + mi * len(UNITS) + ui)
+            g = seeded_generator(device, opts.seed, ci, 2 + mi * len(UNITS) + ui)
             r, n = unit_ranks(heats[m], unit, g)
             rankings[m, unit] = Ranking((m, unit), r, n)
     return rankings
