@@ -24,7 +24,7 @@ from vidcam.device import live_tensor_bytes
 from vidcam.errors import VidcamError
 from vidcam.models.open import open_model
 from vidcam.models.spec import InputSpec
-from vidcam.video import setup
+from vidcam.video import memory
 
 SPEC = InputSpec(
     clip_len=8, crop=(32, 32), resize_short=32, mean=(0.5,) * 3, std=(0.25,) * 3, stride=1
@@ -86,7 +86,7 @@ CHILD = textwrap.dedent(
     from vidcam.errors import VidcamError
     from vidcam.models.open import open_model
     from vidcam.models.spec import InputSpec
-    from vidcam.video import explain_video, setup
+    from vidcam.video import explain_video, memory
     from vidcam.video.decode import probe
 
     torch.set_num_threads(1)
@@ -100,10 +100,10 @@ CHILD = textwrap.dedent(
     for name in sys.argv[3:]:
         info = probe(name)
         frame = (info.height, info.width)
-        row = {"free": setup.available_memory("cpu"),
-               "old": setup.window_bytes(spec, 8, 1, frame, "full") * setup.WORKING_SET_FACTOR}
+        row = {"free": memory.available_memory("cpu"),
+               "old": memory.window_bytes(spec, 8, 1, frame, "full") * memory.WORKING_SET_FACTOR}
         try:
-            setup.check_window(spec, info=info, spatial="full", device="cpu", model=h)
+            memory.check_window(spec, info=info, spatial="full", device="cpu", model=h)
             row["check"] = "ok"
         except VidcamError as exc:
             row["check"] = str(exc)
@@ -187,74 +187,74 @@ def test_live_tensor_bytes_restores_the_model():
 
 def test_activation_profile_is_per_byte_of_input():
     h = open_model(Chain(), spec=SPEC, layer="c", device="cpu")
-    p = setup.activation_profile(h)
+    p = memory.activation_profile(h)
     # a + b = 18 channels alive per 3 input channels; c's 2 channels + 7 floats recorded
     assert p.peak == 6.0
     assert p.recorded == pytest.approx(2 / 3 + 28 / CROP_BYTES, rel=1e-12)
-    assert setup.activation_profile(h) is p  # measured once per model and clip
+    assert memory.activation_profile(h) is p  # measured once per model and clip
     bad = dataclasses.replace(h, module=Chain(), layer="nope")
-    assert setup.activation_profile(bad) == p  # a misnamed layer: estimated as automatic
+    assert memory.activation_profile(bad) == p  # a misnamed layer: estimated as automatic
 
 
 def test_window_need_by_hand():
-    p = setup.ActivationProfile(peak=10.0, recorded=0.5)
+    p = memory.ActivationProfile(peak=10.0, recorded=0.5)
     frame = (16, 200)  # short side 16 -> 32: a 32 x 400 window
     full = 3 * 8 * 32 * 400 * 4  # 1,228,800 B
     # tiles of 32 along 400 overlapping by >= 1/4: 1 + ceil(368 / 24) = 17
     tiles = 17 * CROP_BYTES
-    assert setup.model_input_bytes(SPEC, 8, frame, "full") == full
-    assert setup.model_input_bytes(SPEC, 8, frame, "tiles") == tiles
-    assert setup.model_input_bytes(SPEC, 8, frame, "auto") == max(full, tiles)
-    assert setup.model_input_bytes(SPEC, 8, frame, "center") == CROP_BYTES
-    per = setup.ACTIVATION_MARGIN * 10.0 + setup.BACKWARD_FACTOR * 0.5
-    pipe = setup.PIPELINE_FACTOR
-    assert setup.window_need(SPEC, 8, 2, frame, "full", p) == int(2 * (pipe + per) * full)
-    assert setup.window_need(SPEC, 8, 2, frame, "tiles", p) == int(2 * (pipe * full + per * tiles))
-    center = setup.window_need(SPEC, 8, 1, frame, "center", p)
+    assert memory.model_input_bytes(SPEC, 8, frame, "full") == full
+    assert memory.model_input_bytes(SPEC, 8, frame, "tiles") == tiles
+    assert memory.model_input_bytes(SPEC, 8, frame, "auto") == max(full, tiles)
+    assert memory.model_input_bytes(SPEC, 8, frame, "center") == CROP_BYTES
+    per = memory.ACTIVATION_MARGIN * 10.0 + memory.BACKWARD_FACTOR * 0.5
+    pipe = memory.PIPELINE_FACTOR
+    assert memory.window_need(SPEC, 8, 2, frame, "full", p) == int(2 * (pipe + per) * full)
+    assert memory.window_need(SPEC, 8, 2, frame, "tiles", p) == int(2 * (pipe * full + per * tiles))
+    center = memory.window_need(SPEC, 8, 1, frame, "center", p)
     assert center == int((pipe + per) * CROP_BYTES)
 
 
 def test_check_window_with_the_model_names_what_fits(monkeypatch):
     h = open_model(Chain(), spec=SPEC, layer="c", device="cpu")
-    p = setup.activation_profile(h)
+    p = memory.activation_profile(h)
     info = type("Info", (), {"height": 16, "width": 200, "frames": 10, "duration": 0.4})()
-    one = setup.window_need(SPEC, 8, 1, (16, 200), "full", p)
-    center = setup.window_need(SPEC, 8, 1, (16, 200), "center", p)
+    one = memory.window_need(SPEC, 8, 1, (16, 200), "full", p)
+    center = memory.window_need(SPEC, 8, 1, (16, 200), "center", p)
     kw = dict(info=info, spatial="full", device="cpu", model=h)
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: one)
-    setup.check_window(SPEC, batch_size=1, **kw)  # exactly fits
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: 2 * one + 1)
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: one)
+    memory.check_window(SPEC, batch_size=1, **kw)  # exactly fits
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: 2 * one + 1)
     with pytest.raises(VidcamError) as e:
-        setup.check_window(SPEC, batch_size=4, **kw)
+        memory.check_window(SPEC, batch_size=4, **kw)
     assert "--batch-size 4" in str(e.value) and "at most 2" in str(e.value)
     assert "\n" not in str(e.value)
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: one - 1)
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: one - 1)
     with pytest.raises(VidcamError) as e:
-        setup.check_window(SPEC, batch_size=1, **kw)
+        memory.check_window(SPEC, batch_size=1, **kw)
     msg = str(e.value)
     assert msg.startswith("--spatial full with --clip-len 8: one window needs about")
     assert "use --spatial center" in msg and "dry run" in msg and "\n" not in msg
     with pytest.raises(VidcamError) as e2:  # the same, as the pipeline checks the plan's mode
-        setup.check_memory(SPEC, 8, 1, (16, 200), "full", "cpu", h)
+        memory.check_memory(SPEC, 8, 1, (16, 200), "full", "cpu", h)
     assert str(e2.value) == msg
-    setup.check_memory(SPEC, 8, 1, (16, 200), "center", "cpu", h)
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: center - 1)
+    memory.check_memory(SPEC, 8, 1, (16, 200), "center", "cpu", h)
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: center - 1)
     with pytest.raises(VidcamError, match="needs about .*; give a shorter --clip-len$"):
-        setup.check_window(SPEC, batch_size=1, **kw)  # nothing fits: only a shorter clip
+        memory.check_window(SPEC, batch_size=1, **kw)  # nothing fits: only a shorter clip
 
 
 def test_auto_batch_size_with_the_model(monkeypatch):
     h = open_model(Chain(), spec=SPEC, layer="c", device="cpu")
-    p = setup.activation_profile(h)
-    one = setup.window_need(SPEC, 8, 1, None, "center", p)
+    p = memory.activation_profile(h)
+    one = memory.window_need(SPEC, 8, 1, None, "center", p)
     cpu = torch.device("cpu")
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: 64 << 30)
-    assert setup.auto_batch_size(SPEC, 8, None, "center", cpu, model=h) == 8  # AUTO_BATCH_MAX
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: 64 << 30)
+    assert memory.auto_batch_size(SPEC, 8, None, "center", cpu, model=h) == 8  # AUTO_BATCH_MAX
     # half the free memory holds 3 windows' estimated need
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: 2 * 3 * one + 1)
-    assert setup.auto_batch_size(SPEC, 8, None, "center", cpu, model=h) == 3
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: one)
-    assert setup.auto_batch_size(SPEC, 8, None, "center", cpu, model=h) == 1
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: 2 * 3 * one + 1)
+    assert memory.auto_batch_size(SPEC, 8, None, "center", cpu, model=h) == 3
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: one)
+    assert memory.auto_batch_size(SPEC, 8, None, "center", cpu, model=h) == 1
 
 
 # --- under a real RLIMIT_AS cap, in a child ---------------------------------------------------

@@ -119,22 +119,22 @@ def test_frames_written_counts_what_the_encoder_wrote(motion, tmp_path, monkeypa
 
 def test_auto_batch_size_follows_the_input_budget_and_the_free_memory(monkeypatch):
     from vidcam.models.registry import get_spec
-    from vidcam.video import setup
+    from vidcam.video import memory
 
     cpu = torch.device("cpu")
     sample = get_spec("sample").input  # 3 x 16 x 112 x 112 float32 = 2.30 MiB a window
     i3d = get_spec("i3d").input  # 3 x 64 x 224 x 224 float32 = 36.75 MiB
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: 64 << 30)
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: 64 << 30)
     # 20 MiB // 2.30 MiB = 8 (the cap); the whole 360 x 640 frame at 112 short side is
     # 112 x 199: 4.08 MiB -> 4; I3D's window is over the budget alone -> 1
-    assert setup.auto_batch_size(sample, 16, (360, 640), "center", cpu) == 8
-    assert setup.auto_batch_size(sample, 16, (360, 640), "full", cpu) == 4
-    assert setup.auto_batch_size(i3d, 64, (360, 640), "center", cpu) == 1
+    assert memory.auto_batch_size(sample, 16, (360, 640), "center", cpu) == 8
+    assert memory.auto_batch_size(sample, 16, (360, 640), "full", cpu) == 4
+    assert memory.auto_batch_size(i3d, 64, (360, 640), "center", cpu) == 1
     # the free memory must hold 256 x the batch's input: 1.5 GiB // (2.30 MiB x 256) = 2
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: 3 << 29)
-    assert setup.auto_batch_size(sample, 16, (360, 640), "center", cpu) == 2
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: 1 << 20)
-    assert setup.auto_batch_size(sample, 16, (360, 640), "center", cpu) == 1
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: 3 << 29)
+    assert memory.auto_batch_size(sample, 16, (360, 640), "center", cpu) == 2
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: 1 << 20)
+    assert memory.auto_batch_size(sample, 16, (360, 640), "center", cpu) == 1
 
 
 def test_auto_batch_gives_the_explanation_of_one_window_per_call(motion):

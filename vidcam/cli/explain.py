@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidcam.cli.choices import (
+    DEFAULT_METHOD,
     DEFAULT_NORMALIZE,
-    METHODS,
+    METHOD_IDS,
     NORMALIZE,
     SPATIAL,
     VALID_EXTENSIONS,
@@ -54,7 +55,7 @@ class _SideBySide(argparse.Action):
 
 def _is_method_list(value: str) -> bool:
     ids = [i.strip().lower() for i in value.split(",") if i.strip()]
-    return bool(ids) and all(i in METHODS for i in ids)
+    return bool(ids) and all(i in METHOD_IDS for i in ids)
 
 
 def _is_input(value: str) -> bool:
@@ -101,8 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument(
         "--method",
-        choices=list(METHODS),
-        default="gradcam++",
+        choices=list(METHOD_IDS),
+        default=DEFAULT_METHOD,
         help="explanation method (default: gradcam++)",
     )
     parser.add_argument(

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from vidcam.models.spec import InputSpec, Reshape
+from vidcam.cam.reshape import Reshape
+from vidcam.models.spec import InputSpec
 
 
 @dataclass(frozen=True)

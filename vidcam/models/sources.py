@@ -29,11 +29,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from vidcam.cam.reshape import Reshape
 from vidcam.errors import VidcamError
 from vidcam.models.handle import ModelHandle
 from vidcam.models.labels import labels_arg
 from vidcam.models.refs import ENTRY_POINT_GROUP, FACTORY, kind_of
-from vidcam.models.spec import InputSpec, Reshape
+from vidcam.models.spec import InputSpec
 
 #: keys a factory's mapping may hold
 MAPPING_KEYS = ("module", "spec", "labels", "layer", "reshape")

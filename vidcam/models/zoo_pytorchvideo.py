@@ -18,10 +18,11 @@ from typing import Any
 
 from torch import nn
 
+from vidcam.cam.reshape import Reshape
 from vidcam.errors import VidcamError
 from vidcam.models.adapters import SlowFastAdapter, TokensToVolume, drop_head_softmax
 from vidcam.models.checkpoint import url_file_name
-from vidcam.models.spec import InputSpec, ModelSpec, Reshape
+from vidcam.models.spec import InputSpec, ModelSpec
 from vidcam.models.weights_source import WeightsSource
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import torchvision.models.video as tvv
 from torch import nn
 
+from vidcam.cam.reshape import Reshape
 from vidcam.models.adapters import TokensToVolume, channels_last_to_volume
-from vidcam.models.spec import InputSpec, ModelSpec, Reshape
+from vidcam.models.spec import InputSpec, ModelSpec
 from vidcam.models.weights_source import WeightsSource
 
 _KINETICS_MEAN = (0.43216, 0.394666, 0.37645)

@@ -31,7 +31,7 @@ video's length (the spool is on disk), and frames are never all held at once.
 Choices worth knowing:
 
 - Per-frame importance = the spatial mean of the un-normalised CAM of the first explained
-  layer (``Explanation.raw``), interpolated and blended over windows like the maps, then
+  layer (``Explanation.first_layer_raw``), interpolated and blended over windows like the maps, then
   divided by the video's maximum; so windows are comparable. Only a window's trusted slices
   count (not the outer ones, which see the network's temporal zero padding, nor samples that
   repeat a short video's last frame), each divided by the network's position gain (the median
@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from vidcam.cam.explainer import Explainer
 from vidcam.cam.methods import METHODS, Method, get_method
-from vidcam.cam.targets import resolve_target
+from vidcam.cam.targets import parse_target
 from vidcam.device import resolve_device
 from vidcam.video.decode import VideoSource
 from vidcam.video.options import ExplainOptions, check_paths
@@ -79,7 +79,7 @@ __all__ = [
     "iter_explained_frames",
     "render_analysis",
     "resolve_device",
-    "resolve_target",
+    "parse_target",
     "write_explained_video",
     "write_preview",
 ]

@@ -1,6 +1,6 @@
 """How many windows go through the engine per call when ``batch_size`` is automatic.
 
-:func:`~vidcam.video.setup.auto_batch_size` bounds the batch by the input budget and the free
+:func:`~vidcam.video.memory.auto_batch_size` bounds the batch by the input budget and the free
 memory. On an accelerator that bound is the batch. On the CPU a larger batch is not faster per
 window for every model: measured on 2 cores (ms per window, batch 1 / 2 / 4 / 8), r3d_18 at
 112² 266 / 231 / 284 / 290, the bundled sample model 9.0 / 4.2 / 4.3 / 7.6, but x3d_m at 224²

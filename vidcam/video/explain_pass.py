@@ -22,17 +22,18 @@ import torch
 
 from vidcam.cam.maps import ConstantMapWarning
 from vidcam.cam.methods import Method
-from vidcam.cam.targets import resolve_target
+from vidcam.cam.targets import parse_target
 from vidcam.errors import VidcamError
 from vidcam.models.handle import ModelHandle
 from vidcam.models.open import open_model
 from vidcam.progress import Progress
 from vidcam.video.batching import BatchPlan
 from vidcam.video.decode import VideoSource
+from vidcam.video.memory import auto_batch_size, check_memory
+from vidcam.video.options import ExplainOptions
 from vidcam.video.preprocess import Preprocessor
 from vidcam.video.results import VideoAnalysis
 from vidcam.video.sample import ClipSampler, Window, WindowScheduler
-from vidcam.video.setup import ExplainOptions, auto_batch_size, check_memory
 from vidcam.video.shots import CutDetector
 from vidcam.video.spatial import SpatialPlan, plan_spatial
 from vidcam.video.threads import Prefetch
@@ -61,7 +62,7 @@ def explain_pass(source: VideoSource, o: ExplainOptions) -> VideoAnalysis:
     panels = _panels(o)
     info = source.info
     sampler = ClipSampler.from_spec(m.input, clip_len=o.clip_len, hop=o.stride)
-    target = resolve_target(o.target, m.labels)
+    target = parse_target(o.target, m.labels)
     plan = plan_spatial(m, o.spatial, info.height, info.width, sampler.clip_len)
     frame_hw = (info.height, info.width)  # the window's memory, from the model's activations:
     check_memory(m.input, sampler.clip_len, o.batch_size or 1, frame_hw, plan.mode, m.device, m)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vidcam.cam.methods import Method, get_method, panel_ids, panels_for
+from vidcam.cam.methods import DEFAULT_METHOD, Method, get_method, panel_ids, panels_for
 from vidcam.errors import VidcamError
 from vidcam.models.handle import ModelHandle
 from vidcam.models.spec import InputSpec
@@ -83,7 +83,7 @@ class ExplainOptions:
     labels: Sequence[str] | str | os.PathLike | None = None
     layer: Any = None
     card: str | os.PathLike | None = None
-    method: str = "gradcam++"
+    method: str = DEFAULT_METHOD
     softmax: bool = False
     target: str | int | None = "top1"
     clip_len: int | None = None

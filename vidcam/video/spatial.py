@@ -33,9 +33,10 @@ from torch import nn
 from torch.func import functional_call
 
 from vidcam.cam.hooks import eval_mode
+from vidcam.cam.reshape import Reshape
 from vidcam.errors import VidcamError
 from vidcam.models.handle import ModelHandle
-from vidcam.models.spec import InputSpec, Reshape
+from vidcam.models.spec import InputSpec
 from vidcam.video.preprocess import Geometry, band_geometry, full_geometry, geometry_for
 
 SPATIAL = ("auto", "full", "tiles", "center")

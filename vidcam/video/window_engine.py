@@ -16,13 +16,13 @@ import torch
 
 from vidcam.cam.explainer import Explainer
 from vidcam.cam.explanation import Explanation
-from vidcam.cam.methods import Method
+from vidcam.cam.methods import METHODS, Method
 from vidcam.cam.targets import Target
 from vidcam.errors import VidcamError
 from vidcam.models.handle import ModelHandle
+from vidcam.video.options import ExplainOptions
 from vidcam.video.preprocess import Preprocessor
 from vidcam.video.sample import Window
-from vidcam.video.setup import ExplainOptions
 from vidcam.video.spatial import SpatialPlan, split_tiles
 from vidcam.video.tile_maps import per_tile, tile_targets, window_prediction
 from vidcam.video.window_outputs import WindowOutputs, spool_panels, temporal_energy
@@ -38,7 +38,7 @@ def build_engines(
     the others get their own engine."""
     main = method.cam
     cams = tuple(dict.fromkeys([main, *(p.cam for p in panels)]))
-    softmax = softmax and main == "gradcam++"
+    softmax = softmax and METHODS[main].softmax
 
     def engine(methods: Sequence[str]) -> Explainer:
         return Explainer(plan.module, m.layer, method=methods, softmax=softmax, reshape=m.reshape)
