@@ -21,12 +21,13 @@ from conftest import HANG_S, pattern_frames, write_video
 
 import vidcam.models.open
 import vidcam.video.explain_pass
-import vidcam.video.setup as setup
+import vidcam.video.memory as memory
 from vidcam.cli import choices, main
 from vidcam.errors import VidcamError
 from vidcam.models.sample_net import SAMPLE_INPUT
 from vidcam.models.spec import InputSpec
 from vidcam.video.decode import VideoInfo
+from vidcam.video.options import ExplainOptions
 from vidcam.video.sample import MAX_CLIP_FACTOR, ClipSampler
 
 HEAVY = ("torch", "torchvision", "av", "cv2")
@@ -99,22 +100,22 @@ def test_memory_refusal_names_the_option_and_the_batch_that_fits(
     clip75, tmp_path, capsys, no_model, monkeypatch
 ):
     # one sample window on the 48x64 clip, spatial auto: short side 48 -> 112, so 112 x 149
-    one = 3 * 16 * 112 * 149 * 4 * setup.WORKING_SET_FACTOR  # 25,632,768 bytes with factor 8
-    assert setup.window_bytes(SAMPLE_INPUT, 16, 1, (48, 64)) * setup.WORKING_SET_FACTOR == one
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: 3 * one + 1)
+    one = 3 * 16 * 112 * 149 * 4 * memory.WORKING_SET_FACTOR  # 25,632,768 bytes with factor 8
+    assert memory.window_bytes(SAMPLE_INPUT, 16, 1, (48, 64)) * memory.WORKING_SET_FACTOR == one
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: 3 * one + 1)
     line = _refused(capsys, clip75, tmp_path, "--batch-size", "4")
     assert "--batch-size" in line and "at most 3" in line, line
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: one - 1)
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: one - 1)
     line = _refused(capsys, clip75, tmp_path, "--batch-size", "4")
     assert "--clip-len" in line, line  # not even one window fits: the clip is too long
 
 
 def test_window_bytes_literal():
     spec = SAMPLE_INPUT  # 16 frames, crop 112 x 112, short side 112
-    assert setup.window_bytes(spec, 16, 2) == 2 * 3 * 16 * 112 * 112 * 4 == 4_816_896
+    assert memory.window_bytes(spec, 16, 2) == 2 * 3 * 16 * 112 * 112 * 4 == 4_816_896
     # bikes.mp4 (640 x 272) in full-frame mode: 112 x round(640 * 112 / 272) = 112 x 264
-    assert setup.window_bytes(spec, 16, 1, (272, 640)) == 3 * 16 * 112 * 264 * 4
-    assert setup.window_bytes(spec, 16, 1, (272, 640), "center") == 3 * 16 * 112 * 112 * 4
+    assert memory.window_bytes(spec, 16, 1, (272, 640)) == 3 * 16 * 112 * 264 * 4
+    assert memory.window_bytes(spec, 16, 1, (272, 640), "center") == 3 * 16 * 112 * 112 * 4
 
 
 def test_video_samples_count_the_models_sampling():
@@ -122,29 +123,29 @@ def test_video_samples_count_the_models_sampling():
         path=Path("x"), width=64, height=48, fps=Fraction(25), duration=3.0, frames=75,
         frames_exact=True, rotation=0, has_audio=False, time_base=Fraction(1, 25),
     )  # fmt: skip
-    assert setup.video_samples(SAMPLE_INPUT, info) == 75  # stride 1
+    assert memory.video_samples(SAMPLE_INPUT, info) == 75  # stride 1
     every2 = InputSpec(clip_len=8, crop=(8, 8), resize_short=8, stride=2)
-    assert setup.video_samples(every2, info) == 38  # frames 0, 2, ..., 74
+    assert memory.video_samples(every2, info) == 38  # frames 0, 2, ..., 74
     at10 = InputSpec(clip_len=8, crop=(8, 8), resize_short=8, fps=10)
-    assert setup.video_samples(at10, info) == 31  # t = 0, 0.1, ..., 3.0
+    assert memory.video_samples(at10, info) == 31  # t = 0, 0.1, ..., 3.0
     with pytest.raises(VidcamError, match="at most 31"):
-        setup.check_window(at10, clip_len=32, info=info)
-    setup.check_window(at10, clip_len=31, info=info)
+        memory.check_window(at10, clip_len=32, info=info)
+    memory.check_window(at10, clip_len=31, info=info)
     short = InputSpec(clip_len=64, crop=(8, 8), resize_short=8, fps=10)
-    setup.check_window(short, info=info)  # the model's own clip may still pad a short video
+    memory.check_window(short, info=info)  # the model's own clip may still pad a short video
 
 
 def test_python_api_refuses_the_same_options():
     with pytest.raises(VidcamError, match=r"--clip-len 100000 is out of range: give 1 to 128"):
-        setup.ExplainOptions(model="sample", clip_len=100000)
+        ExplainOptions(model="sample", clip_len=100000)
     with pytest.raises(VidcamError, match=r"--stride 17"):
-        setup.ExplainOptions(model="sample", stride=17)
+        ExplainOptions(model="sample", stride=17)
     with pytest.raises(VidcamError, match=r"--clip-len \(clip_len\) must be an int"):
-        setup.ExplainOptions(model="sample", clip_len=2.5)
+        ExplainOptions(model="sample", clip_len=2.5)
     with pytest.raises(VidcamError, match=r"--batch-size \(batch_size\) must be an int"):
-        setup.ExplainOptions(model="sample", batch_size=True)
+        ExplainOptions(model="sample", batch_size=True)
     with pytest.raises(VidcamError, match="GiB"):
-        setup.ExplainOptions(model="i3d", batch_size=10**7)
+        ExplainOptions(model="i3d", batch_size=10**7)
     # an nn.Module's spec is only known inside the pipeline: the sampler enforces the bound
     spec = InputSpec(clip_len=4, crop=(8, 8), resize_short=8, stride=1)
     limit = MAX_CLIP_FACTOR * 4
@@ -196,18 +197,18 @@ def test_available_memory_reads_meminfo_cgroup_and_limits_exactly(fake_proc, mon
 
     write, limits = fake_proc
     write("/proc/meminfo", MEMINFO)
-    assert setup.available_memory("cpu") == 9_876_543 * 1024 == 10_113_580_032
+    assert memory.available_memory("cpu") == 9_876_543 * 1024 == 10_113_580_032
     write("/sys/fs/cgroup/memory.max", "max\n")  # cgroup v2, unlimited
     write("/sys/fs/cgroup/memory.current", "123\n")
-    assert setup.available_memory("cpu") == 10_113_580_032
+    assert memory.available_memory("cpu") == 10_113_580_032
     write("/sys/fs/cgroup/memory.max", f"{8 << 30}\n")  # 8 GiB limit, 3 GiB used
     write("/sys/fs/cgroup/memory.current", f"{3 << 30}\n")
-    assert setup.available_memory("cpu") == 5 << 30
+    assert memory.available_memory("cpu") == 5 << 30
     write("/proc/self/status", "Name:\tpython\nVmSize:\t 1048576 kB\nVmData:\t  524288 kB\n")
     limits[resource.RLIMIT_AS] = 3 << 30  # ulimit -v 3 GiB, 1 GiB mapped: 2 GiB left
-    assert setup.available_memory("cpu") == 2 << 30
+    assert memory.available_memory("cpu") == 2 << 30
     limits[resource.RLIMIT_DATA] = (1 << 30) - 1  # 512 MiB of data: 512 MiB - 1 byte left
-    assert setup.available_memory("cpu") == (512 << 20) - 1
+    assert memory.available_memory("cpu") == (512 << 20) - 1
 
 
 def test_available_memory_falls_back_to_free_pages(fake_proc, monkeypatch):
@@ -217,13 +218,13 @@ def test_available_memory_falls_back_to_free_pages(fake_proc, monkeypatch):
     write("/proc/meminfo", MEMINFO.replace("MemAvailable", "MemSomething"))  # an old kernel
     pages = {"SC_AVPHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}
     monkeypatch.setattr(device.os, "sysconf", lambda name: pages[name])
-    assert setup.available_memory("cpu") == 4_096_000
+    assert memory.available_memory("cpu") == 4_096_000
 
     def unsupported(name: str) -> int:
         raise ValueError(f"unrecognized configuration name {name}")
 
     monkeypatch.setattr(device.os, "sysconf", unsupported)
-    assert setup.available_memory("cpu") is None  # nothing known: None, never a guess
+    assert memory.available_memory("cpu") is None  # nothing known: None, never a guess
 
 
 def test_available_memory_here_is_at_most_the_physical_memory():
@@ -231,7 +232,7 @@ def test_available_memory_here_is_at_most_the_physical_memory():
     (``sysconf``); on Linux never unknown."""
     import os
 
-    free = setup.available_memory("cpu")
+    free = memory.available_memory("cpu")
     if Path("/proc/meminfo").exists():
         assert free is not None
     if free is not None:
@@ -242,10 +243,8 @@ def test_available_memory_here_is_at_most_the_physical_memory():
 
 
 def test_light_choices_equal_the_pipelines():
-    from vidcam.cam.methods import METHODS
     from vidcam.video import encode, scale, spatial
 
-    assert tuple(METHODS) == choices.METHODS
     assert choices.VALID_EXTENSIONS == encode.VALID_EXTENSIONS
     assert choices.NORMALIZE == scale.NORMALIZE
     assert choices.DEFAULT_NORMALIZE == scale.DEFAULT_NORMALIZE

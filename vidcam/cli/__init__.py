@@ -37,7 +37,8 @@ class Stopped(BaseException):
 
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[None]:
-    """SIGTERM / SIGHUP raise :class:`Stopped` for the duration of a command."""
+    """SIGTERM / SIGHUP raise :class:`Stopped` for the duration of a command; a signal the
+    caller ignores (``nohup`` ignores SIGHUP) stays ignored."""
 
     def handler(signum: int, frame: object) -> None:
         raise Stopped(signum)
@@ -45,6 +46,8 @@ def _stop_on_signals() -> Iterator[None]:
     wanted = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
     previous = {}
     for sig in wanted:
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            continue
         # outside the main thread (e.g. called from a worker) signals stay as they are
         with contextlib.suppress(ValueError):
             previous[sig] = signal.signal(sig, handler)
