@@ -102,7 +102,7 @@ def _in_child(cases: list[list[str]], cwd: Path) -> list[tuple[bool, int, str]]:
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr
     return [tuple(json.loads(line)) for line in done.stdout.splitlines()]

@@ -196,7 +196,7 @@ def test_a_read_only_cache_is_refused_before_any_download(where, tmp_path):
     try:
         res = subprocess.run(
             [sys.executable, "-c", READ_ONLY_CHILD, str(source)],
-            capture_output=True, text=True, env=env, timeout=300,
+            capture_output=True, text=True, env=env, timeout=900,
         )  # fmt: skip
     finally:
         closed.chmod(0o755)
@@ -229,7 +229,7 @@ def test_a_failed_cache_write_is_one_line_and_leaves_nothing(tmp_path):
     target = tmp_path / "c" / W.CACHE_NAME
     env = dict(os.environ, VIDCAM_CACHE=str(target.parent))
     res = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env
     )
     assert res.stdout.strip() == f"cannot write {target} (File too large)", res.stderr
     assert list(target.parent.iterdir()) == []

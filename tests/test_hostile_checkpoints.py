@@ -410,7 +410,7 @@ def test_decompression_bomb_is_refused_before_inflating(tmp_path):
         load_weights_only(bomb.read_bytes(), what="weights file 'bomb.pth'", fix="fix")
     _one_line_error(err, "bomb.pth", "torch.save never compresses")
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(bomb)], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", _CHILD, str(bomb)], capture_output=True, text=True, timeout=900
     )
     lines = proc.stdout.splitlines()
     assert lines[0] == "control: out of memory", proc.stdout + proc.stderr

@@ -124,7 +124,7 @@ def test_cli_loser_says_so_in_one_line(clip, tmp_path):
         [sys.executable, "-c", _LOSER, str(clip), str(out)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert r.returncode == 2, r.stderr
