@@ -10,9 +10,6 @@ fill, and the logit differences (do not saturate).
 
     python tools/bench_perturbation.py samples/*.mp4 --model sample [--masks 500 --steps 60]
         [--area 0.1] [--methods gradcam,gradcam++,layercam,rise,rise-paper,extremal]
-
-Until ``vidcam.evaluate.choices.ENGINE_METHODS`` lists ``rise`` and ``extremal``, the script
-lets the evaluation options accept them (an in-process patch of the option parser's copy).
 """
 
 from __future__ import annotations
@@ -25,10 +22,8 @@ from typing import Any
 
 import torch
 
-from vidcam.cam import rules
 from vidcam.cam.explainer import Explainer
 from vidcam.cam.perturbation import Perturbation
-from vidcam.evaluate import options as eval_options
 from vidcam.evaluate.run import EvalOptions, evaluate
 from vidcam.models.open import open_model
 
@@ -142,8 +137,6 @@ def main(argv: list[str] | None = None) -> None:
         help="ids; rise-paper: RISE without the control variate (centred=False)",
     )
     args = ap.parse_args(argv)
-    if "rise" not in eval_options.ENGINE_METHODS:  # see the module docstring
-        eval_options.ENGINE_METHODS = rules.ENGINE_METHODS
     em = open_model(args.model, device=args.device, progress=False)
     pert = Perturbation(masks=args.masks, steps=args.steps, area=args.area)
     rows: dict[str, dict[str, Any]] = {}
