@@ -63,7 +63,9 @@ def test_scores_and_top1():
 
 def test_gradcam_literal():
     res = run(method="gradcam")
-    torch.testing.assert_close(as_list(res.raw), torch.tensor([0.5, 1.25, 1.5, 0.5]).double())
+    torch.testing.assert_close(
+        as_list(res.first_layer_raw), torch.tensor([0.5, 1.25, 1.5, 0.5]).double()
+    )
     torch.testing.assert_close(
         as_list(res.weights_per_layer[0]), torch.tensor([0.5, 0.25]).double()
     )
@@ -77,7 +79,7 @@ def test_gradcampp_literal():
         as_list(res.weights_per_layer[0]), torch.tensor([15 / 56, 2 / 5]).double()
     )
     expected = torch.tensor([15 / 56, 30 / 56 + 2 / 5, 45 / 56, 4 / 5]).double()
-    torch.testing.assert_close(as_list(res.raw), expected)
+    torch.testing.assert_close(as_list(res.first_layer_raw), expected)
     lo, hi = expected.min(), expected.max()
     torch.testing.assert_close(as_list(res.maps), (expected - lo) / (hi - lo), atol=1e-6, rtol=0)
 
@@ -97,7 +99,7 @@ def test_gradcampp_per_frame_literal():
         torch.tensor([[1 / 5, 1 / 4], [1 / 3, 1 / 4]]).double(),
     )
     torch.testing.assert_close(
-        as_list(res.raw), torch.tensor([1 / 5, 2 / 5 + 1 / 3, 3 / 4, 2 / 4]).double()
+        as_list(res.first_layer_raw), torch.tensor([1 / 5, 2 / 5 + 1 / 3, 3 / 4, 2 / 4]).double()
     )
 
 
@@ -106,10 +108,11 @@ def test_explicit_second_class_and_two_targets():
     res = run(method="gradcam", target=[0, 1])
     assert res.targets.tolist() == [[0, 1]]
     torch.testing.assert_close(
-        res.raw[0, 1].reshape(-1).double(), torch.tensor([0.25, 0.5, 0.75, 0.0]).double()
+        res.first_layer_raw[0, 1].reshape(-1).double(),
+        torch.tensor([0.25, 0.5, 0.75, 0.0]).double(),
     )
     torch.testing.assert_close(
-        res.raw[0, 0].reshape(-1).double(), torch.tensor([0.5, 1.25, 1.5, 0.5]).double()
+        res.first_layer_raw[0, 0].reshape(-1).double(), torch.tensor([0.5, 1.25, 1.5, 0.5]).double()
     )
 
 
@@ -123,7 +126,7 @@ def test_upsampling_is_trilinear_to_input_size(method):
     x = torch.randn(1, 1, 4, 4, 4)
     res = vidcam.explain(model, x, layer="1", method=method)
     up = torch.nn.functional.interpolate(
-        res.raw, size=(4, 4, 4), mode="trilinear", align_corners=False
+        res.first_layer_raw, size=(4, 4, 4), mode="trilinear", align_corners=False
     )
     lo, hi = up.amin(), up.amax()
     torch.testing.assert_close(res.maps, (up - lo) / (hi - lo))

@@ -111,12 +111,14 @@ def test_differentiable_cam_equals_the_engine(method):
     target = torch.tensor([[0, 2], [1, 0]])
     ref = Explainer(model, "block", method=method)(x, target)
     got = differentiable_cam(model, x, target, layer="block", method=method)
-    torch.testing.assert_close(got.maps[0].detach(), ref.raw, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(got.maps[0].detach(), ref.first_layer_raw, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(
         got.weights[0].detach(), ref.weights_per_layer[0], rtol=1e-12, atol=0
     )
     assert got.maps[0].requires_grad and got.layers == ("block",)
-    assert 0 < float((ref.raw > 0).double().mean()) < 1  # a map with lit and dark voxels
+    assert (
+        0 < float((ref.first_layer_raw > 0).double().mean()) < 1
+    )  # a map with lit and dark voxels
 
 
 def test_gradcampp_weights_equal_eq19_from_formulas():

@@ -198,14 +198,3 @@ def test_batch_status_line_uses_the_progress_rate(monkeypatch, capsys):
         "[1/4] done 1, failed 0, remaining 3, 1.00 videos/min, ETA 0:03:00 - a.mp4: 75 frames",
         "[2/4] done 1, failed 1, remaining 2, 1.00 videos/min, ETA 0:02:00 - b.mp4: failed: broken",
     ]
-
-
-def test_old_module_name_still_reaches_the_memory_checks(monkeypatch):
-    import vidcam.video.memory as memory
-    import vidcam.video.setup as setup
-
-    assert setup.ExplainOptions is ExplainOptions and setup.check_memory is memory.check_memory
-    monkeypatch.setattr(setup, "available_memory", lambda device=None: 123)
-    assert memory.available_memory() == 123  # patched where the checks look it up
-    monkeypatch.undo()
-    assert memory.available_memory is setup.available_memory

@@ -121,7 +121,7 @@ def test_k_targets_equal_k_single_runs():
         multi = vidcam.explain(model, x, target=[4, 0, 2], layer="block", method=method)
         for k, c in enumerate([4, 0, 2]):
             single = vidcam.explain(model, x, target=c, layer="block", method=method)
-            torch.testing.assert_close(multi.raw[:, k], single.raw[:, 0])
+            torch.testing.assert_close(multi.first_layer_raw[:, k], single.first_layer_raw[:, 0])
             torch.testing.assert_close(multi.maps[:, k], single.maps[:, 0])
 
 
@@ -141,7 +141,7 @@ def test_inplace_relu_model_matches_out_of_place():
     for layer in ("block", "block.1", "stem"):
         a = vidcam.explain(make(inplace=True), x, target=[1, 3], layer=layer)
         b = vidcam.explain(make(inplace=False), x, target=[1, 3], layer=layer)
-        torch.testing.assert_close(a.raw, b.raw)
+        torch.testing.assert_close(a.first_layer_raw, b.first_layer_raw)
         torch.testing.assert_close(a.logits, b.logits)
 
 
@@ -214,7 +214,7 @@ def test_image_model_is_t_of_one():
     x = torch.randn(2, 3, 6, 6)
     res = vidcam.explain(model, x, layer="1", target=[0, 2])
     assert res.maps.shape == (2, 2, 1, 6, 6)
-    assert res.raw.shape == (2, 2, 1, 6, 6)
+    assert res.first_layer_raw.shape == (2, 2, 1, 6, 6)
     # the same numbers as the 5D path on x[:, :, None] with the 2D layers replaced by their
     # 3D equivalents (kernel 1 in time): an independent computation of the same CAM
     conv3 = nn.Conv3d(3, 4, (1, 3, 3), padding=(0, 1, 1))
@@ -224,7 +224,7 @@ def test_image_model_is_t_of_one():
     model3 = nn.Sequential(conv3, nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten(), model[4])
     res3 = vidcam.explain(model3, x[:, :, None], layer="1", target=[0, 2])
     torch.testing.assert_close(res.logits, res3.logits, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(res.raw, res3.raw, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(res.first_layer_raw, res3.first_layer_raw, rtol=1e-4, atol=1e-7)
     torch.testing.assert_close(res.maps, res3.maps, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(
         res.weights_per_layer[0], res3.weights_per_layer[0], rtol=1e-4, atol=1e-9

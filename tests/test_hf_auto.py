@@ -123,8 +123,8 @@ def test_gradcampp_on_the_handle_gives_a_map_on_the_token_grid(name, tmp_path):
     clip = _pixels(name, n=1, seed=3).transpose(1, 2)
     res = vidcam.Explainer(h.module, h.layer, reshape=h.reshape)(clip, target=1)
     assert res.layers == (h.layer,)
-    assert res.raw.shape == (1, 1, *GRID[name])
-    assert res.raw.max() > res.raw.min()  # not a constant map
+    assert res.first_layer_raw.shape == (1, 1, *GRID[name])
+    assert res.first_layer_raw.max() > res.first_layer_raw.min()  # not a constant map
     assert res.maps.shape == (1, 1, *clip.shape[2:])
     assert res.maps.amax() == pytest.approx(1.0) and res.maps.amin() == pytest.approx(0.0)
 

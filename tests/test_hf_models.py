@@ -130,7 +130,7 @@ def test_planted_patch_lands_on_its_token_and_cell(name, where):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_gradcam_of_the_registry_layer_matches_an_independent_computation(name):
-    """res.raw = relu(sum_k mean(g_k) A_k) with tokens placed by index arithmetic, not TokenGrid."""
+    """res.first_layer_raw = relu(sum_k mean(g_k) A_k) with tokens placed by index arithmetic, not TokenGrid."""
     model, spec = _small(name, seed=1)
     clip = _clip(spec, seed=2)
     res = vidcam.explain(
@@ -156,7 +156,7 @@ def test_gradcam_of_the_registry_layer_matches_an_independent_computation(name):
                 a_vol[:, t, h, w], g_vol[:, t, h, w] = acts[0][0, i].detach(), g[0, i]
     weights = g_vol.flatten(1).mean(1)
     want = torch.relu((weights[:, None, None, None] * a_vol).sum(0))
-    torch.testing.assert_close(res.raw[0, 0], want, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(res.first_layer_raw[0, 0], want, rtol=1e-4, atol=1e-6)
     assert res.maps.shape == (1, 1, spec.input.clip_len, 64, 64)
     assert want.max() > 0
 

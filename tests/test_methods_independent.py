@@ -70,7 +70,7 @@ def test_gradient_methods_match_autograd_formulas():
     }
     for m, want in expected.items():
         want = want.clamp_min(0).transpose(0, 1)  # (N, K, t, h, w)
-        torch.testing.assert_close(res[m].raw, want, atol=1e-6, rtol=1e-5, msg=m)
+        torch.testing.assert_close(res[m].first_layer_raw, want, atol=1e-6, rtol=1e-5, msg=m)
     # every Explanation of the call saw the same forward and targets
     for m in GRADIENT:
         assert torch.equal(res[m].logits, res["gradcam"].logits)
@@ -82,7 +82,7 @@ def test_explain_all_equals_single_calls():
     many = Explainer(model, "3", method=(*GRADIENT, "eigencam")).explain_all(x, target=[1, 3])
     for m in (*GRADIENT, "eigencam"):
         one = vidcam.explain(model, x, target=[1, 3], layer="3", method=m)
-        torch.testing.assert_close(many[m].raw, one.raw, msg=m)
+        torch.testing.assert_close(many[m].first_layer_raw, one.first_layer_raw, msg=m)
         torch.testing.assert_close(many[m].maps, one.maps, msg=m)
 
 
@@ -127,7 +127,7 @@ def test_scorecam_weights_against_masked_forwards_one_by_one():
     # channels 0..3 scored in batches of 3: [0,1,2], [3] per sample (the dead one skipped)
     assert res.forwards == 1 + 2 * n and res.masked_clips == 4 * n
     raw = torch.einsum("nkc,ncthw->nkthw", want, a).clamp_min(0)
-    torch.testing.assert_close(res.raw, raw, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(res.first_layer_raw, raw, atol=1e-6, rtol=1e-5)
 
 
 def test_scorecam_baseline_subtracts_the_zero_clip_score():
@@ -155,7 +155,7 @@ def test_eigencam_against_eigh():
             res.weights_per_layer[0][s, 0, :, 0].double(), v, atol=1e-5, rtol=0
         )
         want = (m @ v).clamp_min(0).reshape(a.shape[2:])
-        torch.testing.assert_close(res.raw[s, 0].double(), want, atol=1e-5, rtol=0)
+        torch.testing.assert_close(res.first_layer_raw[s, 0].double(), want, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("method", ["eigencam", "scorecam"])

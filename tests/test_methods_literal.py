@@ -77,14 +77,14 @@ def test_scores_and_top1():
 
 def test_hirescam_literal():
     res = run(method="hirescam")
-    close(res.raw, [1, 0, 6, 0])
+    close(res.first_layer_raw, [1, 0, 6, 0])
     close(res.weights_per_layer[0], W0)  # elementwise weights: g itself
     close(res.maps, [1 / 6, 0, 1, 0])
 
 
 def test_layercam_literal():
     res = run(method="layercam")
-    close(res.raw, [1, 1, 6, 0])
+    close(res.first_layer_raw, [1, 1, 6, 0])
     close(res.weights_per_layer[0], [max(v, 0.0) for v in W0])
     close(res.maps, [1 / 6, 1 / 6, 1, 0])
 
@@ -92,13 +92,13 @@ def test_layercam_literal():
 def test_xgradcam_literal():
     res = run(method="xgradcam")
     close(res.weights_per_layer[0], [5 / 6, -1 / 3])
-    close(res.raw, [5 / 6, 4 / 3, 5 / 2, 0])
+    close(res.first_layer_raw, [5 / 6, 4 / 3, 5 / 2, 0])
 
 
 def test_xgradcam_per_frame_literal():
     res = run(method="xgradcam", pooling="frame")
     close(res.weights_per_layer[0], [-1 / 3, 2, 1, -1])  # (N, K, C, t): ch1 t0 t1, ch2 t0 t1
-    close(res.raw, [0, 1 / 3, 6, 0])
+    close(res.first_layer_raw, [0, 1 / 3, 6, 0])
 
 
 def test_xgradcam_positive_gradients_literal():
@@ -115,7 +115,10 @@ def test_scorecam_literal():
     res = run(method="scorecam")
     w = [sigmoid(17 / 3), sigmoid(-9 / 2)]
     close(res.weights_per_layer[0], w)
-    close(res.raw, [w[0] * a + w[1] * b for a, b in zip([1, 2, 3, 0], [0, 1, 0, 2], strict=True)])
+    close(
+        res.first_layer_raw,
+        [w[0] * a + w[1] * b for a, b in zip([1, 2, 3, 0], [0, 1, 0, 2], strict=True)],
+    )
     assert res.forwards == 2 and res.masked_clips == 2  # the plain forward + one batch of two
 
 
@@ -124,7 +127,7 @@ def test_scorecam_baseline_literal_and_one_clip_per_forward():
     close(res.weights_per_layer[0], [sigmoid(17 / 3) - 0.5, sigmoid(-9 / 2) - 0.5])
     # w2 < 0: map = relu(w1 ch1 + w2 ch2)
     w1, w2 = sigmoid(17 / 3) - 0.5, sigmoid(-9 / 2) - 0.5
-    close(res.raw, [w1, 2 * w1 + w2, 3 * w1, max(0.0, 2 * w2)])
+    close(res.first_layer_raw, [w1, 2 * w1 + w2, 3 * w1, max(0.0, 2 * w2)])
     assert res.forwards == 1 + 2 + 1 and res.masked_clips == 3  # plain, 2 masked, baseline
 
 
@@ -132,13 +135,13 @@ def test_eigencam_literal():
     res = run(XE, method="eigencam")
     s = 1 / math.sqrt(2)
     close(res.weights_per_layer[0], [s, s])
-    close(res.raw, [s, s, 4 * s, 2 * s])
+    close(res.first_layer_raw, [s, s, 4 * s, 2 * s])
     close(res.maps, [0, 0, 1, 1 / 3])
 
 
 def test_eigencam_is_class_agnostic():
     res = run(XE, method="eigencam", target=[0, 1])
-    torch.testing.assert_close(res.raw[:, 0], res.raw[:, 1])
+    torch.testing.assert_close(res.first_layer_raw[:, 0], res.first_layer_raw[:, 1])
     assert res.targets.tolist() == [[0, 1]]
 
 
@@ -150,4 +153,4 @@ def test_eigencam_sign_follows_the_mean_activation():
     with pytest.warns(RuntimeWarning, match="constant"):
         res = run(-XE, method="eigencam")
     close(res.weights_per_layer[0], [s, s])
-    close(res.raw, [0, 0, 0, 0])
+    close(res.first_layer_raw, [0, 0, 0, 0])

@@ -165,7 +165,7 @@ def test_ntchw_layout_wraps_the_module_and_layer_names_stay_the_users(tmp_path):
         assert torch.equal(h.module(x), net(x.transpose(1, 2)))
     ours = Explainer(h.module, h.layer)(x)
     theirs = Explainer(net, "features")(x.transpose(1, 2))
-    assert torch.equal(ours.raw, theirs.raw)
+    assert torch.equal(ours.first_layer_raw, theirs.first_layer_raw)
 
 
 def test_without_the_layout_the_dry_run_says_input_layout(tmp_path):

@@ -64,7 +64,7 @@ def test_rise_per_voxel_masks_match_the_hand_computed_expectation():
         masks=4000, p=0.5, grid=(2, 6, 6), fill="zero", score="logit", seed=3, centred=False
     )
     res = explain(model, clip, 0, method="rise", perturbation=opts)
-    sal = res.raw[0, 0]  # the grid is the clip: raw = the saliency itself
+    sal = res.first_layer_raw[0, 0]  # the grid is the clip: raw = the saliency itself
     in_box = inside((2, 6, 6), box[1:])
     # E = p·S(x) + (1 − p)·S(0) + (1 − p)·w = 0.5·8 + 0 + 0.5·[in box]
     expected = 4.0 + 0.5 * in_box.float()
@@ -81,7 +81,7 @@ def test_rise_per_voxel_masks_match_the_hand_computed_expectation():
     assert res.layers == ("input",) and res.method == "rise"
     # the default, centred estimator: the same expectation
     centred = explain(model, clip, 0, method="rise", perturbation=replace(opts, centred=True))
-    assert (centred.raw[0, 0] - expected).abs().max() < 0.25
+    assert (centred.first_layer_raw[0, 0] - expected).abs().max() < 0.25
 
 
 def test_rise_smooth_masks_concentrate_in_the_box_under_the_blur_fill():
@@ -94,7 +94,7 @@ def test_rise_smooth_masks_concentrate_in_the_box_under_the_blur_fill():
     in_box = inside((8, 32, 32), box[1:])
     assert bool(in_box.flatten()[heat.argmax()])  # the peak is in the box
     assert float(heat[in_box].mean()) > 2.5 * float(heat[~in_box].mean())
-    assert res.raw.shape == (1, 1, 2, 8, 8)
+    assert res.first_layer_raw.shape == (1, 1, 2, 8, 8)
     pooled = res.raw_per_layer[0]  # raw: the saliency averaged over each 4×4×4 grid cell
     plain = explain(model, clip, 0, method="rise", perturbation=replace(opts, centred=False))
     # the control variate: centred − plain = S̄·(1 − Σ_i M_i / (N·p)), S̄ the mean score
@@ -125,7 +125,7 @@ def test_extremal_mask_covers_the_box_at_its_area():
     assert abs(mean - area) < 0.05  # the area constraint holds
     fill = make_fill(clip, "blur")
     assert score > 0.7 * float(model(clip)[0, 0] - model(fill)[0, 0]) + float(model(fill)[0, 0])
-    assert res.raw.shape == (1, 1, 4, 16, 16) and res.backwards == 60
+    assert res.first_layer_raw.shape == (1, 1, 4, 16, 16) and res.backwards == 60
 
 
 def test_rise_is_seeded_and_batching_changes_nothing():
@@ -137,7 +137,7 @@ def test_rise_is_seeded_and_batching_changes_nothing():
         return Explainer(model, method="rise", batch_size=batch, perturbation=o)(clip, 0)
 
     one, chunked = run(None), run(3)
-    torch.testing.assert_close(chunked.raw, one.raw, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(chunked.first_layer_raw, one.first_layer_raw, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(chunked.maps, one.maps, rtol=1e-5, atol=1e-6)
     assert torch.equal(run(None).maps, one.maps)  # same seed, same masks
     other = run(None, Perturbation(masks=20, grid=(2, 4, 4), seed=6))
@@ -159,7 +159,7 @@ def test_extremal_is_deterministic_and_batching_changes_nothing():
 
     one, chunked = run(None), run(3)
     torch.testing.assert_close(chunked.maps, one.maps, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(chunked.raw, one.raw, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(chunked.first_layer_raw, one.first_layer_raw, rtol=1e-4, atol=1e-5)
     assert torch.equal(run(None).maps, one.maps)
     assert one.maps.shape == (2, 2, 4, 16, 16)
     # per batch: clips and fills, 6 steps (each with a backward), the final masks
@@ -187,7 +187,7 @@ def test_the_model_comes_back_exactly(method):
         assert torch.equal(v, before[k])
     for mod in model.modules():
         assert not mod._forward_hooks and not mod._forward_pre_hooks and not mod._backward_hooks
-    assert not res.maps.requires_grad and not res.raw.requires_grad
+    assert not res.maps.requires_grad and not res.first_layer_raw.requires_grad
 
 
 def test_image_models_get_one_time_step():

@@ -56,9 +56,3 @@ class Explanation:
         """(N, K, t, h, w) feature-level map of the FIRST explained layer only (see
         ``raw_per_layer`` for every layer; RISE/extremal: their one input "layer")."""
         return self.raw_per_layer[0]
-
-    @property
-    def raw(self) -> torch.Tensor:
-        """Alias of :attr:`first_layer_raw` (the first layer's map only, not a fusion of
-        layers), kept for callers that read ``raw``."""
-        return self.raw_per_layer[0]

@@ -161,9 +161,6 @@ def parse_target(target: str | int | None, labels: Sequence[str] | None) -> str 
     raise VidcamError(f"target {text!r} is not a class of this model{hint}")
 
 
-#: old name of :func:`parse_target` (``vidcam/video/__init__.py`` and
-#: ``vidcam/video/explain_pass.py`` still call it by this name)
-resolve_target = parse_target
 
 
 def _norm(name: str) -> str:

@@ -18,8 +18,6 @@ from typing import NoReturn
 
 from vidcam.cam.methods import DEFAULT_METHOD, METHOD_IDS  # noqa: F401 (re-exported)
 
-#: old name of :data:`METHOD_IDS` (every method id of the table), read by ``cli/explain.py``
-METHODS = METHOD_IDS
 #: output video extensions (:data:`vidcam.video.encode.VALID_EXTENSIONS`)
 VALID_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".gif")
 #: heatmap display scales (:mod:`vidcam.video.scale`)

@@ -39,7 +39,7 @@ from vidcam.evaluate.choices import (
     PERTURBATION_METHODS,
     POINTING_TOLERANCE,
     REFERENCES,
-    SLOW_METHODS,
+    SLOW_METHOD_COSTS,
     SPATIAL,
 )
 
@@ -79,7 +79,7 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         metavar="M[,M...]",
         help=f"methods compared and ranked: {', '.join(ENGINE_METHODS)} or all (default: every "
         f"cheap one, {','.join(DEFAULT_METHODS)}: one forward + one backward per clip for all; "
-        f"{', '.join(SLOW_METHODS)} costs a masked forward per channel); the reference maps "
+        f"slow ones cost more — {SLOW_METHOD_COSTS}); the reference maps "
         "(--references) are added",
     )
     parser.add_argument(

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from vidcam.cam.rules import PERTURBATION_METHODS
+from vidcam.cam.methods import MASKED_SCORE, METHODS, PERTURBATION_METHODS
 from vidcam.cam.targets import find_class
 from vidcam.errors import VidcamError
 from vidcam.evaluate.clip_model import ClipModel
@@ -29,8 +29,8 @@ from vidcam.evaluate.references import centre_prior, random_map, voxel_noise_map
 from vidcam.evaluate.result import Counters
 from vidcam.evaluate.scoring import ClipInput, CurveSums, score_clip, seeded_generator
 from vidcam.models.handle import ModelHandle
+from vidcam.video.memory import check_memory
 from vidcam.video.preprocess import Geometry
-from vidcam.video.setup import check_memory
 
 
 @dataclass
@@ -114,7 +114,9 @@ def _engine_maps(
     methods' costs; counts the engine's forwards, masked clips and seconds."""
     t_engine = time.perf_counter()
     heats, shapes, cost = cm.maps(pixels, target)
-    counters.scorecam_clips += sum(c["masked_clips"] for m, c in cost.items() if m == "scorecam")
+    counters.scorecam_clips += sum(
+        c["masked_clips"] for m, c in cost.items() if METHODS[m].kind == MASKED_SCORE
+    )
     counters.perturbation_clips += sum(
         c["masked_clips"] for m, c in cost.items() if m in PERTURBATION_METHODS
     )

@@ -23,7 +23,7 @@ import torch
 
 from vidcam.cam.explainer import Explainer
 from vidcam.cam.maps import normalize_maps, upsample
-from vidcam.cam.rules import PERTURBATION_METHODS
+from vidcam.cam.methods import PERTURBATION_METHODS
 from vidcam.errors import VidcamError
 from vidcam.models.handle import ModelHandle
 from vidcam.video.preprocess import Geometry, Normalization
@@ -155,9 +155,9 @@ class ClipModel:
         perturbation method's full-size map times its peak)."""
         if not self.tiles:
             return res.maps[0, 0].detach()
-        peaks = res.raw.flatten(2).amax(2)
+        peaks = res.first_layer_raw.flatten(2).amax(2)
         if len(res.raw_per_layer) == 1 and m not in PERTURBATION_METHODS:
-            tile = upsample(res.raw, tuple(res.maps.shape[2:]))
+            tile = upsample(res.first_layer_raw, tuple(res.maps.shape[2:]))
         else:
             tile = res.maps * peaks[:, :, None, None, None]
         heat = stitch(tile, self.plan)  # (1, K, T, H, W)
