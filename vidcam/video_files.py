@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidcam.errors import VidcamError
+
 #: the suffixes a folder scan picks up (lower case; matched case-insensitively)
 VIDEO_SUFFIXES: tuple[str, ...] = (
     ".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".gif", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -34,7 +36,7 @@ def scan_folder(
     skip_dir = Path(skip) if skip is not None else None
     out = []
     for f in root.rglob("*") if recursive else root.glob("*"):
-        if skip_dir is not None and _under(f.resolve(), skip_dir):
+        if skip_dir is not None and f.resolve().is_relative_to(skip_dir):
             continue
         if any(part.startswith(".") for part in f.relative_to(root).parts):
             continue
@@ -43,9 +45,14 @@ def scan_folder(
     return sorted(out, key=lambda x: x.relative_to(root).as_posix())
 
 
-def _under(p: Path, folder: Path) -> bool:
-    try:
-        p.relative_to(folder)
-    except ValueError:
-        return False
-    return True
+def check_input_file(path: str | Path) -> Path:
+    """The input as a ``Path``; VidcamError when it is missing or not a regular file (a folder,
+    a FIFO, a device, a socket are never read). Torch-free: the command line checks inputs
+    with it before loading anything."""
+    p = Path(path)
+    if not p.exists():
+        raise VidcamError(f"input {str(p)!r} does not exist")
+    if not p.is_file():
+        what = "a folder" if p.is_dir() else "a FIFO, a device or a socket: never read"
+        raise VidcamError(f"input {str(p)!r} is not a file ({what}); give a video file")
+    return p

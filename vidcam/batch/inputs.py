@@ -62,22 +62,13 @@ def expand_inputs(
             found.extend((p, Entry(path=v)) for v in videos)
         elif is_manifest(p) and p.is_file():
             for e in read_manifest(p):
-                root = p.parent if _under(e.path, p.parent) else e.path.parent
+                root = p.parent if e.path.is_relative_to(p.parent) else e.path.parent
                 found.append((root, e))
         else:  # a file, or a missing path: a failed row later, the run goes on
             found.append((p.parent, Entry(path=p)))
     roots = {r for r, _ in found}
     common = Path(os.path.commonpath([str(r) for r in roots])) if roots else Path("/")
     return _unique([_item(common, e) for _, e in found])
-
-
-def _under(p: Path, folder: Path) -> bool:
-    """Lexical containment: both paths absolute and :func:`normalized` (or both resolved)."""
-    try:
-        p.relative_to(folder)
-    except ValueError:
-        return False
-    return True
 
 
 def _item(common: Path, e: Entry) -> Item:

@@ -26,6 +26,7 @@ from vidcam.cli.layers import model_ref
 from vidcam.errors import VidcamError
 from vidcam.models.refs import ENTRY_POINT_GROUP, FACTORY, kind_of
 from vidcam.paths import check_distinct, check_output, check_writable
+from vidcam.video_files import check_input_file
 
 
 def check_model_ref(ref: str) -> None:
@@ -87,16 +88,6 @@ def check_model_options(args: argparse.Namespace, model: str | None = None) -> N
         raise VidcamError(f"weights {str(weights)!r} does not exist; pass --weights PATH")
 
 
-def _input(path: str) -> None:
-    """:func:`vidcam.video.decode.check_input`'s refusals."""
-    p = Path(path)
-    if not p.exists():
-        raise VidcamError(f"input {str(p)!r} does not exist")
-    if not p.is_file():
-        what = "a folder" if p.is_dir() else "a FIFO, a device or a socket: never read"
-        raise VidcamError(f"input {str(p)!r} is not a file ({what}); give a video file")
-
-
 def _explain(args: argparse.Namespace) -> None:
     """In the order ``vidcam explain`` checks them: what to write, the input, every output,
     the model."""
@@ -104,7 +95,7 @@ def _explain(args: argparse.Namespace) -> None:
         raise VidcamError("nothing to write: give -o OUTPUT and/or --preview PATH.png")
     if not args.output and args.json:
         raise VidcamError("--json needs -o OUTPUT")
-    _input(args.input)
+    check_input_file(args.input)
     ins = [args.input]
     if args.output:
         ext = Path(args.output).suffix.lower()

@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 
 from vidcam.errors import VidcamError
+from vidcam.video_files import check_input_file
 
 #: FFmpeg demuxers vidcam runs (``format_whitelist``): lists that open other files (concat, hls,
 #: dash, image2: a FIFO there blocks forever) only when named in ``$VIDCAM_DEMUXERS`` (a,b).
@@ -28,15 +29,7 @@ ENV_DEMUXERS = "VIDCAM_DEMUXERS"
 _LISTS = ((b"ffconcat", "an FFmpeg concat list"), (b"#EXTM3U", "an HLS playlist"), (b"<", "XML"))
 
 
-def check_input(path: str | Path) -> Path:
-    """The input as a ``Path``; VidcamError when it is missing or not a regular file."""
-    p = Path(path)
-    if not p.exists():
-        raise VidcamError(f"input {str(p)!r} does not exist")
-    if not p.is_file():
-        what = "a folder" if p.is_dir() else "a FIFO, a device or a socket: never read"
-        raise VidcamError(f"input {str(p)!r} is not a file ({what}); give a video file")
-    return p
+check_input = check_input_file  # the pipeline's name for it
 
 
 def source_options() -> dict[str, str]:
