@@ -10,7 +10,7 @@ import pytest
 from vidcam.batch import load_maps, run
 from vidcam.batch.evaluate import explained_class
 from vidcam.evaluate.options import EvalOptions
-from vidcam.evaluate.run import evaluate
+from vidcam.evaluate.pipeline import evaluate
 from vidcam.evaluate.synth import write_benchmark
 from vidcam.models.open import open_model
 

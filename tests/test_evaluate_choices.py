@@ -27,7 +27,7 @@ class Reached(Exception):
 @pytest.fixture
 def captured_run(monkeypatch):
     """``vidcam evaluate`` up to the evaluation itself: the options it would run with."""
-    import vidcam.evaluate.run as run
+    import vidcam.evaluate.pipeline as pipeline
 
     seen = []
 
@@ -35,7 +35,7 @@ def captured_run(monkeypatch):
         seen.append(opts)
         raise Reached
 
-    monkeypatch.setattr(run, "evaluate", fake_evaluate)
+    monkeypatch.setattr(pipeline, "evaluate", fake_evaluate)
     return seen
 
 

@@ -26,7 +26,7 @@ from vidcam.evaluate.fills import (
     parse_fills,
 )
 from vidcam.evaluate.metrics_size import map_size
-from vidcam.evaluate.run import EvalOptions, evaluate, parse_fractions, parse_units, summarize
+from vidcam.evaluate.pipeline import EvalOptions, evaluate, parse_fractions, parse_units, summarize
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

@@ -14,7 +14,7 @@ import torch
 from vidcam.cli import main
 from vidcam.evaluate.gt_masks import write_mask_gt
 from vidcam.evaluate.options import EvalOptions
-from vidcam.evaluate.run import evaluate
+from vidcam.evaluate.pipeline import evaluate
 from vidcam.evaluate.synth import SynthConfig, make_clip, write_clip
 from vidcam.models.open import open_model
 from vidcam.video.spatial import tile_offsets
@@ -202,7 +202,7 @@ def test_fill_none_measures_localization_only(wide, tmp_path):
 
 
 def test_the_centre_prior_is_in_every_localization_table(wide, tmp_path):
-    from vidcam.evaluate.report import format_table
+    from vidcam.evaluate.outputs import format_table
 
     video, gt, jdir, _, _ = wide
     em = open_model("sample", device="cpu", progress=False)

@@ -9,8 +9,8 @@ from pathlib import Path
 from vidcam.cam.perturbation import Perturbation
 from vidcam.cli import main
 from vidcam.evaluate.options import EvalOptions
-from vidcam.evaluate.report import format_table
-from vidcam.evaluate.run import evaluate
+from vidcam.evaluate.outputs import format_table
+from vidcam.evaluate.pipeline import evaluate
 from vidcam.models.open import open_model
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

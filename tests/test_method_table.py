@@ -209,7 +209,7 @@ def test_cli_help_lists_every_row(capsys):
 
 
 def test_report_colours_are_the_table_and_all_distinct():
-    from vidcam.evaluate.report_plot import COLORS, REFERENCE_COLORS
+    from vidcam.evaluate.plot import COLORS, REFERENCE_COLORS
 
     assert {m: COLORS[m] for m in METHODS} == {m.id: m.color for m in METHODS.values()}
     colours = [COLORS[k] for k in (*METHODS, *REFERENCE_COLORS)]

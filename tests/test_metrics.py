@@ -26,7 +26,7 @@ from vidcam.evaluate.metrics_localization import (
     pointing_game,
     temporal_energy,
 )
-from vidcam.evaluate.run import random_map, summarize
+from vidcam.evaluate.pipeline import random_map, summarize
 from vidcam.video.preprocess import Geometry
 
 T = torch.tensor

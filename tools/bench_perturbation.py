@@ -1,6 +1,6 @@
 """Video RISE and extremal perturbation beside the CAMs: cost per clip and remove/keep 20 %.
 
-For every method, one ``vidcam evaluate`` run (the library's :func:`vidcam.evaluate.run.evaluate`,
+For every method, one ``vidcam evaluate`` run (the library's :func:`vidcam.evaluate.pipeline.evaluate`,
 spatial ``auto`` like the command, fills ``road`` and ``blur``, k = 20 %, no classic curves) on
 the given videos; the reference maps are scored in the first run. Per clip the engine's call is
 measured: forwards, masked clips and backwards (from the :class:`~vidcam.Explanation` records)
@@ -24,7 +24,7 @@ import torch
 
 from vidcam.cam.explainer import Explainer
 from vidcam.cam.perturbation import Perturbation
-from vidcam.evaluate.run import EvalOptions, evaluate
+from vidcam.evaluate.pipeline import EvalOptions, evaluate
 from vidcam.models.open import open_model
 
 FILLS = ("road", "blur")

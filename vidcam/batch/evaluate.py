@@ -88,7 +88,7 @@ def clip_metrics(
     """``vidcam evaluate``'s per-clip scores of ``video`` for ``methods`` and the random map,
     flattened (see the module docstring)."""
     from vidcam.evaluate.options import EvalOptions
-    from vidcam.evaluate.run import evaluate
+    from vidcam.evaluate.pipeline import evaluate
 
     opts = EvalOptions(
         methods=tuple(methods),

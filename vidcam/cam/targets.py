@@ -161,8 +161,6 @@ def parse_target(target: str | int | None, labels: Sequence[str] | None) -> str 
     raise VidcamError(f"target {text!r} is not a class of this model{hint}")
 
 
-
-
 def _norm(name: str) -> str:
     return re.sub(r"[\s_\-]+", " ", name.strip().lower())
 

@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     ``--plot``."""
     from vidcam.evaluate.clips import list_videos
     from vidcam.evaluate.gt import ground_truths
-    from vidcam.evaluate.run import evaluate
+    from vidcam.evaluate.pipeline import evaluate
     from vidcam.models.open import open_model
     from vidcam.paths import check_distinct, check_output
 
@@ -233,7 +233,7 @@ def _engine_options(opts: EvalOptions, args: argparse.Namespace) -> dict[str, An
 
 def _write(result: EvalResult, args: argparse.Namespace) -> None:
     """Print the tables (and, unless ``--quiet``, the timing line); write the files asked for."""
-    from vidcam.evaluate.report import format_table, format_timing, plot_curves, write_json
+    from vidcam.evaluate.outputs import format_table, format_timing, plot_curves, write_json
     from vidcam.paths import write_text
 
     table = format_table(result)

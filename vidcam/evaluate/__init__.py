@@ -6,7 +6,7 @@ against reference maps (random, voxel noise, the centre prior, all-ones) with Wi
 intervals, and localization against ground truth — vidcam JSON, per-frame masks or
 action-detection annotation pickles (energy in box, pointing games with and without a
 tolerance, coverage, temporal energy, IoU) — over the window the spatial mode explains. The
-metric modules are pure tensor functions; :mod:`vidcam.evaluate.run` is the loop; its numbers
+metric modules are pure tensor functions; :mod:`vidcam.evaluate.pipeline` is the loop; its numbers
 are typed records (:mod:`vidcam.evaluate.records`, :mod:`vidcam.evaluate.summary_records`),
 written as JSON by :class:`vidcam.evaluate.result.EvalResult` (docs/evaluate_json.md).
 

@@ -126,7 +126,7 @@ def _engine_maps(
 
 
 def evaluate_clip(task: ClipTask, ctx: RunContext) -> ClipRecord:
-    """Decode, explain, score and localize one clip (see :mod:`vidcam.evaluate.run`)."""
+    """Decode, explain, score and localize one clip (see :mod:`vidcam.evaluate.pipeline`)."""
     em, opts = ctx.em, ctx.opts
     clip, cm = _open_clip(task, ctx)
     pixels = clip.pixels

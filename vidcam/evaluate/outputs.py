@@ -19,12 +19,7 @@ from pathlib import Path
 
 from vidcam.evaluate.fills import FILL_HELP
 from vidcam.evaluate.keys import pct
-from vidcam.evaluate.masking import BASELINE_HELP
-from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS
-from vidcam.evaluate.metrics_size import SIZE_METRICS
-from vidcam.evaluate.options import HEADLINE_FRACTION, headline_fraction  # noqa: F401
-from vidcam.evaluate.report_plot import COLORS, plot_curves  # noqa: F401 (re-exported)
-from vidcam.evaluate.report_tables import (
+from vidcam.evaluate.markdown import (
     FAITH_COLUMNS,
     PERCENT_KEYS,
     SIZE_COLUMNS,
@@ -40,6 +35,11 @@ from vidcam.evaluate.report_tables import (
     score_table,
     title,
 )
+from vidcam.evaluate.masking import BASELINE_HELP
+from vidcam.evaluate.metrics_localization import LOCALIZATION_METRICS
+from vidcam.evaluate.metrics_size import SIZE_METRICS
+from vidcam.evaluate.options import HEADLINE_FRACTION, headline_fraction  # noqa: F401
+from vidcam.evaluate.plot import COLORS, plot_curves  # noqa: F401 (re-exported)
 from vidcam.evaluate.result import EvalResult
 from vidcam.paths import write_text
 

@@ -9,7 +9,7 @@ import torch
 from vidcam.cam.methods import METHODS
 from vidcam.errors import VidcamError
 from vidcam.evaluate.curves import auc_xy
-from vidcam.evaluate.run import METHOD_TITLES, EvalResult
+from vidcam.evaluate.pipeline import METHOD_TITLES, EvalResult
 from vidcam.paths import atomic_write
 
 

@@ -1,4 +1,4 @@
-"""The Markdown tables of ``vidcam evaluate`` (see :mod:`vidcam.evaluate.report`)."""
+"""The Markdown tables of ``vidcam evaluate`` (see :mod:`vidcam.evaluate.outputs`)."""
 
 from __future__ import annotations
 
