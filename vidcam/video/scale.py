@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidcam.cam.maps import minmax_normalize
 from vidcam.errors import VidcamError
 from vidcam.video.to_source import TimeSupport
 
@@ -182,10 +183,7 @@ class DisplayScale:
         if m.dim() != 2:
             return m
         if self.normalize == "frame":
-            lo, hi = m.min(), m.max()
-            span = hi - lo
-            flat = span <= 1e-6 * hi.abs().clamp_min(1e-30)  # constant: no heat to show
-            return torch.zeros_like(m) if bool(flat) else (m - lo) / span
+            return minmax_normalize(m)[0]  # a constant frame: no heat to show
         if self.gamma == 1.0:
             return m
         return m.clamp_(0, 1).pow_(self.gamma)
