@@ -25,6 +25,7 @@ from torch import nn
 from vidcam.cam.differentiable import DiffMethod, differentiable_cam
 from vidcam.cam.explainer import Explainer
 from vidcam.cam.layers import LayerArg
+from vidcam.cam.methods import DEFAULT_METHOD
 from vidcam.distill.losses import EPS, explanation_loss, kd_loss
 from vidcam.errors import VidcamError
 
@@ -70,7 +71,7 @@ class ExplanationDistiller:
         kd_weight: float = 0.0,
         exp_weight: float = 1.0,
         temperature: float = 4.0,
-        method: DiffMethod = "gradcam++",
+        method: DiffMethod = DEFAULT_METHOD,
         grid: tuple[int, int, int] | None = None,
         eps: float = EPS,
     ) -> None:
