@@ -115,7 +115,10 @@ def test_a_video_stuck_in_c_code_is_stopped_by_the_hard_limit(clips, tmp_path, m
     (tmp_path / "a.mkv").write_bytes((clips / "v0.mkv").read_bytes())
     os.mkfifo(tmp_path / "fifo")
     listing = tmp_path / "stuck.mp4"
-    listing.write_text("ffconcat version 1.0\nfile a.mkv\nfile fifo\n")
+    # the FIFO first: the demuxer blocks in C before any packet, so only the hard limit can
+    # stop it, however slow the machine (with a.mkv first, a loaded machine may reach the
+    # worker's own per-packet check before the FIFO)
+    listing.write_text("ffconcat version 1.0\nfile fifo\nfile a.mkv\n")
     monkeypatch.setenv("VIDCAM_DEMUXERS", "concat")  # inherited by the Ray workers
     monkeypatch.setattr(executor_ray, "HARD_GRACE_S", 1.0)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
