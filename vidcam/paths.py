@@ -133,18 +133,11 @@ def read_limited(path: str | Path, limit: int, what: str = "ground truth") -> by
                 f"{what} {str(p)!r} is {st.st_size} bytes, over the limit of {limit} bytes for "
                 "this kind of file; is it the right file?"
             )
-        chunks, left = [], limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 2**20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = _read_up_to(fd, limit + 1)
     except OSError as exc:
         raise VidcamError(f"{what} {str(p)!r} cannot be read: {exc.strerror}") from None
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if len(data) > limit:  # it grew while being read
         raise VidcamError(f"{what} {str(p)!r} is over the limit of {limit} bytes")
     return data
@@ -158,19 +151,24 @@ def read_regular(path: str | Path, limit: int) -> bytes:
         size = os.fstat(fd).st_size
         if size > limit:
             raise VidcamError(f"{str(path)!r} is {size} bytes; the limit is {limit}")
-        chunks, left = [], limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = _read_up_to(fd, limit + 1)
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if len(data) > limit:  # it grew while being read
         raise VidcamError(f"{str(path)!r} is over {limit} bytes")
     return data
+
+
+def _read_up_to(fd: int, n: int) -> bytes:
+    """At most ``n`` bytes of ``fd``, read in 1 MiB chunks (fewer at the end of the file)."""
+    chunks, left = [], n
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def commit_all(files: Sequence[AtomicFile]) -> None:
