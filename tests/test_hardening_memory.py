@@ -312,7 +312,9 @@ def test_the_models_own_activations_refuse_what_the_fixed_factor_let_through(tmp
     assert res.returncode == 0, res.stderr[-3000:]
     rows = json.loads(res.stdout.strip().splitlines()[-1])
     b, s = rows[str(big)], rows[str(small)]
-    assert b["old"] < b["free"] <= 1 << 30  # the old 8x estimate let the big window through
+    # the free memory follows the 1 GiB cap (not the machine's RAM); the cap was set above the
+    # VmSize of that moment, which may shrink a little before the reading (freed mappings)
+    assert b["old"] < b["free"] <= (1 << 30) + (64 << 20)  # the old 8x estimate let it through
     assert b["check"].startswith("--spatial full with --clip-len 8: one window needs about")
     assert "use --spatial center" in b["check"]
     assert b["run"].startswith("failed:"), b  # and it indeed cannot run under the cap
